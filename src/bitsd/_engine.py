@@ -1,0 +1,1073 @@
+"""The engine: jobs in a store, transfers in tasks, and the one funnel for every change.
+
+Rules:
+- Every state change goes through :meth:`Engine._transition`: the pure table validates it, the
+  store persists it in one transaction, and only then are waiters woken and notifications sent.
+  Property changes go through :meth:`Engine._set` the same way. Nothing else writes a record.
+- One task per running job transfers its files one at a time, first in first out; the scheduler
+  loop decides which jobs run (``bitsd._scheduler``), wakes transient-error jobs when their retry
+  delay ends, and enforces MaxDownloadTime and the job inactivity timeout.
+- A transfer's progress becomes durable at checkpoints: data is fsync'ed, then the offset is
+  stored. Stopping a transfer (Suspend, pre-emption, shutdown) checkpoints first.
+- Times in records are on the injected clock's monotonic scale while in memory and are converted
+  to wall time when stored (``_to_disk`` / ``_from_disk``), so timers survive a restart without
+  being fooled by clock changes while running.
+- Final jobs (ACKNOWLEDGED, CANCELLED) leave the store and ``jobs()``; handles on them still
+  answer getters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bitsd import codes
+from bitsd._clock import Clock, SystemClock
+from bitsd._enums import ErrorContext, JobState, JobType, NotifyFlags, Priority
+from bitsd._errors import (
+    BitsError,
+    EmptyJobError,
+    ErrorInfoUnavailableError,
+    InvalidArgumentError,
+    InvalidStateError,
+    NotFoundError,
+    NotSupportedError,
+    ReadOnlyPropertyError,
+    TransferError,
+)
+from bitsd._files import (
+    check_local_name,
+    delete_quietly,
+    open_temp,
+    rename_into_place,
+    temp_name_for,
+    temp_size,
+)
+from bitsd._job import Job
+from bitsd._model import ErrorRecord, FileRecord, JobRecord
+from bitsd._notify import JOB_ERROR, JOB_TRANSFERRED, CommandRunner, Notifier, NotifyTarget
+from bitsd._notify import run_command as _run_command
+from bitsd._policy import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_DISPLAY_NAME_LENGTH,
+    MAX_NOTIFY_PARAMETERS_LENGTH,
+    MAX_NOTIFY_PROGRAM_LENGTH,
+    MINIMUM_RETRY_DELAY_FLOOR,
+    EngineConfig,
+    RetryPolicy,
+)
+from bitsd._records import ErrorInfo, FileInfo, FileProgress, JobProgress, JobTimes
+from bitsd._scheduler import Candidate, plan
+from bitsd._state import Event, apply
+from bitsd._store import SqliteStore, Store
+from bitsd._transfer import classify
+from bitsd._transfer.base import FileRequest, Transport
+from bitsd._transfer.http import HttpTransport
+from bitsd._transfer.local import LocalTransport
+from bitsd._urls import RemoteKind, check_remote_name, remote_kind
+
+__all__ = ["STORE_FILE_NAME", "Engine"]
+
+log = logging.getLogger("bitsd.engine")
+
+STORE_FILE_NAME = "jobs.sqlite"
+_RUNNING = (JobState.CONNECTING, JobState.TRANSFERRING)
+_CONTEXT_TEXT = {
+    ErrorContext.NONE: "No error.",
+    ErrorContext.UNKNOWN: "The error occurred in an unknown location.",
+    ErrorContext.GENERAL_QUEUE_MANAGER: "The error occurred in the transfer queue manager.",
+    ErrorContext.QUEUE_MANAGER_NOTIFICATION: "The error occurred while notifying the client.",
+    ErrorContext.LOCAL_FILE: "The error occurred while processing the local file.",
+    ErrorContext.REMOTE_FILE: "The error occurred while processing the remote file.",
+    ErrorContext.GENERAL_TRANSPORT: "The error occurred in the network transport.",
+    ErrorContext.REMOTE_APPLICATION: "The error occurred in the server application.",
+    ErrorContext.SERVER_CERTIFICATE_CALLBACK: (
+        "The error occurred in the server certificate validation callback."
+    ),
+}
+# Seconds between two JobModification notifications caused by progress alone
+# (BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS default, 500 ms).
+_PROGRESS_NOTIFY_INTERVAL = 0.5
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+@dataclasses.dataclass(slots=True)
+class _Run:
+    """A running transfer of one job."""
+
+    task: asyncio.Task[None]
+    started_at: float
+    file_index: int | None = None
+
+
+class Engine:
+    """The in-process BITS engine for one user: jobs persisted under ``state_dir``.
+
+    Use it as an async context manager::
+
+        async with bitsd.aio.Engine("~/.local/state/bitsd") as engine:
+            job = await engine.create_job("iso")
+            await job.add_file("https://example.org/a.iso", "/tmp/a.iso")
+            await job.resume()
+
+    Args:
+        state_dir: folder of the job store (created mode 0700 if missing).
+        config: service settings; keyword arguments override its fields.
+        clock: the source of time (tests pass a FakeClock).
+        store: the job store (default: ``SqliteStore(state_dir / "jobs.sqlite")``).
+        session: an aiohttp session to transfer with (default: one owned by the engine).
+        command_runner: how notify command lines run (default: a real subprocess).
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        *,
+        config: EngineConfig | None = None,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        session: aiohttp.ClientSession | None = None,
+        command_runner: CommandRunner | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.state_dir = Path(state_dir).expanduser()
+        self.config = dataclasses.replace(config or EngineConfig(), **overrides)
+        self.clock: Clock = clock or SystemClock()
+        self.owner_uid = os.getuid()
+        self._store_arg = store
+        self._session_arg = session
+        self._runner: CommandRunner = command_runner or _run_command
+        self._jobs: dict[str, JobRecord] = {}
+        self._files: dict[str, list[FileRecord]] = {}
+        self._final: dict[str, JobRecord] = {}
+        self._final_files: dict[str, list[FileRecord]] = {}
+        self._runs: dict[str, _Run] = {}
+        self._seq = 0
+        self._changed = asyncio.Condition()
+        self._kick = asyncio.Event()
+        self._last_progress_note: dict[str, float] = {}
+        self._open = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Engine:
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._store: Store = self._store_arg or SqliteStore(self.state_dir / STORE_FILE_NAME)
+        self._own_session = self._session_arg is None
+        self._session = self._session_arg or aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
+            auto_decompress=False,
+        )
+        self._http = HttpTransport(
+            self._session,
+            self.clock,
+            chunk_size=self.config.chunk_size,
+            connect_timeout=self.config.connect_timeout,
+            read_timeout=self.config.read_timeout,
+        )
+        self._local = LocalTransport(chunk_size=self.config.chunk_size)
+        # Offset from this run's monotonic clock to wall time, fixed for the whole run.
+        self._wall_offset = self.clock.wall() - self.clock.monotonic()
+        self._notifier = Notifier(
+            self,
+            self._store,
+            self.clock,
+            max_in_flight=self.config.max_notifications,
+            retry_interval=self.config.notify_retry_interval,
+            runner=self._runner,
+        )
+        snapshot = self._store.load()
+        self._recover(snapshot.jobs, snapshot.files)
+        self._notifier.start(
+            [
+                dataclasses.replace(n, next_at=self._from_wall(n.next_at))
+                for n in snapshot.notifications
+                if n.job_id in self._jobs
+            ]
+        )
+        self._open = True
+        self._scheduler = asyncio.create_task(self._schedule_loop(), name="bitsd-scheduler")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop every transfer (checkpointing it), stop notifying, and close the store."""
+        if not self._open:
+            return
+        self._open = False
+        self._scheduler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._scheduler
+        for job_id in list(self._runs):
+            await self._stop_run(job_id)
+            # The next start finds the job QUEUED and resumes it.
+            if self._jobs[job_id].state in _RUNNING:
+                self._transition(job_id, Event.REQUEUE)
+        await self._notifier.close()
+        if self._own_session:
+            await self._session.close()
+        self._store.close()
+
+    def _recover(self, jobs: Sequence[JobRecord], files: dict[str, list[FileRecord]]) -> None:
+        """Load a previous run's jobs: finish interrupted cancels, requeue interrupted runs."""
+        for stored in jobs:
+            job = self._from_disk(stored)
+            job_files = files.get(job.id, [])
+            self._seq = max(self._seq, job.queue_seq)
+            if job.state is JobState.CANCELLED:
+                for f in job_files:
+                    delete_quietly(f.temp_name)
+                self._store.delete_job(job.id)
+                continue
+            if job.state is JobState.ACKNOWLEDGED:
+                self._store.delete_job(job.id)
+                continue
+            recovered = [self._recover_file(f) for f in job_files]
+            changed = [f for f, old in zip(recovered, job_files, strict=True) if f != old]
+            if changed:
+                self._store.put_files(changed)
+            job_files = recovered
+            self._jobs[job.id] = job
+            self._files[job.id] = job_files
+            if job.state in _RUNNING:
+                self._transition(job.id, Event.REQUEUE)
+
+    @staticmethod
+    def _recover_file(f: FileRecord) -> FileRecord:
+        """Make a file record agree with its temporary file after a crash."""
+        size = temp_size(f.temp_name)
+        if f.completed and not f.renamed and size != f.bytes_total:
+            return dataclasses.replace(f, completed=False, bytes_transferred=0, validator=None)
+        if not f.completed and (size is None or size < f.bytes_transferred):
+            return dataclasses.replace(f, bytes_transferred=0, validator=None)
+        return f
+
+    # -- the manager's verbs ---------------------------------------------------------------
+
+    async def create_job(self, display_name: str, job_type: JobType = JobType.DOWNLOAD) -> Job:
+        """Create a SUSPENDED job with no files (IBackgroundCopyManager::CreateJob).
+
+        Raises:
+            NotSupportedError: upload jobs (not available yet in bitsd).
+            InvalidArgumentError: a display name over 1,024 characters.
+        """
+        self._check_open()
+        job_type = JobType(job_type)
+        if job_type is not JobType.DOWNLOAD:
+            raise NotSupportedError(f"{job_type} jobs are not supported by bitsd yet")
+        _check_length("display name", display_name, MAX_DISPLAY_NAME_LENGTH)
+        now = self.clock.wall()
+        job = JobRecord(
+            id=str(uuid.uuid4()),
+            display_name=display_name,
+            type=job_type,
+            state=JobState.SUSPENDED,
+            creation_time=now,
+            modification_time=now,
+            minimum_retry_delay=max(
+                self.config.default_minimum_retry_delay, MINIMUM_RETRY_DELAY_FLOOR
+            ),
+            no_progress_timeout=self.config.default_no_progress_timeout,
+            last_activity_at=self.clock.monotonic(),
+        )
+        self._store.put_job(self._to_disk(job))
+        self._jobs[job.id] = job
+        self._files[job.id] = []
+        self._kick.set()
+        return Job(self, job.id)
+
+    async def get_job(self, job_id: str) -> Job:
+        """The job with this id (GetJob). Raises NotFoundError for unknown or final jobs."""
+        self._check_open()
+        key = _normalise_id(job_id)
+        if key not in self._jobs:
+            raise NotFoundError(f"no job with id {job_id}")
+        return Job(self, key)
+
+    async def jobs(self) -> list[Job]:
+        """Every job that is not final (EnumJobs), oldest first."""
+        self._check_open()
+        ordered = sorted(self._jobs.values(), key=lambda j: (j.creation_time, j.id))
+        return [Job(self, j.id) for j in ordered]
+
+    # -- records, for the handles ----------------------------------------------------------
+
+    def _record(self, job_id: str) -> JobRecord:
+        job = self._jobs.get(job_id) or self._final.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no job with id {job_id}")
+        return job
+
+    def _files_of(self, job_id: str) -> list[FileRecord]:
+        if job_id in self._files:
+            return self._files[job_id]
+        return self._final_files.get(job_id, [])
+
+    def _live(self, job_id: str) -> JobRecord:
+        """The record of a job that accepts changes."""
+        self._check_open()
+        job = self._record(job_id)
+        if job.state.is_final:
+            raise InvalidStateError(f"the job is {job.state}; it accepts no changes")
+        return job
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise InvalidStateError("the engine is not running; use it as 'async with'")
+
+    def _progress(self, job_id: str) -> JobProgress:
+        files = self._files_of(job_id)
+        sizes = [f.bytes_total for f in files]
+        total = (
+            codes.SIZE_UNKNOWN
+            if any(s is None for s in sizes)
+            else sum(s for s in sizes if s is not None)
+        )
+        return JobProgress(
+            bytes_total=total,
+            bytes_transferred=sum(f.bytes_transferred for f in files),
+            files_total=len(files),
+            files_transferred=sum(1 for f in files if f.completed),
+        )
+
+    def _times(self, job_id: str) -> JobTimes:
+        job = self._record(job_id)
+        done = job.transfer_completion_time
+        return JobTimes(
+            _utc(job.creation_time),
+            _utc(job.modification_time),
+            _utc(done) if done is not None else None,
+        )
+
+    @staticmethod
+    def _file_info(f: FileRecord) -> FileInfo:
+        total = codes.SIZE_UNKNOWN if f.bytes_total is None else f.bytes_total
+        return FileInfo(
+            f.remote_name,
+            f.local_name,
+            FileProgress(total, f.bytes_transferred, f.completed),
+            f.temp_name,
+        )
+
+    def _file_infos(self, job_id: str) -> list[FileInfo]:
+        self._record(job_id)
+        return [self._file_info(f) for f in self._files_of(job_id)]
+
+    def _error_info(self, job_id: str) -> ErrorInfo:
+        job = self._record(job_id)
+        if job.state not in (JobState.ERROR, JobState.TRANSIENT_ERROR) or job.error is None:
+            raise ErrorInfoUnavailableError(
+                f"the job is {job.state}; error information exists only in ERROR and "
+                "TRANSIENT_ERROR"
+            )
+        err = job.error
+        files = self._files_of(job_id)
+        file = None
+        if err.file_index is not None and err.file_index < len(files):
+            file = self._file_info(files[err.file_index])
+        return ErrorInfo(
+            err.code, err.context, err.description, _CONTEXT_TEXT[err.context], file, err.protocol
+        )
+
+    def _notify_interface(self, job_id: str) -> object | None:
+        self._record(job_id)
+        return self._notifier.callback_of(job_id)
+
+    # -- the funnel ------------------------------------------------------------------------
+
+    def _transition(self, job_id: str, event: Event, **changes: Any) -> JobRecord:
+        """Apply ``event`` to the job: validate, persist, then notify.
+
+        Raises:
+            InvalidTransitionError: the state table has no row for it; nothing changes.
+        """
+        old = self._jobs[job_id]
+        state = apply(old.state, event)
+        now = self.clock.monotonic()
+        if old.state in _RUNNING and state not in _RUNNING and job_id in self._runs:
+            run = self._runs[job_id]
+            changes.setdefault("download_time_used", old.download_time_used + now - run.started_at)
+            run.started_at = now
+        new = dataclasses.replace(
+            old, state=state, modification_time=self.clock.wall(), last_activity_at=now, **changes
+        )
+        self._commit(new)
+        self._after(old, new)
+        return new
+
+    def _commit(self, job: JobRecord, files: Sequence[FileRecord] | None = None) -> None:
+        if job.state.is_final:
+            if job.state is JobState.CANCELLED:
+                # Keep the row (CANCELLED) until the files are gone, so a crash finishes the job.
+                self._store.put_job(self._to_disk(job))
+            self._final[job.id] = job
+            self._final_files[job.id] = self._files.pop(job.id, [])
+            del self._jobs[job.id]
+            return
+        self._store.put_job(self._to_disk(job), files or ())
+        self._jobs[job.id] = job
+        if files is not None:
+            self._files[job.id] = list(files)
+
+    def _after(self, old: JobRecord, new: JobRecord) -> None:
+        """Notifications and wake-ups that follow a committed change."""
+        if old.state is not new.state:
+            self._notifier.left_state(new.id, old.state)
+            log.info("job %s: %s -> %s", new.id, old.state, new.state)
+            if new.state is JobState.ERROR and new.error is not None:
+                log.info(
+                    "job %s error %s: %s",
+                    new.id,
+                    codes.name_of(new.error.code),
+                    new.error.description,
+                )
+        if new.state.is_final:
+            self._notifier.forget(new.id)
+        elif old.state is not new.state and new.state is JobState.ERROR:
+            if self._wants(new, NotifyFlags.JOB_ERROR):
+                self._notifier.post(new.id, JOB_ERROR)
+        elif old.state is not new.state and new.state is JobState.TRANSFERRED:
+            if self._wants(new, NotifyFlags.JOB_TRANSFERRED):
+                self._notifier.post(new.id, JOB_TRANSFERRED)
+        else:
+            self._notifier.modification(new.id)
+        self._wake_waiters()
+        self._kick.set()
+
+    @staticmethod
+    def _wants(job: JobRecord, flag: NotifyFlags) -> bool:
+        return NotifyFlags.DISABLE not in job.notify_flags and flag in job.notify_flags
+
+    def _wake_waiters(self) -> None:
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        task = asyncio.ensure_future(notify())
+        task.add_done_callback(lambda t: None)
+
+    async def _set(self, job_id: str, **changes: Any) -> None:
+        """Change properties (not the state) of a job: validate, persist, notify."""
+        job = self._live(job_id)
+        changes = self._validated(job, changes)
+        new = dataclasses.replace(
+            job,
+            modification_time=self.clock.wall(),
+            last_activity_at=self.clock.monotonic(),
+            **changes,
+        )
+        self._commit(new)
+        self._after(job, new)
+
+    def _validated(self, job: JobRecord, changes: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name == "priority":
+                try:
+                    value = Priority(value)
+                except ValueError:
+                    raise NotSupportedError(f"{value!r} is not a priority") from None
+            elif name == "display_name":
+                _check_length("display name", value, MAX_DISPLAY_NAME_LENGTH)
+            elif name == "description":
+                _check_length("description", value, MAX_DESCRIPTION_LENGTH)
+            elif name == "minimum_retry_delay":
+                value = max(float(_non_negative(name, value)), MINIMUM_RETRY_DELAY_FLOOR)
+            elif name in ("no_progress_timeout", "maximum_download_time"):
+                value = float(_non_negative(name, value))
+            elif name == "notify_flags":
+                value = int(value)
+                if value & ~0x3F or value < 0:
+                    raise NotSupportedError(f"invalid notify flags 0x{value:X}")
+                value = NotifyFlags(value)
+            elif name == "dynamic_content":
+                if job.ever_resumed:
+                    raise ReadOnlyPropertyError(
+                        "the dynamic-content property can be set only before the first Resume"
+                    )
+                value = bool(value)
+            out[name] = value
+        return out
+
+    # -- files -----------------------------------------------------------------------------
+
+    async def _add_files(self, job_id: str, pairs: list[tuple[str, str]]) -> None:
+        job = self._live(job_id)
+        if not pairs:
+            raise InvalidArgumentError("no files given")
+        existing = self._files[job_id]
+        used = {f.local_name for f in existing}
+        added: list[FileRecord] = []
+        for remote, local in pairs:
+            if not isinstance(remote, str) or not isinstance(local, str):
+                raise InvalidArgumentError("remote and local names must be strings")
+            remote = check_remote_name(remote)
+            local = check_local_name(local)
+            if local in used:
+                raise InvalidArgumentError(f"the job already has a file named {local}")
+            used.add(local)
+            index = len(existing) + len(added)
+            added.append(
+                FileRecord(
+                    job_id=job_id,
+                    index=index,
+                    remote_name=remote,
+                    local_name=local,
+                    temp_name=temp_name_for(local, job_id, index),
+                )
+            )
+        new = dataclasses.replace(
+            job, modification_time=self.clock.wall(), last_activity_at=self.clock.monotonic()
+        )
+        self._store.put_job(self._to_disk(new), added)
+        self._jobs[job_id] = new
+        self._files[job_id] = existing + added
+        self._after(job, new)
+
+    # -- verbs -----------------------------------------------------------------------------
+
+    async def _resume(self, job_id: str) -> None:
+        job = self._live(job_id)
+        files = self._files[job_id]
+        if not files:
+            raise EmptyJobError("the job has no files; add one before Resume")
+        if job.state in (JobState.QUEUED, *_RUNNING):
+            return  # BITS: Resume of an active job changes nothing.
+        if job.state is JobState.TRANSFERRED and all(f.completed for f in files):
+            return  # Nothing left to transfer; stay TRANSFERRED.
+        self._seq += 1
+        self._transition(
+            job_id,
+            Event.RESUME,
+            error=None,
+            retry_at=None,
+            no_progress_since=None,
+            ever_resumed=True,
+            download_time_used=0.0,
+            queue_seq=self._seq,
+        )
+
+    async def _suspend(self, job_id: str) -> None:
+        job = self._live(job_id)
+        await self._stop_run(job_id)
+        job = self._live(job_id)
+        if job.state is JobState.SUSPENDED:
+            return
+        self._transition(job_id, Event.SUSPEND, retry_at=None)
+
+    async def _cancel(self, job_id: str) -> int:
+        self._live(job_id)
+        await self._stop_run(job_id)
+        self._live(job_id)
+        files = list(self._files[job_id])
+        self._transition(job_id, Event.CANCEL)
+        ok = all(delete_quietly(f.temp_name) for f in files if not f.renamed)
+        self._store.delete_job(job_id)
+        return codes.S_OK if ok else codes.BG_S_UNABLE_TO_DELETE_FILES
+
+    async def _complete(self, job_id: str) -> int:
+        self._live(job_id)
+        await self._stop_run(job_id)
+        self._live(job_id)
+        files = self._files[job_id]
+        partial = False
+        done: list[FileRecord] = []
+        for f in files:
+            if f.renamed:
+                done.append(f)
+                continue
+            if not f.completed:
+                partial = True
+                done.append(f)
+                continue
+            try:
+                # A crash may have come after this rename and before it was recorded.
+                if temp_size(f.temp_name) is not None or temp_size(f.local_name) is None:
+                    await asyncio.to_thread(rename_into_place, f.temp_name, f.local_name)
+            except OSError as exc:
+                # BITS: a failed rename leaves the job in the queue; the renames done stay done.
+                self._store.put_files(done)
+                self._files[job_id] = done + list(files[len(done) :])
+                code = codes.hresult_from_errno(exc.errno or 0)
+                raise BitsError(
+                    f"cannot move {f.temp_name} to {f.local_name}: {exc.strerror}", hresult=code
+                ) from exc
+            done.append(dataclasses.replace(f, renamed=True))
+        self._files[job_id] = done
+        self._transition(job_id, Event.COMPLETE)
+        for f in done:
+            if not f.renamed:
+                delete_quietly(f.temp_name)
+        self._store.delete_job(job_id)
+        return codes.BG_S_PARTIAL_COMPLETE if partial else codes.S_OK
+
+    async def _wait(
+        self, job_id: str, states: frozenset[JobState], timeout: float | None
+    ) -> JobState:
+        async def until() -> JobState:
+            async with self._changed:
+                while True:
+                    state = self._record(job_id).state
+                    if state in states:
+                        return state
+                    await self._changed.wait()
+
+        self._record(job_id)
+        return await asyncio.wait_for(until(), timeout)
+
+    async def _set_notify_interface(self, job_id: str, callback: object | None) -> None:
+        self._live(job_id)
+        self._notifier.register(job_id, callback)
+
+    async def _set_notify_cmd_line(
+        self, job_id: str, program: str | None, parameters: str | None
+    ) -> None:
+        if program is None and parameters is not None:
+            raise InvalidArgumentError("parameters need a program")
+        if program is not None:
+            _check_length("notify program", program, MAX_NOTIFY_PROGRAM_LENGTH)
+            if not os.path.isabs(program):
+                raise InvalidArgumentError(
+                    f"the notify program must be an absolute path (no search path): {program!r}"
+                )
+            if parameters is not None:
+                _check_length("notify parameters", parameters, MAX_NOTIFY_PARAMETERS_LENGTH)
+        await self._set(job_id, notify_program=program, notify_parameters=parameters)
+
+    # -- notifier host ---------------------------------------------------------------------
+
+    def notify_target(self, job_id: str) -> NotifyTarget | None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        return NotifyTarget(
+            job.state,
+            job.notify_flags,
+            job.notify_program,
+            job.notify_parameters,
+            job.minimum_retry_delay,
+        )
+
+    def job_handle(self, job_id: str) -> Job:
+        return Job(self, job_id)
+
+    def error_info(self, job_id: str) -> ErrorInfo:
+        return self._error_info(job_id)
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            self._kick.clear()
+            try:
+                wake_at = await self._tick()
+            except Exception:  # pragma: no cover - a bug; keep the service alive
+                log.exception("scheduler tick failed")
+                wake_at = self.clock.monotonic() + 1.0
+            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._kick.wait())]
+            if wake_at is not None:
+                waits.append(asyncio.ensure_future(self.clock.sleep_until(wake_at)))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    async def _tick(self) -> float | None:
+        """One round of the scheduler. Returns the next time it must run by itself."""
+        now = self.clock.monotonic()
+        deadlines: list[float] = []
+        for job in list(self._jobs.values()):
+            if job.id not in self._jobs:
+                continue
+            inactive_at = job.last_activity_at + self.config.job_inactivity_timeout
+            if now >= inactive_at and job.id not in self._runs:
+                log.info(
+                    "job %s inactive for %.0f s: cancelled",
+                    job.id,
+                    self.config.job_inactivity_timeout,
+                )
+                await self._cancel(job.id)
+                continue
+            deadlines.append(inactive_at)
+            if job.state is JobState.TRANSIENT_ERROR and job.retry_at is not None:
+                if now >= job.retry_at:
+                    self._wake_from_transient(job, now)
+                else:
+                    deadlines.append(job.retry_at)
+            run = self._runs.get(job.id)
+            if run is not None and job.maximum_download_time > 0:
+                limit = run.started_at + job.maximum_download_time - job.download_time_used
+                if now >= limit:
+                    await self._stop_run(job.id)
+                    if self._jobs.get(job.id, job).state in _RUNNING:
+                        self._fail(
+                            job.id,
+                            TransferError(
+                                codes.BG_E_MAXDOWNLOAD_TIMEOUT,
+                                ErrorContext.GENERAL_QUEUE_MANAGER,
+                                transient=False,
+                                message=codes.describe(codes.BG_E_MAXDOWNLOAD_TIMEOUT),
+                            ),
+                            run.file_index,
+                        )
+                else:
+                    deadlines.append(limit)
+        candidates = [
+            Candidate(
+                j.id,
+                j.priority,
+                j.queue_seq,
+                j.id in self._runs,
+                self._runs[j.id].started_at if j.id in self._runs else None,
+            )
+            for j in self._jobs.values()
+            if j.state is JobState.QUEUED or j.id in self._runs
+        ]
+        decision = plan(
+            candidates,
+            now=now,
+            max_background=self.config.max_background_jobs,
+            time_slice=self.config.time_slice,
+        )
+        for job_id in decision.stop:
+            await self._stop_run(job_id)
+            if job_id in self._jobs and self._jobs[job_id].state in _RUNNING:
+                self._seq += 1
+                self._transition(job_id, Event.REQUEUE, queue_seq=self._seq)
+        for job_id in decision.start:
+            if job_id in self._jobs and self._jobs[job_id].state is JobState.QUEUED:
+                self._start_run(job_id)
+        if decision.wake_at is not None:
+            deadlines.append(decision.wake_at)
+        return min(deadlines) if deadlines else None
+
+    def _wake_from_transient(self, job: JobRecord, now: float) -> None:
+        deadline = (job.no_progress_since or now) + job.no_progress_timeout
+        if now >= deadline:
+            self._transition(job.id, Event.FATAL_FAILURE, retry_at=None)
+        else:
+            self._transition(job.id, Event.RETRY, retry_at=None)
+
+    def _start_run(self, job_id: str) -> None:
+        now = self.clock.monotonic()
+        task = asyncio.create_task(self._run_job(job_id), name=f"bitsd-job-{job_id}")
+        self._runs[job_id] = _Run(task, now)
+        self._transition(job_id, Event.START)
+
+    async def _stop_run(self, job_id: str) -> None:
+        run = self._runs.get(job_id)
+        if run is None:
+            return
+        run.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run.task
+
+    # -- transfers -------------------------------------------------------------------------
+
+    async def _run_job(self, job_id: str) -> None:
+        run_index: int | None = None
+        try:
+            await asyncio.sleep(0)  # let _start_run finish its transition first
+            while True:
+                files = self._files.get(job_id, [])
+                pending = next((f for f in files if not f.completed), None)
+                if pending is None:
+                    self._transition(
+                        job_id,
+                        Event.ALL_TRANSFERRED,
+                        transfer_completion_time=self.clock.wall(),
+                        no_progress_since=None,
+                    )
+                    return
+                run_index = pending.index
+                self._runs[job_id].file_index = run_index
+                await self._transfer_file(job_id, pending)
+                self._notifier.file_transferred(
+                    job_id, self._file_info(self._files[job_id][run_index])
+                )
+        except TransferError as err:
+            self._fail(job_id, err, run_index)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("job %s: unexpected failure", job_id)
+            self._fail(
+                job_id,
+                TransferError(
+                    codes.E_FAIL,
+                    ErrorContext.GENERAL_QUEUE_MANAGER,
+                    transient=False,
+                    message=f"internal error: {exc!r}",
+                ),
+                run_index,
+            )
+        finally:
+            self._runs.pop(job_id, None)
+            self._kick.set()
+
+    def _fail(self, job_id: str, err: TransferError, file_index: int | None) -> None:
+        job = self._jobs.get(job_id)
+        if job is None or job.state not in (*_RUNNING, JobState.QUEUED):
+            return
+        error = ErrorRecord(err.hresult, err.context, err.message, file_index, err.protocol)
+        now = self.clock.monotonic()
+        count = job.error_count + 1
+        if err.transient:
+            since = job.no_progress_since if job.no_progress_since is not None else now
+            decision = RetryPolicy(
+                job.minimum_retry_delay, job.no_progress_timeout
+            ).after_transient(now=now, no_progress_since=since, retry_after=err.retry_after)
+            if not decision.fatal and job.state in _RUNNING:
+                assert decision.retry_at is not None
+                assert decision.deadline is not None
+                self._transition(
+                    job_id,
+                    Event.TRANSIENT_FAILURE,
+                    error=error,
+                    error_count=count,
+                    no_progress_since=since,
+                    retry_at=min(decision.retry_at, decision.deadline),
+                )
+                return
+        self._transition(job_id, Event.FATAL_FAILURE, error=error, error_count=count, retry_at=None)
+
+    async def _transfer_file(self, job_id: str, record: FileRecord) -> None:
+        job = self._jobs[job_id]
+        transport: Transport = (
+            self._http if remote_kind(record.remote_name) is RemoteKind.HTTP else self._local
+        )
+        sink = _FileSink(self, record)
+        try:
+            await transport.fetch(
+                FileRequest(
+                    record.remote_name,
+                    sink.offset,
+                    record.bytes_total,
+                    record.validator,
+                    dynamic=job.dynamic_content,
+                ),
+                sink,
+            )
+            await sink.finish()
+        finally:
+            sink.close()
+
+    # Called by the sink -------------------------------------------------------------------
+
+    def _file_changed(self, record: FileRecord, *, durable: bool) -> None:
+        """A file's live record changed; ``durable`` records are stored at once."""
+        files = self._files.get(record.job_id)
+        if files is None:
+            return
+        files[record.index] = record
+        if durable:
+            self._store.put_files([record])
+
+    def _connected(self, job_id: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None and job.state is JobState.CONNECTING:
+            self._transition(job_id, Event.CONNECTED)
+
+    def _made_progress(self, job_id: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return
+        now = self.clock.monotonic()
+        if job.no_progress_since is not None:
+            self._jobs[job_id] = dataclasses.replace(
+                job, no_progress_since=None, last_activity_at=now
+            )
+            self._store.put_job(self._to_disk(self._jobs[job_id]))
+        last = self._last_progress_note.get(job_id, 0.0)
+        if now - last >= _PROGRESS_NOTIFY_INTERVAL:
+            self._last_progress_note[job_id] = now
+            self._jobs[job_id] = dataclasses.replace(
+                self._jobs[job_id], last_activity_at=now, modification_time=self.clock.wall()
+            )
+            self._notifier.modification(job_id)
+
+    # -- time on disk ----------------------------------------------------------------------
+
+    def _to_wall(self, t: float | None) -> float | None:
+        return None if t is None else t + self._wall_offset
+
+    def _from_wall(self, t: float) -> float:
+        return t - self._wall_offset
+
+    def _to_disk(self, job: JobRecord) -> JobRecord:
+        return dataclasses.replace(
+            job,
+            retry_at=self._to_wall(job.retry_at),
+            no_progress_since=self._to_wall(job.no_progress_since),
+            last_activity_at=job.last_activity_at + self._wall_offset,
+        )
+
+    def _from_disk(self, job: JobRecord) -> JobRecord:
+        def back(t: float | None) -> float | None:
+            return None if t is None else self._from_wall(t)
+
+        return dataclasses.replace(
+            job,
+            retry_at=back(job.retry_at),
+            no_progress_since=back(job.no_progress_since),
+            last_activity_at=self._from_wall(job.last_activity_at),
+        )
+
+
+class _FileSink:
+    """One file's temporary file during a transfer: writes, progress, checkpoints."""
+
+    def __init__(self, engine: Engine, record: FileRecord) -> None:
+        self._engine = engine
+        self._record = record
+        self._config = engine.config
+        try:
+            self._fd = open_temp(record.temp_name, record.bytes_transferred)
+        except OSError as exc:
+            raise classify.from_local_os_error(exc, local_name=record.local_name) from exc
+        kept = os.lseek(self._fd, 0, os.SEEK_CUR)
+        if kept != record.bytes_transferred:
+            self._set(bytes_transferred=kept, validator=None, durable=True)
+        self._offset = kept
+        self._checkpointed = kept
+        self._checkpoint_time = engine.clock.monotonic()
+        self._closed = False
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    @property
+    def local_name(self) -> str:
+        return self._record.local_name
+
+    def _set(self, *, durable: bool, **changes: Any) -> None:
+        self._record = dataclasses.replace(self._record, **changes)
+        self._engine._file_changed(self._record, durable=durable)
+
+    async def begin(self, *, bytes_total: int | None, validator: str | None, restart: bool) -> None:
+        if restart:
+            self._local(os.ftruncate, self._fd, 0)
+            self._local(os.lseek, self._fd, 0, os.SEEK_SET)
+            self._offset = self._checkpointed = 0
+        durable = restart or validator != self._record.validator
+        self._set(
+            bytes_total=bytes_total,
+            validator=validator,
+            bytes_transferred=self._offset,
+            durable=durable,
+        )
+        self._engine._connected(self._record.job_id)
+
+    async def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = self._local(os.write, self._fd, view)
+            view = view[written:]
+        await self.advance(len(data))
+
+    async def advance(self, count: int) -> None:
+        self._offset += count
+        self._record = dataclasses.replace(self._record, bytes_transferred=self._offset)
+        self._engine._file_changed(self._record, durable=False)
+        self._engine._made_progress(self._record.job_id)
+        now = self._engine.clock.monotonic()
+        if (
+            self._offset - self._checkpointed >= self._config.checkpoint_bytes
+            or now - self._checkpoint_time >= self._config.checkpoint_seconds
+        ):
+            await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        """Flush the data, then store the offset it covers."""
+        offset = self._offset
+        await asyncio.to_thread(self._local, os.fsync, self._fd)
+        self._mark_checkpoint(offset)
+
+    def _mark_checkpoint(self, offset: int) -> None:
+        self._checkpointed = offset
+        self._checkpoint_time = self._engine.clock.monotonic()
+        self._engine._file_changed(
+            dataclasses.replace(self._record, bytes_transferred=offset), durable=True
+        )
+        self._engine._file_changed(self._record, durable=False)
+
+    async def finish(self) -> None:
+        """The whole file is here: make it durable and mark it completed."""
+        await asyncio.to_thread(self._local, os.fsync, self._fd)
+        self._set(
+            bytes_transferred=self._offset,
+            completed=True,
+            bytes_total=self._offset
+            if self._record.bytes_total is None
+            else self._record.bytes_total,
+            durable=True,
+        )
+        self._checkpointed = self._offset
+
+    def close(self) -> None:
+        """Checkpoint what is written (the transfer stopped) and close the file."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._offset != self._checkpointed:
+                os.fsync(self._fd)
+                self._mark_checkpoint(self._offset)
+        except OSError:
+            log.warning("could not checkpoint %s", self._record.temp_name, exc_info=True)
+        finally:
+            os.close(self._fd)
+
+    def _local(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except OSError as exc:
+            raise classify.from_local_os_error(exc, local_name=self._record.local_name) from exc
+
+
+def _check_length(what: str, value: object, limit: int) -> None:
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"the {what} must be a string")
+    if len(value) > limit:
+        raise InvalidArgumentError(
+            f"the {what} has {len(value)} characters; at most {limit}",
+            hresult=codes.BG_E_STRING_TOO_LONG,
+        )
+
+
+def _non_negative(what: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{what} must be a number of seconds") from None
+    if number < 0 or number != number:
+        raise InvalidArgumentError(f"{what} must be >= 0")
+    return number
+
+
+def _normalise_id(job_id: str) -> str:
+    try:
+        return str(uuid.UUID(str(job_id).strip("{}")))
+    except ValueError:
+        raise NotFoundError(f"no job with id {job_id}") from None

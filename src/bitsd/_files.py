@@ -1,0 +1,121 @@
+"""Local files of a download: names, validation, the temporary file, rename on Complete.
+
+Rules:
+- Bytes go to a temporary file in the destination folder (same file system, so the rename on
+  Complete is atomic); the final name appears only on Complete. The temporary name is hidden
+  (leading dot) and names the job, so two jobs never share one.
+- The temporary file is opened with O_NOFOLLOW: a symlink planted at its name is never followed.
+- Complete replaces an existing file at the final name, as BITS does (MoveFileEx with
+  REPLACE_EXISTING); docs/design-choices.md says so.
+- Data is flushed (fsync) before the offset that covers it is stored: a checkpoint never claims
+  bytes that a crash could lose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from pathlib import Path
+
+from bitsd import codes
+from bitsd._errors import BitsError, InvalidArgumentError
+
+__all__ = [
+    "TEMP_SUFFIX",
+    "check_local_name",
+    "delete_quietly",
+    "open_temp",
+    "rename_into_place",
+    "temp_name_for",
+    "temp_size",
+]
+
+TEMP_SUFFIX = ".bitsd-tmp"
+
+
+def temp_name_for(local_name: str, job_id: str, index: int) -> str:
+    """The temporary file of ``local_name`` for file ``index`` of job ``job_id``."""
+    path = Path(local_name)
+    return str(path.with_name(f".{path.name}.{job_id[:8]}-{index}{TEMP_SUFFIX}"))
+
+
+def check_local_name(local_name: str) -> str:
+    """Validate a download's local name and return it normalised.
+
+    Raises:
+        InvalidArgumentError: empty, relative, containing NUL, a folder, or a name with no file.
+        BitsError: the folder does not exist (HRESULT_FROM_WIN32(ERROR_PATH_NOT_FOUND)) or is
+            not writable (E_ACCESSDENIED).
+    """
+    if not local_name or "\x00" in local_name:
+        raise InvalidArgumentError(f"invalid local name {local_name!r}")
+    if not os.path.isabs(local_name):
+        raise InvalidArgumentError(f"the local name must be an absolute path: {local_name!r}")
+    if local_name.endswith(os.sep):
+        raise InvalidArgumentError(f"the local name names a folder: {local_name!r}")
+    normalised = os.path.normpath(local_name)
+    folder = os.path.dirname(normalised)
+    if not os.path.isdir(folder):
+        raise BitsError(
+            f"the local folder {folder} does not exist",
+            hresult=codes.hresult_from_errno(errno.ENOTDIR),
+        )
+    if os.path.isdir(normalised):
+        raise InvalidArgumentError(f"the local name is an existing folder: {normalised}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BitsError(f"the local folder {folder} is not writable", hresult=codes.E_ACCESSDENIED)
+    return normalised
+
+
+def open_temp(temp_name: str, keep: int) -> int:
+    """Open the temporary file for writing, cut to its first ``keep`` bytes.
+
+    Returns:
+        A file descriptor positioned at ``keep``.
+
+    Raises:
+        OSError: the file cannot be opened (classified by the caller's boundary).
+    """
+    fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        if size < keep:
+            # Fewer bytes than the checkpoint says: the file was damaged; start again.
+            keep = 0
+        os.ftruncate(fd, keep)
+        os.lseek(fd, keep, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def temp_size(temp_name: str) -> int | None:
+    """Size of the temporary file, or None if it does not exist."""
+    try:
+        return os.lstat(temp_name).st_size
+    except FileNotFoundError:
+        return None
+
+
+def rename_into_place(temp_name: str, local_name: str) -> None:
+    """Atomically move a finished temporary file to its final name and make the rename durable."""
+    os.replace(temp_name, local_name)
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(os.path.dirname(local_name) or ".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def delete_quietly(path: str) -> bool:
+    """Delete ``path`` if it exists. Returns False only if it exists and could not be deleted."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,218 @@
+"""The caller's handle on a job: one async method per BITS verb.
+
+Rules:
+- A ``Job`` holds only the engine and the job's id; every call goes through the engine's funnel,
+  so the handle can never bypass the state machine. A job outlives its handle: ``get_job(id)``
+  after a restart returns a new handle on the same job.
+- Getters answer from the engine's current records; they work on a final job too (what it ended
+  as), while verbs and setters on a final job raise BG_E_INVALID_STATE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from bitsd._enums import JobState, JobType, NotifyFlags, Priority
+from bitsd._records import ErrorInfo, FileInfo, JobProgress, JobTimes
+
+if TYPE_CHECKING:
+    from bitsd._engine import Engine
+
+__all__ = ["Job"]
+
+
+class Job:
+    """A BITS job of an :class:`~bitsd.aio.Engine`. Obtain one from ``create_job``, ``get_job``
+    or ``jobs``; do not construct it yourself."""
+
+    __slots__ = ("_engine", "id")
+
+    def __init__(self, engine: Engine, job_id: str) -> None:
+        self._engine = engine
+        self.id: str = job_id
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and other.id == self.id and other._engine is self._engine
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    # -- files -----------------------------------------------------------------------------
+
+    async def add_file(self, remote_url: str, local_path: str) -> None:
+        """Add one file (IBackgroundCopyJob::AddFile).
+
+        Raises:
+            InvalidArgumentError: a malformed or unsupported URL, a relative local path, a name
+                already used in the job.
+            BitsError: the local folder does not exist or is not writable.
+            InvalidStateError: the job is final.
+        """
+        await self._engine._add_files(self.id, [(remote_url, local_path)])
+
+    async def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
+        """Add several files at once, all or none (AddFileSet)."""
+        await self._engine._add_files(self.id, list(files))
+
+    async def files(self) -> list[FileInfo]:
+        """The job's files, in transfer order (EnumFiles)."""
+        return self._engine._file_infos(self.id)
+
+    # -- verbs -----------------------------------------------------------------------------
+
+    async def resume(self) -> None:
+        """Queue the job for transfer (Resume). Raises EmptyJobError with no files."""
+        await self._engine._resume(self.id)
+
+    async def suspend(self) -> None:
+        """Stop transferring and keep the progress (Suspend)."""
+        await self._engine._suspend(self.id)
+
+    async def cancel(self) -> int:
+        """Remove the job and delete its temporary files (Cancel).
+
+        Returns:
+            S_OK, or BG_S_UNABLE_TO_DELETE_FILES if a temporary file could not be deleted.
+        """
+        return await self._engine._cancel(self.id)
+
+    async def complete(self) -> int:
+        """Move finished files to their final names and end the job (Complete).
+
+        Returns:
+            S_OK, or BG_S_PARTIAL_COMPLETE when some files had not finished (they are deleted).
+        """
+        return await self._engine._complete(self.id)
+
+    async def wait(
+        self, states: Iterable[JobState] | JobState, timeout: float | None = None
+    ) -> JobState:
+        """Wait until the job is in one of ``states`` and return that state.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds (real time) passed first.
+        """
+        wanted = frozenset([states] if isinstance(states, JobState) else states)
+        return await self._engine._wait(self.id, wanted, timeout)
+
+    # -- state and progress ----------------------------------------------------------------
+
+    async def get_state(self) -> JobState:
+        """The job's state (GetState)."""
+        return self._engine._record(self.id).state
+
+    async def get_type(self) -> JobType:
+        """The job's type (GetType)."""
+        return self._engine._record(self.id).type
+
+    async def get_progress(self) -> JobProgress:
+        """Bytes and files transferred so far (GetProgress)."""
+        return self._engine._progress(self.id)
+
+    async def get_times(self) -> JobTimes:
+        """Creation, modification and transfer-completion times (GetTimes)."""
+        return self._engine._times(self.id)
+
+    async def get_error(self) -> ErrorInfo:
+        """The error that put the job in ERROR or TRANSIENT_ERROR (GetError).
+
+        Raises:
+            ErrorInfoUnavailableError: the job is in neither state.
+        """
+        return self._engine._error_info(self.id)
+
+    async def get_error_count(self) -> int:
+        """How many errors the job has had (GetErrorCount)."""
+        return self._engine._record(self.id).error_count
+
+    # -- properties ------------------------------------------------------------------------
+
+    async def set_priority(self, priority: Priority) -> None:
+        """Set the priority (SetPriority); the default is NORMAL."""
+        await self._engine._set(self.id, priority=priority)
+
+    async def get_priority(self) -> Priority:
+        return self._engine._record(self.id).priority
+
+    async def set_display_name(self, name: str) -> None:
+        """Set the display name (SetDisplayName); it need not be unique."""
+        await self._engine._set(self.id, display_name=name)
+
+    async def get_display_name(self) -> str:
+        return self._engine._record(self.id).display_name
+
+    async def set_description(self, description: str) -> None:
+        """Set the description, at most 1,024 characters (SetDescription)."""
+        await self._engine._set(self.id, description=description)
+
+    async def get_description(self) -> str:
+        return self._engine._record(self.id).description
+
+    async def set_minimum_retry_delay(self, seconds: float) -> None:
+        """Seconds before a transient error is retried; values under 5 become 5."""
+        await self._engine._set(self.id, minimum_retry_delay=seconds)
+
+    async def get_minimum_retry_delay(self) -> float:
+        return self._engine._record(self.id).minimum_retry_delay
+
+    async def set_no_progress_timeout(self, seconds: float) -> None:
+        """Seconds without progress after which a transient error becomes fatal; 0 makes every
+        error fatal."""
+        await self._engine._set(self.id, no_progress_timeout=seconds)
+
+    async def get_no_progress_timeout(self) -> float:
+        return self._engine._record(self.id).no_progress_timeout
+
+    async def set_maximum_download_time(self, seconds: float) -> None:
+        """Seconds the job may spend CONNECTING or TRANSFERRING before it fails with
+        BG_E_MAXDOWNLOAD_TIMEOUT; 0 removes the limit (SetMaximumDownloadTime)."""
+        await self._engine._set(self.id, maximum_download_time=seconds)
+
+    async def get_maximum_download_time(self) -> float:
+        return self._engine._record(self.id).maximum_download_time
+
+    async def set_dynamic_content(self, enabled: bool) -> None:
+        """Download without ranges, from zero on every try (BITS_JOB_PROPERTY_DYNAMIC_CONTENT);
+        only before the first Resume."""
+        await self._engine._set(self.id, dynamic_content=enabled)
+
+    async def get_dynamic_content(self) -> bool:
+        return self._engine._record(self.id).dynamic_content
+
+    async def set_notify_flags(self, flags: NotifyFlags | int) -> None:
+        """Which events notify (SetNotifyFlags); the default is JOB_TRANSFERRED | JOB_ERROR."""
+        await self._engine._set(self.id, notify_flags=flags)
+
+    async def get_notify_flags(self) -> NotifyFlags:
+        return self._engine._record(self.id).notify_flags
+
+    async def set_notify_interface(self, callback: object | None) -> None:
+        """Register the object whose ``job_error``, ``job_transferred``, ``job_modification`` and
+        ``file_transferred`` methods are called (SetNotifyInterface); None clears it. It lives
+        as long as this process: it is not persisted."""
+        await self._engine._set_notify_interface(self.id, callback)
+
+    async def get_notify_interface(self) -> object | None:
+        return self._engine._notify_interface(self.id)
+
+    async def set_notify_cmd_line(self, program: str | None, parameters: str | None = None) -> None:
+        """The program to run when the job is TRANSFERRED or in ERROR (SetNotifyCmdLine).
+
+        Args:
+            program: absolute path of the program; None (with parameters None) removes it.
+            parameters: the whole command line, whose first token is the program's name; None
+                runs the program with no arguments.
+        """
+        await self._engine._set_notify_cmd_line(self.id, program, parameters)
+
+    async def get_notify_cmd_line(self) -> tuple[str | None, str | None]:
+        record = self._engine._record(self.id)
+        return (record.notify_program, record.notify_parameters)
+
+    async def get_owner(self) -> int:
+        """The uid of the job's owner (GetOwner)."""
+        return self._engine.owner_uid

@@ -1,0 +1,112 @@
+"""The persisted shape of jobs and files: what the store saves and the engine holds.
+
+Rules:
+- Records are frozen; the engine makes a new one with ``dataclasses.replace`` for every change
+  and hands it to the store before anyone can observe it.
+- Times named ``*_at`` are on the engine's monotonic clock while in memory; the engine converts
+  them to wall time when it saves and back when it loads, so a restart picks up a new clock as
+  BITS does. The store keeps records verbatim.
+  Times named ``*_time`` are wall-clock Unix seconds shown to people (JobTimes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from bitsd._enums import ErrorContext, JobState, JobType, NotifyFlags, Priority
+
+__all__ = ["DEFAULT_NOTIFY_FLAGS", "ErrorRecord", "FileRecord", "JobRecord", "PendingNotification"]
+
+# BITS default notify flags: JOB_TRANSFERRED | JOB_ERROR (Wine's tests on Windows; PowerShell docs).
+DEFAULT_NOTIFY_FLAGS = NotifyFlags.JOB_TRANSFERRED | NotifyFlags.JOB_ERROR
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """The last error of a job (what get_error() reports)."""
+
+    code: int
+    context: ErrorContext
+    description: str
+    file_index: int | None
+    protocol: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One file of a job.
+
+    Attributes:
+        index: position in the job (files transfer in this order).
+        bytes_total: the remote size, or None while unknown.
+        bytes_transferred: bytes in the temporary file. In the store this is the last checkpoint,
+            which is always backed by flushed data.
+        completed: the whole file is in the temporary file.
+        validator: what identifies the remote version the bytes belong to (a strong ETag or a
+            Last-Modified date for HTTP; size and mtime for local files), or None.
+        renamed: Complete() has moved the temporary file to its final name.
+    """
+
+    job_id: str
+    index: int
+    remote_name: str
+    local_name: str
+    temp_name: str
+    bytes_total: int | None = None
+    bytes_transferred: int = 0
+    completed: bool = False
+    validator: str | None = None
+    renamed: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One job, everything that survives a restart."""
+
+    id: str
+    display_name: str
+    type: JobType
+    state: JobState
+    creation_time: float
+    modification_time: float
+    description: str = ""
+    priority: Priority = Priority.NORMAL
+    notify_flags: NotifyFlags = DEFAULT_NOTIFY_FLAGS
+    notify_program: str | None = None
+    notify_parameters: str | None = None
+    minimum_retry_delay: float = 600.0
+    no_progress_timeout: float = 1_209_600.0
+    maximum_download_time: float = 7_776_000.0
+    dynamic_content: bool = False
+    transfer_completion_time: float | None = None
+    error: ErrorRecord | None = None
+    error_count: int = 0
+    ever_resumed: bool = False
+    # Monotonic engine times (converted by the store).
+    retry_at: float | None = None
+    no_progress_since: float | None = None
+    last_activity_at: float = 0.0
+    # Seconds spent CONNECTING or TRANSFERRING since the last Resume (MaxDownloadTime).
+    download_time_used: float = 0.0
+    # Order of arrival in the queue; a job that ends its time slice goes to the back.
+    queue_seq: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PendingNotification:
+    """A JobTransferred or JobError notification not yet acknowledged by its receiver.
+
+    Attributes:
+        kind: "job_transferred" or "job_error".
+        state: the job state the notification is about; it is dropped when the job leaves it.
+        attempts: callback calls made so far.
+        cmdline_due: the callback failed (or none is live) and the command line must run.
+        next_at: monotonic time of the next attempt.
+    """
+
+    job_id: str
+    kind: str
+    state: JobState
+    attempts: int = 0
+    cmdline_due: bool = False
+    next_at: float = 0.0

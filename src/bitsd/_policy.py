@@ -1,0 +1,177 @@
+"""Policies as frozen values: retry timing, timeouts, service limits. They decide, never wait.
+
+Rules:
+- Every default is a named constant with its unit and its source.
+- A policy answers "what now?" from numbers it is given (times on the engine's monotonic clock);
+  the scheduler does the waiting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = [
+    "DEFAULT_CHECKPOINT_BYTES",
+    "DEFAULT_CHECKPOINT_SECONDS",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_JOB_INACTIVITY_TIMEOUT",
+    "DEFAULT_MAX_BACKGROUND_JOBS",
+    "DEFAULT_MAX_DOWNLOAD_TIME",
+    "DEFAULT_MAX_NOTIFICATIONS",
+    "DEFAULT_MINIMUM_RETRY_DELAY",
+    "DEFAULT_NO_PROGRESS_TIMEOUT",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_TIME_SLICE",
+    "MAX_DESCRIPTION_LENGTH",
+    "MAX_DISPLAY_NAME_LENGTH",
+    "MAX_NOTIFY_PARAMETERS_LENGTH",
+    "MAX_NOTIFY_PROGRAM_LENGTH",
+    "MAX_URL_LENGTH",
+    "MINIMUM_RETRY_DELAY_FLOOR",
+    "EngineConfig",
+    "RetryDecision",
+    "RetryPolicy",
+]
+
+# Seconds. BITS default, IBackgroundCopyJob::SetMinimumRetryDelay.
+DEFAULT_MINIMUM_RETRY_DELAY = 600.0
+# Seconds. BITS floor: smaller values are raised to 5 (SetMinimumRetryDelay).
+MINIMUM_RETRY_DELAY_FLOOR = 5.0
+# Seconds (14 days). BITS default, SetNoProgressTimeout; 0 means every error is fatal.
+DEFAULT_NO_PROGRESS_TIMEOUT = 1_209_600.0
+# Seconds (90 days). BITS default, IBackgroundCopyJob4::SetMaximumDownloadTime.
+DEFAULT_MAX_DOWNLOAD_TIME = 7_776_000.0
+# Seconds (90 days). BITS group-policy default, JobInactivityTimeout.
+DEFAULT_JOB_INACTIVITY_TIMEOUT = 7_776_000.0
+# Simultaneous notifications per user. BITS, IBackgroundCopyCallback::JobError.
+DEFAULT_MAX_NOTIFICATIONS = 4
+# Background jobs transferring at once. BITS runs 1; bitsd runs 4 of the best priority level present
+# (docs/design-choices.md): one connection rarely fills a link, and priority stays strict because a
+# lower level gets no slot while a higher one has runnable jobs.
+DEFAULT_MAX_BACKGROUND_JOBS = 4
+# Seconds a background job transfers before same-priority jobs get their turn. BITS does not
+# document its slice; bitsd's choice.
+DEFAULT_TIME_SLICE = 300.0
+# Bytes written between two checkpoints (fsync, then the offset is stored). Bounds what a crash
+# can make us fetch twice. bitsd's choice.
+DEFAULT_CHECKPOINT_BYTES = 8 * 1024 * 1024
+# Seconds between two checkpoints of a slow transfer. bitsd's choice.
+DEFAULT_CHECKPOINT_SECONDS = 2.0
+# Seconds to wait for a TCP/TLS connection. bitsd's choice (WinHTTP's default is 60).
+DEFAULT_CONNECT_TIMEOUT = 60.0
+# Seconds without a byte from the server before the read is abandoned (transient). bitsd's choice.
+DEFAULT_READ_TIMEOUT = 60.0
+# Characters. BG_FILE_INFO: a remote URL is at most 2,200 characters.
+MAX_URL_LENGTH = 2200
+# Characters. Start-BitsTransfer -Description; Wine returns BG_E_STRING_TOO_LONG above it.
+MAX_DESCRIPTION_LENGTH = 1024
+# Characters. BITS does not document it (bitsd's choice, the same bound as the description).
+MAX_DISPLAY_NAME_LENGTH = 1024
+# Characters. SetNotifyCmdLine: program ≤ MAX_PATH (Linux PATH_MAX is 4,096), parameters ≤ 4,000.
+MAX_NOTIFY_PROGRAM_LENGTH = 4096
+MAX_NOTIFY_PARAMETERS_LENGTH = 4000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryDecision:
+    """What to do after a transient error: retry at ``retry_at``, or fail now (``fatal``)."""
+
+    fatal: bool
+    retry_at: float | None = None
+    deadline: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """A job's retry rules (SetMinimumRetryDelay, SetNoProgressTimeout).
+
+    Attributes:
+        minimum_retry_delay: seconds before a transient error is retried (floor 5).
+        no_progress_timeout: seconds without progress, counted from the first transient error,
+            after which the job goes to ERROR; 0 makes every error fatal.
+    """
+
+    minimum_retry_delay: float = DEFAULT_MINIMUM_RETRY_DELAY
+    no_progress_timeout: float = DEFAULT_NO_PROGRESS_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if self.minimum_retry_delay < MINIMUM_RETRY_DELAY_FLOOR:
+            object.__setattr__(self, "minimum_retry_delay", MINIMUM_RETRY_DELAY_FLOOR)
+        if self.no_progress_timeout < 0:
+            raise ValueError("no_progress_timeout must be >= 0")
+
+    def after_transient(
+        self, *, now: float, no_progress_since: float, retry_after: float | None = None
+    ) -> RetryDecision:
+        """Decide what follows a transient error at ``now``.
+
+        Args:
+            now: the current monotonic time.
+            no_progress_since: when the no-progress timer started (the first transient error
+                since the last progress).
+            retry_after: seconds the server asked for (Retry-After); honoured when longer than
+                the minimum retry delay.
+
+        Returns:
+            ``fatal`` when no retry is allowed: the timeout is 0, the retry delay is longer than
+            the timeout (BITS does not retry then), or the timeout has run out. Otherwise the
+            time of the next attempt and the no-progress deadline.
+        """
+        timeout = self.no_progress_timeout
+        if timeout == 0 or self.minimum_retry_delay > timeout:
+            return RetryDecision(fatal=True)
+        deadline = no_progress_since + timeout
+        if now >= deadline:
+            return RetryDecision(fatal=True, deadline=deadline)
+        delay = max(self.minimum_retry_delay, retry_after or 0.0)
+        return RetryDecision(fatal=False, retry_at=now + delay, deadline=deadline)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Service-wide settings of an engine (the daemon's config file sets the same names).
+
+    Attributes:
+        max_background_jobs: background jobs transferring at once (see the constant).
+        time_slice: seconds of a background job's turn before same-priority jobs run.
+        job_inactivity_timeout: seconds after which an untouched job is cancelled.
+        default_minimum_retry_delay: a new job's minimum retry delay.
+        default_no_progress_timeout: a new job's no-progress timeout.
+        notify_retry_interval: seconds between calls of a failing callback; None uses the job's
+            minimum retry delay (BITS: "the interval ... is arbitrary").
+        max_notifications: notifications in flight at once (BITS: four per user).
+        checkpoint_bytes, checkpoint_seconds: how often a transfer's progress is made durable.
+        connect_timeout, read_timeout: network timeouts of one request, in seconds.
+        chunk_size: bytes read from the network per write.
+    """
+
+    max_background_jobs: int = DEFAULT_MAX_BACKGROUND_JOBS
+    time_slice: float = DEFAULT_TIME_SLICE
+    job_inactivity_timeout: float = DEFAULT_JOB_INACTIVITY_TIMEOUT
+    default_minimum_retry_delay: float = DEFAULT_MINIMUM_RETRY_DELAY
+    default_no_progress_timeout: float = DEFAULT_NO_PROGRESS_TIMEOUT
+    notify_retry_interval: float | None = None
+    max_notifications: int = DEFAULT_MAX_NOTIFICATIONS
+    checkpoint_bytes: int = DEFAULT_CHECKPOINT_BYTES
+    checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    chunk_size: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        positive = (
+            "max_background_jobs",
+            "time_slice",
+            "max_notifications",
+            "checkpoint_bytes",
+            "checkpoint_seconds",
+            "connect_timeout",
+            "read_timeout",
+            "chunk_size",
+            "job_inactivity_timeout",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.default_no_progress_timeout < 0:
+            raise ValueError("default_no_progress_timeout must be >= 0")

@@ -1,0 +1,223 @@
+"""The sqlite store: WAL journal, one transaction per call, a versioned schema.
+
+Rules:
+- ``PRAGMA user_version`` holds the schema version. A store written by a newer bitsd, or a file
+  that is not a readable sqlite database, is refused with :class:`StoreError`; nothing is ever
+  silently started empty over existing data.
+- ``synchronous=FULL``: a committed state change survives a process kill and a power loss.
+- Columns mirror the record fields one to one (enums as their BITS integers); the mapping is
+  derived from the dataclasses so a new field cannot be forgotten in one direction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bitsd._enums import ErrorContext, JobState, JobType, NotifyFlags, Priority
+from bitsd._errors import StoreError
+from bitsd._model import ErrorRecord, FileRecord, JobRecord, PendingNotification
+from bitsd._store.base import Snapshot
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+SCHEMA_VERSION = 1
+
+_JOB_FIELDS = [f.name for f in dataclasses.fields(JobRecord) if f.name != "error"]
+_ERROR_FIELDS = [f.name for f in dataclasses.fields(ErrorRecord)]
+_FILE_FIELDS = [f.name for f in dataclasses.fields(FileRecord)]
+_NOTE_FIELDS = [f.name for f in dataclasses.fields(PendingNotification)]
+_JOB_COLUMNS = _JOB_FIELDS + [f"error_{n}" for n in _ERROR_FIELDS]
+
+_SCHEMA = f"""
+CREATE TABLE jobs ({", ".join(_JOB_COLUMNS)}, PRIMARY KEY (id));
+CREATE TABLE files ({", ".join(_FILE_FIELDS)},
+    PRIMARY KEY (job_id, "index"),
+    FOREIGN KEY (job_id) REFERENCES jobs(id) ON DELETE CASCADE);
+CREATE TABLE notifications ({", ".join(_NOTE_FIELDS)},
+    PRIMARY KEY (job_id, kind),
+    FOREIGN KEY (job_id) REFERENCES jobs(id) ON DELETE CASCADE);
+""".replace(", index,", ', "index",')
+
+_ENUMS: dict[str, Any] = {
+    "type": JobType,
+    "state": JobState,
+    "priority": Priority,
+    "notify_flags": NotifyFlags,
+    "error_context": ErrorContext,
+}
+
+
+def _quote(names: Sequence[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def _upsert(table: str, names: Sequence[str], key: Sequence[str], *, if_job: bool) -> str:
+    """An INSERT that updates the row in place on a key conflict.
+
+    Never ``INSERT OR REPLACE``: a replace deletes the old row first, and the delete cascades
+    to the job's files and notifications.
+    """
+    marks = ", ".join("?" * len(names))
+    source = (
+        f"SELECT {marks} WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?)"
+        if if_job
+        else (f"VALUES ({marks})")
+    )
+    updates = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in key)
+    # "WHERE true" resolves the parsing ambiguity of SELECT ... ON CONFLICT (sqlite docs).
+    where = " AND true" if if_job else ""
+    return (
+        f"INSERT INTO {table} ({_quote(names)}) {source}{where} "
+        f"ON CONFLICT ({_quote(key)}) DO UPDATE SET {updates}"
+    )
+
+
+_PUT_JOB = _upsert("jobs", _JOB_COLUMNS, ["id"], if_job=False)
+_PUT_FILE = _upsert("files", _FILE_FIELDS, ["job_id", "index"], if_job=False)
+_PUT_FILE_IF_JOB = _upsert("files", _FILE_FIELDS, ["job_id", "index"], if_job=True)
+_PUT_NOTE = _upsert("notifications", _NOTE_FIELDS, ["job_id", "kind"], if_job=True)
+
+
+def _job_row(job: JobRecord) -> tuple[Any, ...]:
+    err = job.error
+    values = [getattr(job, n) for n in _JOB_FIELDS]
+    values += [getattr(err, n) if err else None for n in _ERROR_FIELDS]
+    return tuple(_plain(v) for v in values)
+
+
+def _job_from(row: sqlite3.Row) -> JobRecord:
+    values = {n: row[n] for n in _JOB_FIELDS}
+    for name, enum_type in _ENUMS.items():
+        if name in values:
+            values[name] = enum_type(values[name])
+    for name in ("dynamic_content", "ever_resumed"):
+        values[name] = bool(values[name])
+    error = None
+    if row["error_code"] is not None:
+        error = ErrorRecord(
+            code=row["error_code"],
+            context=ErrorContext(row["error_context"]),
+            description=row["error_description"],
+            file_index=row["error_file_index"],
+            protocol=row["error_protocol"],
+        )
+    return JobRecord(error=error, **values)
+
+
+def _file_from(row: sqlite3.Row) -> FileRecord:
+    values = {n: row[n] for n in _FILE_FIELDS}
+    values["completed"] = bool(values["completed"])
+    values["renamed"] = bool(values["renamed"])
+    return FileRecord(**values)
+
+
+def _note_from(row: sqlite3.Row) -> PendingNotification:
+    values = {n: row[n] for n in _NOTE_FIELDS}
+    values["state"] = JobState(values["state"])
+    values["cmdline_due"] = bool(values["cmdline_due"])
+    return PendingNotification(**values)
+
+
+class SqliteStore:
+    """A store in one sqlite file.
+
+    Args:
+        path: the database file; its folder must exist. A new file is created mode 0600.
+
+    Raises:
+        StoreError: the file is not a bitsd database this version can read.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            # Create it readable by the owner only before sqlite opens it.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the job store {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise StoreError(
+                f"the job store {self.path} has schema version {version}, newer than this "
+                f"bitsd understands ({SCHEMA_VERSION}); upgrade bitsd"
+            )
+        if version == 0:
+            tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables:
+                self._db.close()
+                raise StoreError(f"{self.path} holds tables but no bitsd schema version")
+            with self._transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def load(self) -> Snapshot:
+        jobs = [_job_from(r) for r in self._db.execute("SELECT * FROM jobs")]
+        files: dict[str, list[FileRecord]] = {}
+        for r in self._db.execute('SELECT * FROM files ORDER BY job_id, "index"'):
+            f = _file_from(r)
+            files.setdefault(f.job_id, []).append(f)
+        notes = [_note_from(r) for r in self._db.execute("SELECT * FROM notifications")]
+        return Snapshot(jobs, files, notes)
+
+    def put_job(self, job: JobRecord, files: Sequence[FileRecord] = ()) -> None:
+        with self._transaction() as db:
+            db.execute(_PUT_JOB, _job_row(job))
+            db.executemany(_PUT_FILE, [_file_row(f) for f in files])
+
+    def put_files(self, files: Sequence[FileRecord]) -> None:
+        if not files:
+            return
+        with self._transaction() as db:
+            db.executemany(_PUT_FILE_IF_JOB, [(*_file_row(f), f.job_id) for f in files])
+
+    def delete_job(self, job_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def put_notification(self, notification: PendingNotification) -> None:
+        row = tuple(_plain(getattr(notification, n)) for n in _NOTE_FIELDS)
+        with self._transaction() as db:
+            db.execute(_PUT_NOTE, (*row, notification.job_id))
+
+    def delete_notification(self, job_id: str, kind: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM notifications WHERE job_id = ? AND kind = ?", (job_id, kind))
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _plain(value: Any) -> Any:
+    return int(value) if isinstance(value, bool | int) else value
+
+
+def _file_row(f: FileRecord) -> tuple[Any, ...]:
+    return tuple(_plain(getattr(f, n)) for n in _FILE_FIELDS)

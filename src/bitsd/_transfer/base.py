@@ -1,0 +1,81 @@
+"""The transport interface: how the engine asks for one file and receives its bytes.
+
+Rules:
+- A transport moves the bytes of one file, from ``request.offset`` to the end, into a
+  :class:`Sink`. It returns when the whole file is in the sink and raises
+  :class:`~bitsd._errors.TransferError` (already classified) for anything else.
+- The sink owns the temporary file and the progress: a transport never touches either directly,
+  except through ``sink.fd`` for zero-copy paths, always followed by ``sink.advance``.
+- Before the first byte of a response the transport calls ``sink.begin`` with what it learned:
+  the size, the validator of the remote version, and whether the bytes restart from zero (the
+  remote file changed, or dynamic content).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+__all__ = ["FileRequest", "Sink", "Transport"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FileRequest:
+    """One file to fetch.
+
+    Attributes:
+        url: the remote name.
+        offset: bytes already safely in the temporary file.
+        bytes_total: the size learned earlier, or None.
+        validator: the remote version those bytes belong to, or None.
+        dynamic: the job's dynamic-content property: no Range, restart from zero on every try.
+    """
+
+    url: str
+    offset: int
+    bytes_total: int | None
+    validator: str | None
+    dynamic: bool = False
+
+
+class Sink(Protocol):
+    """Where a transport puts bytes (the engine's view of one file's temporary file)."""
+
+    @property
+    def offset(self) -> int:
+        """Bytes in the temporary file now."""
+        ...
+
+    @property
+    def local_name(self) -> str:
+        """The file's final local name (for error messages)."""
+        ...
+
+    @property
+    def fd(self) -> int:
+        """The temporary file's descriptor, positioned at :attr:`offset`."""
+        ...
+
+    async def begin(self, *, bytes_total: int | None, validator: str | None, restart: bool) -> None:
+        """Accept a response: record size and validator; cut the file to zero if ``restart``."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Append ``data`` to the file and count it as progress."""
+        ...
+
+    async def advance(self, count: int) -> None:
+        """Count ``count`` bytes that the transport wrote through :attr:`fd` itself."""
+        ...
+
+
+class Transport(Protocol):
+    """Fetches files of one kind of URL."""
+
+    async def fetch(self, request: FileRequest, sink: Sink) -> None:
+        """Move the file's bytes from ``request.offset`` to the end into ``sink``.
+
+        Raises:
+            TransferError: the classified failure.
+        """
+        ...

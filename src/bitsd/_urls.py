@@ -1,0 +1,74 @@
+"""Remote names: which are accepted and what kind of transfer each one is.
+
+Rules (bits-inventory §2.13, §5.2):
+- http:// and https:// URLs with a host; file:// URLs on this machine (no host, or localhost);
+  absolute local paths. Anything else is E_INVALIDARG at ``add_file``, never a run-time error.
+- At most 2,200 characters; no control characters (they would end up in request lines).
+"""
+
+from __future__ import annotations
+
+import enum
+import urllib.parse
+
+from bitsd._errors import InvalidArgumentError
+from bitsd._policy import MAX_URL_LENGTH
+
+__all__ = ["RemoteKind", "check_remote_name", "remote_kind"]
+
+
+class RemoteKind(enum.Enum):
+    """Which transport serves a remote name."""
+
+    HTTP = "http"
+    LOCAL = "local"
+
+
+def remote_kind(url: str) -> RemoteKind:
+    """The transport kind of an already validated remote name."""
+    return RemoteKind.HTTP if url.lower().startswith(("http://", "https://")) else RemoteKind.LOCAL
+
+
+def check_remote_name(url: str) -> str:
+    """Validate a remote name and return it unchanged.
+
+    Raises:
+        InvalidArgumentError: empty, too long, with control characters, an unsupported scheme,
+            an HTTP URL with no host or a bad port, a file:// URL on another host, or a
+            relative path.
+    """
+    if not isinstance(url, str) or not url:
+        raise InvalidArgumentError("the remote name is empty")
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidArgumentError(
+            f"the remote name has {len(url)} characters; BITS allows {MAX_URL_LENGTH}"
+        )
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise InvalidArgumentError("the remote name contains control characters")
+    if url.startswith("/"):
+        return url
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidArgumentError(f"malformed URL {url!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        if not parts.hostname:
+            raise InvalidArgumentError(f"the URL has no host: {url!r}")
+        if port == 0:
+            raise InvalidArgumentError(f"the URL has port 0: {url!r}")
+        return url
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise InvalidArgumentError(f"file:// URLs must name this machine: {url!r}")
+        if not parts.path.startswith("/"):
+            raise InvalidArgumentError(f"the file:// URL has no absolute path: {url!r}")
+        return url
+    if not scheme:
+        raise InvalidArgumentError(
+            f"the remote name is neither a URL nor an absolute path: {url!r}"
+        )
+    raise InvalidArgumentError(
+        f"unsupported protocol {scheme!r} in {url!r}; bitsd supports http, https and file"
+    )

@@ -1,0 +1,89 @@
+"""Fixtures of the engine tier: a real loopback fault server, an engine on a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bitsd._files
+from bitsd import FakeClock, JobState
+from bitsd.aio import Engine, Job
+from tests.servers.faulty import FaultServer
+
+EngineFactory = Callable[..., contextlib.AbstractAsyncContextManager[Engine]]
+
+DONE = (JobState.TRANSFERRED, JobState.ERROR)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FaultServer]:
+    """A fault-injecting HTTP server on 127.0.0.1 in this test's event loop."""
+    async with FaultServer() as s:
+        yield s
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The engine's clock; tests move it with ``advance``."""
+    return FakeClock()
+
+
+@pytest.fixture
+def dest(tmp_path: Path) -> Path:
+    """The destination folder of downloads."""
+    d = tmp_path / "dest"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    """The engine's state folder (kept across engine restarts within a test)."""
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def make_engine(state_dir: Path, clock: FakeClock) -> EngineFactory:
+    """Build engines on the same state folder and clock; keywords override the config."""
+
+    def factory(**overrides: Any) -> contextlib.AbstractAsyncContextManager[Engine]:
+        settings: dict[str, Any] = {
+            "checkpoint_bytes": 64 * 1024,
+            "connect_timeout": 5.0,
+            "read_timeout": 5.0,
+            "chunk_size": 64 * 1024,
+        }
+        settings.update(overrides)
+        return Engine(state_dir, clock=clock, **settings)
+
+    return factory
+
+
+def body(size: int, seed: int = 1) -> bytes:
+    """``size`` bytes of deterministic, non-repeating-looking content."""
+    import random
+
+    return random.Random(seed).randbytes(size)
+
+
+async def settle(job: Job, states: tuple[JobState, ...] = DONE, timeout: float = 15) -> JobState:
+    """Wait (real time, bounded) until ``job`` is in one of ``states``."""
+    return await job.wait(states, timeout=timeout)
+
+
+async def advance(clock: FakeClock, seconds: float) -> None:
+    """Move the fake clock and let the engine's tasks react."""
+    clock.advance(seconds)
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files of bitsd left in ``folder``."""
+    return sorted(p for p in os.listdir(folder) if p.endswith(bitsd._files.TEMP_SUFFIX))

@@ -1,0 +1,326 @@
+"""Job verbs, caller errors with BITS codes, persistence across engine restarts, scheduling."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+import bitsd
+from bitsd import FakeClock, JobState, JobType, NotifyFlags, Priority, codes
+from tests.engine.conftest import EngineFactory, advance, body, leftovers, settle
+from tests.servers.faulty import Fault, FaultServer
+
+
+async def test_new_job_defaults(make_engine: EngineFactory) -> None:
+    """A new job is SUSPENDED, NORMAL, notify flags 0x3, retry 600 s, no-progress 14 days,
+    empty progress 0/0/0/0."""
+    async with make_engine() as engine:
+        job = await engine.create_job("defaults")
+        assert await job.get_state() is JobState.SUSPENDED
+        assert await job.get_type() is JobType.DOWNLOAD
+        assert await job.get_priority() is Priority.NORMAL
+        assert await job.get_notify_flags() == NotifyFlags.JOB_TRANSFERRED | NotifyFlags.JOB_ERROR
+        assert await job.get_minimum_retry_delay() == 600
+        assert await job.get_no_progress_timeout() == 1_209_600
+        assert await job.get_maximum_download_time() == 7_776_000
+        assert await job.get_progress() == bitsd.JobProgress(0, 0, 0, 0)
+        assert await job.get_notify_interface() is None
+        assert await job.get_notify_cmd_line() == (None, None)
+        assert await job.get_owner() == os.getuid()
+
+
+async def test_caller_errors_carry_bits_codes(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """Resume of an empty job → BG_E_EMPTY; unknown id → BG_E_NOT_FOUND; get_error outside an
+    error state → BG_E_ERROR_INFORMATION_UNAVAILABLE; any change of a final job →
+    BG_E_INVALID_STATE."""
+    server.add("/ok", b"ok")
+    async with make_engine() as engine:
+        job = await engine.create_job("errors")
+        with pytest.raises(bitsd.EmptyJobError) as empty:
+            await job.resume()
+        assert empty.value.hresult == codes.BG_E_EMPTY
+        assert await job.get_state() is JobState.SUSPENDED
+        with pytest.raises(bitsd.NotFoundError) as missing:
+            await engine.get_job("6a4f5c3e-0000-4000-8000-000000000000")
+        assert missing.value.hresult == codes.BG_E_NOT_FOUND
+        with pytest.raises(bitsd.NotFoundError):
+            await engine.get_job("not a guid")
+        with pytest.raises(bitsd.ErrorInfoUnavailableError) as unavailable:
+            await job.get_error()
+        assert unavailable.value.hresult == codes.BG_E_ERROR_INFORMATION_UNAVAILABLE
+        assert await job.cancel() == codes.S_OK
+        for verb in (job.resume(), job.suspend(), job.cancel(), job.complete(),
+                     job.set_priority(Priority.HIGH), job.add_file(server.url("/ok"),
+                                                                   str(dest / "x")),
+                     job.set_notify_interface(object())):
+            with pytest.raises(bitsd.InvalidStateError) as final:
+                await verb
+            assert final.value.hresult == codes.BG_E_INVALID_STATE
+        assert await job.get_state() is JobState.CANCELLED
+        assert [j.id for j in await engine.jobs()] == []
+
+
+@pytest.mark.parametrize(
+    ("remote", "local", "code"),
+    [
+        ("ftp://example.org/a", "{dest}/a", codes.E_INVALIDARG),
+        ("not a url", "{dest}/a", codes.E_INVALIDARG),
+        ("http:///nohost", "{dest}/a", codes.E_INVALIDARG),
+        ("http://h/" + "a" * 2200, "{dest}/a", codes.E_INVALIDARG),
+        ("http://h/a\r\nX-Evil: 1", "{dest}/a", codes.E_INVALIDARG),
+        ("http://h/a", "relative/a", codes.E_INVALIDARG),
+        ("http://h/a", "{dest}/no/such/folder/a", 0x80070003),
+        ("http://h/a", "{dest}", codes.E_INVALIDARG),
+    ],
+)
+async def test_bad_input_is_refused_and_nothing_is_stored(
+    make_engine: EngineFactory, dest: Path, remote: str, local: str, code: int
+) -> None:
+    """add_file refuses malformed URLs, unsupported schemes, over-long URLs, CR/LF, relative
+    and missing local folders with the right code, and stores nothing (even across a
+    restart)."""
+    async with make_engine() as engine:
+        job = await engine.create_job("bad")
+        with pytest.raises(bitsd.BitsError) as info:
+            await job.add_file(remote, local.format(dest=dest))
+        assert info.value.hresult == code
+        assert await job.files() == []
+    async with make_engine() as engine:
+        assert await (await engine.get_job(job.id)).files() == []
+
+
+async def test_file_set_is_all_or_nothing(make_engine: EngineFactory, dest: Path) -> None:
+    """add_file_set with one bad pair adds none; a local name used twice in a job is
+    refused."""
+    async with make_engine() as engine:
+        job = await engine.create_job("set")
+        with pytest.raises(bitsd.InvalidArgumentError):
+            await job.add_file_set([("http://h/a", str(dest / "a")), ("gopher://h/b",
+                                                                       str(dest / "b"))])
+        assert await job.files() == []
+        await job.add_file("http://h/a", str(dest / "a"))
+        with pytest.raises(bitsd.InvalidArgumentError):
+            await job.add_file("http://h/other", str(dest / "a"))
+        assert len(await job.files()) == 1
+
+
+async def test_jobs_and_properties_survive_a_restart(
+    make_engine: EngineFactory, dest: Path
+) -> None:
+    """A job, its files and every property are the same after the engine restarts."""
+    async with make_engine() as engine:
+        job = await engine.create_job("persist")
+        await job.add_file("http://example.invalid/a", str(dest / "a"))
+        await job.set_priority(Priority.LOW)
+        await job.set_description("a description")
+        await job.set_minimum_retry_delay(42)
+        await job.set_no_progress_timeout(4242)
+        await job.set_notify_flags(NotifyFlags.JOB_ERROR | NotifyFlags.JOB_MODIFICATION)
+        await job.set_notify_cmd_line("/bin/true", "true x")
+        before = (await job.get_times(), await job.files())
+    async with make_engine() as engine:
+        again = await engine.get_job(job.id)
+        assert [j.id for j in await engine.jobs()] == [job.id]
+        assert await again.get_display_name() == "persist"
+        assert await again.get_description() == "a description"
+        assert await again.get_priority() is Priority.LOW
+        assert await again.get_minimum_retry_delay() == 42
+        assert await again.get_no_progress_timeout() == 4242
+        assert await again.get_notify_flags() == NotifyFlags.JOB_ERROR | NotifyFlags.JOB_MODIFICATION
+        assert await again.get_notify_cmd_line() == ("/bin/true", "true x")
+        assert (await again.get_times(), await again.files()) == before
+
+
+async def test_setters_validate(make_engine: EngineFactory) -> None:
+    """Retry delay is floored at 5 s; a description over 1,024 characters is
+    BG_E_STRING_TOO_LONG; bad flags and priorities are E_NOTIMPL; dynamic content is read-only
+    after the first Resume."""
+    async with make_engine() as engine:
+        job = await engine.create_job("setters")
+        await job.set_minimum_retry_delay(1)
+        assert await job.get_minimum_retry_delay() == 5
+        with pytest.raises(bitsd.BitsError) as long:
+            await job.set_description("x" * 1025)
+        assert long.value.hresult == codes.BG_E_STRING_TOO_LONG
+        with pytest.raises(bitsd.NotSupportedError):
+            await job.set_notify_flags(0x40)
+        with pytest.raises(bitsd.NotSupportedError):
+            await job.set_priority(7)  # type: ignore[arg-type]
+        with pytest.raises(bitsd.InvalidArgumentError):
+            await job.set_notify_cmd_line("relative/prog", None)
+        with pytest.raises(bitsd.NotSupportedError):
+            await engine.create_job("upload", JobType.UPLOAD)
+        await job.add_file("http://example.invalid/a", "/tmp/bitsd-never-written")
+        await job.resume()
+        await job.suspend()
+        with pytest.raises(bitsd.ReadOnlyPropertyError) as ro:
+            await job.set_dynamic_content(True)
+        assert ro.value.hresult == codes.BG_E_READ_ONLY_PROPERTY_AFTER_RESUME
+
+
+async def test_complete_with_unfinished_file_is_partial(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """Complete of a job whose second file failed keeps the first, deletes the partial one,
+    returns BG_S_PARTIAL_COMPLETE and leaves no temporary file."""
+    server.add("/good", body(100_000))
+    server.add("/bad", body(500_000))
+    server.set_fault("/bad", Fault(drop_after=200_000))
+    async with make_engine() as engine:
+        job = await engine.create_job("partial")
+        await job.set_no_progress_timeout(0)
+        await job.add_file_set([(server.url("/good"), str(dest / "good")),
+                                (server.url("/bad"), str(dest / "bad"))])
+        await job.resume()
+        assert await settle(job) is JobState.ERROR
+        assert (await job.get_error()).file.local_name == str(dest / "bad")  # type: ignore[union-attr]
+        assert await job.complete() == codes.BG_S_PARTIAL_COMPLETE
+    assert (dest / "good").read_bytes() == body(100_000)
+    assert not (dest / "bad").exists()
+    assert leftovers(dest) == []
+
+
+async def test_cancel_deletes_temporary_files(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """Cancel stops the transfer and deletes finished and partial temporary files."""
+    server.add("/a", body(1000))
+    server.add("/slow", body(2_000_000))
+    server.set_fault("/slow", Fault(rate=1_000_000))
+    async with make_engine() as engine:
+        job = await engine.create_job("cancel")
+        await job.add_file_set([(server.url("/a"), str(dest / "a")),
+                                (server.url("/slow"), str(dest / "slow"))])
+        await job.resume()
+        while (await job.get_progress()).files_transferred < 1:
+            await asyncio.sleep(0.01)
+        assert len(leftovers(dest)) >= 1
+        assert await job.cancel() == codes.S_OK
+        assert await job.get_state() is JobState.CANCELLED
+    assert os.listdir(dest) == []
+
+
+async def test_existing_final_file_is_replaced_on_complete(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """A file already at the final name is replaced by Complete (BITS: REPLACE_EXISTING), and
+    left alone until then."""
+    (dest / "f").write_bytes(b"old")
+    server.add("/f", b"new content")
+    async with make_engine() as engine:
+        job = await engine.create_job("replace")
+        await job.add_file(server.url("/f"), str(dest / "f"))
+        await job.resume()
+        await settle(job)
+        assert (dest / "f").read_bytes() == b"old"
+        await job.complete()
+    assert (dest / "f").read_bytes() == b"new content"
+
+
+async def test_job_inactivity_timeout_cancels_and_deletes(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, clock: FakeClock
+) -> None:
+    """A job untouched for the job inactivity timeout is cancelled and its temporary files
+    deleted; touching it resets the timer."""
+    server.add("/a", body(1000))
+    async with make_engine(job_inactivity_timeout=1000) as engine:
+        job = await engine.create_job("idle")
+        await job.add_file(server.url("/a"), str(dest / "a"))
+        await job.resume()
+        await settle(job)
+        assert leftovers(dest)
+        await advance(clock, 900)
+        await job.set_description("touched")
+        await advance(clock, 900)
+        assert await job.get_state() is JobState.TRANSFERRED
+        await advance(clock, 101)
+        assert await settle(job, (JobState.CANCELLED,)) is JobState.CANCELLED
+    assert os.listdir(dest) == []
+
+
+async def test_maximum_download_time_fails_the_job(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, clock: FakeClock
+) -> None:
+    """Time spent transferring beyond the maximum download time fails the job with
+    BG_E_MAXDOWNLOAD_TIMEOUT."""
+    server.add("/slow", body(5_000_000))
+    server.set_fault("/slow", Fault(rate=500_000))
+    async with make_engine() as engine:
+        job = await engine.create_job("max time")
+        await job.set_maximum_download_time(60)
+        await job.add_file(server.url("/slow"), str(dest / "slow"))
+        await job.resume()
+        await settle(job, (JobState.TRANSFERRING,))
+        await advance(clock, 59)
+        assert await job.get_state() is JobState.TRANSFERRING
+        await advance(clock, 2)
+        assert await settle(job) is JobState.ERROR
+        assert (await job.get_error()).code == codes.BG_E_MAXDOWNLOAD_TIMEOUT
+
+
+async def test_foreground_runs_beside_background_and_priority_preempts(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """With one background slot, a HIGH job pre-empts a running LOW job (back to QUEUED) and a
+    FOREGROUND job runs at the same time as the background one."""
+    for name in ("low", "high", "fg"):
+        server.add(f"/{name}", body(3_000_000))
+        server.set_fault(f"/{name}", Fault(rate=2_000_000))
+    async with make_engine(max_background_jobs=1) as engine:
+        low = await engine.create_job("low")
+        await low.set_priority(Priority.LOW)
+        await low.add_file(server.url("/low"), str(dest / "low"))
+        await low.resume()
+        await settle(low, (JobState.TRANSFERRING,))
+        high = await engine.create_job("high")
+        await high.set_priority(Priority.HIGH)
+        await high.add_file(server.url("/high"), str(dest / "high"))
+        await high.resume()
+        await settle(high, (JobState.TRANSFERRING,))
+        assert await low.get_state() is JobState.QUEUED
+        fg = await engine.create_job("fg")
+        await fg.set_priority(Priority.FOREGROUND)
+        await fg.add_file(server.url("/fg"), str(dest / "fg"))
+        await fg.resume()
+        await settle(fg, (JobState.TRANSFERRING,))
+        assert await high.get_state() is JobState.TRANSFERRING
+        for name in ("low", "high", "fg"):
+            server.clear_fault(f"/{name}")
+        for job in (low, high, fg):
+            assert await settle(job) is JobState.TRANSFERRED
+
+
+async def test_same_priority_jobs_share_time(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, clock: FakeClock
+) -> None:
+    """With one background slot, a running job gives way to a waiting one of its level when
+    its time slice ends, and continues later from where it stopped."""
+    for name in ("one", "two"):
+        server.add(f"/{name}", body(4_000_000))
+        server.set_fault(f"/{name}", Fault(rate=2_000_000))
+    async with make_engine(max_background_jobs=1, time_slice=100) as engine:
+        one = await engine.create_job("one")
+        await one.add_file(server.url("/one"), str(dest / "one"))
+        await one.resume()
+        await settle(one, (JobState.TRANSFERRING,))
+        two = await engine.create_job("two")
+        await two.add_file(server.url("/two"), str(dest / "two"))
+        await two.resume()
+        await asyncio.sleep(0.1)
+        assert await two.get_state() is JobState.QUEUED
+        await advance(clock, 100)
+        await settle(two, (JobState.TRANSFERRING,))
+        assert await one.get_state() is JobState.QUEUED
+        held = (await one.get_progress()).bytes_transferred
+        for name in ("one", "two"):
+            server.clear_fault(f"/{name}")
+        await advance(clock, 100)
+        for job in (one, two):
+            assert await settle(job) is JobState.TRANSFERRED
+    assert held > 0
+    assert f"bytes={held}-" in [r.range for r in server.requests_for("/one")]

@@ -1,0 +1,266 @@
+"""Unit tests for a download's local files (bitsd._files): names, validation, the temporary
+file, the rename on Complete and quiet deletion."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+import bitsd
+from bitsd import codes
+from bitsd._files import (
+    TEMP_SUFFIX,
+    check_local_name,
+    delete_quietly,
+    open_temp,
+    rename_into_place,
+    temp_name_for,
+    temp_size,
+)
+
+JOB_A = "0123456789abcdef0123456789abcdef"
+JOB_B = "fedcba9876543210fedcba9876543210"
+
+
+# --- temp_name_for ------------------------------------------------------------------------------
+
+
+def test_temp_name_is_in_the_same_folder(tmp_path: Path) -> None:
+    """The temporary file sits next to the final file (same file system, atomic rename)."""
+    local = str(tmp_path / "sub" / "file.bin")
+    assert str(tmp_path / "sub") == os.path.dirname(temp_name_for(local, JOB_A, 0))
+
+
+def test_temp_name_is_hidden_and_marked(tmp_path: Path) -> None:
+    """The temporary name starts with a dot, names the file and ends with TEMP_SUFFIX."""
+    name = os.path.basename(temp_name_for(str(tmp_path / "file.bin"), JOB_A, 0))
+    assert name.startswith(".")
+    assert "file.bin" in name
+    assert name.endswith(TEMP_SUFFIX)
+
+
+def test_temp_name_is_unique_per_job_and_index(tmp_path: Path) -> None:
+    """Two jobs, or two files of one job, never share a temporary name for the same file."""
+    local = str(tmp_path / "file.bin")
+    names = {temp_name_for(local, job, index) for job in (JOB_A, JOB_B) for index in range(3)}
+    assert 6 == len(names)
+    assert local not in names
+
+
+def test_temp_name_is_stable(tmp_path: Path) -> None:
+    """The same (local name, job, index) always gives the same temporary name (resume)."""
+    local = str(tmp_path / "file.bin")
+    assert temp_name_for(local, JOB_A, 2) == temp_name_for(local, JOB_A, 2)
+
+
+# --- check_local_name ---------------------------------------------------------------------------
+
+
+def test_valid_local_name_is_returned_normalised(tmp_path: Path) -> None:
+    """An absolute name in an existing folder is accepted and normalised."""
+    messy = f"{tmp_path}/./sub/../file.bin"
+    (tmp_path / "sub").mkdir()
+    assert str(tmp_path / "file.bin") == check_local_name(messy)
+
+
+def test_existing_file_is_accepted(tmp_path: Path) -> None:
+    """A name that already exists as a file is accepted (Complete replaces it)."""
+    target = tmp_path / "file.bin"
+    target.write_bytes(b"old")
+    assert str(target) == check_local_name(str(target))
+
+
+@pytest.mark.parametrize("name", ["", "file.bin", "sub/file.bin", "./file.bin", "../file.bin"])
+def test_empty_or_relative_local_name_is_invalid_argument(name: str) -> None:
+    """An empty or relative local name raises InvalidArgumentError (E_INVALIDARG)."""
+    with pytest.raises(bitsd.InvalidArgumentError) as info:
+        check_local_name(name)
+    assert codes.E_INVALIDARG == info.value.hresult
+
+
+def test_nul_in_local_name_is_invalid_argument(tmp_path: Path) -> None:
+    """A local name containing NUL raises InvalidArgumentError."""
+    with pytest.raises(bitsd.InvalidArgumentError):
+        check_local_name(f"{tmp_path}/a\x00b")
+
+
+def test_missing_folder_is_path_not_found(tmp_path: Path) -> None:
+    """A name in a folder that does not exist raises BitsError with
+    HRESULT_FROM_WIN32(ERROR_PATH_NOT_FOUND) = 0x80070003."""
+    with pytest.raises(bitsd.BitsError) as info:
+        check_local_name(str(tmp_path / "missing" / "file.bin"))
+    assert codes.HRESULT_FROM_WIN32(3) == info.value.hresult
+    assert 0x80070003 == info.value.hresult
+    assert not isinstance(info.value, bitsd.InvalidArgumentError)
+
+
+def test_existing_folder_name_is_invalid_argument(tmp_path: Path) -> None:
+    """A local name that is an existing folder raises InvalidArgumentError."""
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(bitsd.InvalidArgumentError) as info:
+        check_local_name(str(tmp_path / "folder"))
+    assert codes.E_INVALIDARG == info.value.hresult
+
+
+def test_name_ending_in_separator_is_invalid_argument(tmp_path: Path) -> None:
+    """A local name ending with a path separator names a folder: InvalidArgumentError."""
+    with pytest.raises(bitsd.InvalidArgumentError):
+        check_local_name(f"{tmp_path}{os.sep}")
+
+
+def test_unwritable_folder_is_access_denied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name in a folder the user cannot write raises BitsError with E_ACCESSDENIED."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    real_access = os.access
+
+    def access(path: str, mode: int) -> bool:
+        # Root may write anywhere; pretend this one folder is read-only for everyone.
+        return False if os.fspath(path) == str(folder) else real_access(path, mode)
+
+    monkeypatch.setattr(os, "access", access)
+    with pytest.raises(bitsd.BitsError) as info:
+        check_local_name(str(folder / "file.bin"))
+    assert codes.E_ACCESSDENIED == info.value.hresult
+
+
+# --- open_temp ----------------------------------------------------------------------------------
+
+
+def _write_through(fd: int, data: bytes) -> None:
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def test_open_temp_creates_an_empty_file(tmp_path: Path) -> None:
+    """A new temporary file is created empty and the descriptor is positioned at 0."""
+    temp = tmp_path / ".file.tmp"
+    fd = open_temp(str(temp), keep=0)
+    try:
+        assert 0 == os.lseek(fd, 0, os.SEEK_CUR)
+    finally:
+        os.close(fd)
+    assert 0 == temp.stat().st_size
+
+
+def test_open_temp_truncates_to_keep(tmp_path: Path) -> None:
+    """The file is cut to its first ``keep`` bytes and writing continues at ``keep``."""
+    temp = tmp_path / ".file.tmp"
+    temp.write_bytes(b"0123456789")
+    fd = open_temp(str(temp), keep=4)
+    assert 4 == os.lseek(fd, 0, os.SEEK_CUR)
+    _write_through(fd, b"XY")
+    assert b"0123XY" == temp.read_bytes()
+
+
+def test_open_temp_keep_equal_to_size_keeps_everything(tmp_path: Path) -> None:
+    """keep equal to the file size keeps every byte and appends after them."""
+    temp = tmp_path / ".file.tmp"
+    temp.write_bytes(b"abc")
+    _write_through(open_temp(str(temp), keep=3), b"d")
+    assert b"abcd" == temp.read_bytes()
+
+
+def test_open_temp_restarts_when_file_is_shorter_than_keep(tmp_path: Path) -> None:
+    """A file shorter than the checkpoint is damaged: it is emptied and writing starts at 0."""
+    temp = tmp_path / ".file.tmp"
+    temp.write_bytes(b"abc")
+    fd = open_temp(str(temp), keep=10)
+    assert 0 == os.lseek(fd, 0, os.SEEK_CUR)
+    _write_through(fd, b"new")
+    assert b"new" == temp.read_bytes()
+
+
+def test_open_temp_missing_file_with_keep_starts_at_zero(tmp_path: Path) -> None:
+    """A checkpoint whose temporary file is gone restarts from 0 on a new file."""
+    temp = tmp_path / ".file.tmp"
+    fd = open_temp(str(temp), keep=100)
+    assert 0 == os.lseek(fd, 0, os.SEEK_CUR)
+    os.close(fd)
+    assert 0 == temp_size(str(temp))
+
+
+def test_open_temp_refuses_a_planted_symlink(tmp_path: Path) -> None:
+    """A symlink planted at the temporary name is not followed (OSError ELOOP); its target
+    is left alone."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    temp = tmp_path / ".file.tmp"
+    temp.symlink_to(victim)
+    with pytest.raises(OSError) as info:
+        open_temp(str(temp), keep=0)
+    assert errno.ELOOP == info.value.errno
+    assert b"precious" == victim.read_bytes()
+
+
+def test_open_temp_refuses_a_dangling_symlink(tmp_path: Path) -> None:
+    """A dangling symlink at the temporary name is not followed to create its target."""
+    target = tmp_path / "created-through-link"
+    temp = tmp_path / ".file.tmp"
+    temp.symlink_to(target)
+    with pytest.raises(OSError) as info:
+        open_temp(str(temp), keep=0)
+    assert errno.ELOOP == info.value.errno
+    assert not target.exists()
+
+
+# --- temp_size, rename_into_place, delete_quietly -----------------------------------------------
+
+
+def test_temp_size(tmp_path: Path) -> None:
+    """temp_size is the file's size, or None when it does not exist."""
+    temp = tmp_path / ".file.tmp"
+    assert temp_size(str(temp)) is None
+    temp.write_bytes(b"12345")
+    assert 5 == temp_size(str(temp))
+
+
+def test_rename_into_place_moves_the_file(tmp_path: Path) -> None:
+    """rename_into_place moves the temporary file to the final name."""
+    temp, final = tmp_path / ".file.tmp", tmp_path / "file.bin"
+    temp.write_bytes(b"payload")
+    rename_into_place(str(temp), str(final))
+    assert (False, b"payload") == (temp.exists(), final.read_bytes())
+
+
+def test_rename_into_place_replaces_an_existing_file(tmp_path: Path) -> None:
+    """An existing file at the final name is replaced, as BITS does (MoveFileEx REPLACE)."""
+    temp, final = tmp_path / ".file.tmp", tmp_path / "file.bin"
+    temp.write_bytes(b"new")
+    final.write_bytes(b"old contents")
+    rename_into_place(str(temp), str(final))
+    assert (False, b"new") == (temp.exists(), final.read_bytes())
+
+
+def test_rename_into_place_missing_temp_raises(tmp_path: Path) -> None:
+    """A missing temporary file is an OSError (the caller classifies it)."""
+    with pytest.raises(FileNotFoundError):
+        rename_into_place(str(tmp_path / ".gone.tmp"), str(tmp_path / "file.bin"))
+
+
+def test_delete_quietly_removes_a_file(tmp_path: Path) -> None:
+    """delete_quietly deletes an existing file and reports success."""
+    path = tmp_path / "x"
+    path.write_bytes(b"x")
+    assert delete_quietly(str(path)) is True
+    assert not path.exists()
+
+
+def test_delete_quietly_missing_file_is_success(tmp_path: Path) -> None:
+    """Deleting a file that does not exist is a success, not an error."""
+    assert delete_quietly(str(tmp_path / "missing")) is True
+
+
+def test_delete_quietly_reports_failure_without_raising(tmp_path: Path) -> None:
+    """A path that exists but cannot be unlinked (a folder) gives False, never an exception."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    assert delete_quietly(str(folder)) is False
+    assert folder.is_dir()

@@ -1,0 +1,97 @@
+"""Unit tests for remote-name validation (bitsd._urls), bits-inventory §2.13 and §5.2."""
+
+from __future__ import annotations
+
+import pytest
+
+import bitsd
+from bitsd import codes
+from bitsd._urls import RemoteKind, check_remote_name, remote_kind
+
+PREFIX = "http://example.test/"
+
+
+def url_of_length(length: int) -> str:
+    """An http URL exactly ``length`` characters long."""
+    return PREFIX + "a" * (length - len(PREFIX))
+
+
+ACCEPTED = [
+    "http://example.test/file.bin",
+    "https://example.test/file.bin",
+    "HTTP://EXAMPLE.TEST/FILE.BIN",
+    "http://example.test",
+    "http://127.0.0.1:8080/a?b=c#d",
+    "https://[::1]:8443/path",
+    "https://user:secret@example.test/x",
+    "http://example.test:65535/x",
+    "file:///srv/data/file.bin",
+    "file://localhost/srv/data/file.bin",
+    "/srv/data/file.bin",
+    "/",
+    url_of_length(2200),
+]
+
+
+@pytest.mark.parametrize("url", ACCEPTED, ids=lambda u: u[:60])
+def test_accepted_remote_names_are_returned_unchanged(url: str) -> None:
+    """http/https URLs with a host, local file:// URLs and absolute paths are accepted as is."""
+    assert url == check_remote_name(url)
+
+
+REJECTED = {
+    "empty": "",
+    "relative path": "data/file.bin",
+    "dot relative": "./file.bin",
+    "bare host": "example.test/file.bin",
+    "ftp": "ftp://example.test/file.bin",
+    "gopher": "gopher://example.test/",
+    "javascript": "javascript:alert(1)",
+    "http no host": "http:///nohost",
+    "https no host": "https:///nohost",
+    "http only scheme": "http://",
+    "2201 characters": url_of_length(2201),
+    "much too long": url_of_length(10_000),
+    "CRLF": "http://example.test/a\r\nHost: evil",
+    "LF": "http://example.test/a\nb",
+    "NUL": "http://example.test/a\x00b",
+    "TAB": "http://example.test/a\tb",
+    "DEL": "http://example.test/a\x7fb",
+    "path with newline": "/srv/data\n/file",
+    "file other host": "file://otherhost/x",
+    "file UNC-like": "file://server/share/x",
+    "port not a number": "http://example.test:abc/x",
+    "port too large": "http://example.test:65536/x",
+    "port zero": "http://example.test:0/x",
+    "negative port": "http://example.test:-1/x",
+}
+
+
+@pytest.mark.parametrize("url", list(REJECTED.values()), ids=list(REJECTED))
+def test_rejected_remote_names_raise_invalid_argument(url: str) -> None:
+    """Bad remote names raise InvalidArgumentError with E_INVALIDARG at add_file time."""
+    with pytest.raises(bitsd.InvalidArgumentError) as info:
+        check_remote_name(url)
+    assert codes.E_INVALIDARG == info.value.hresult
+    assert isinstance(info.value, ValueError)
+
+
+def test_length_limit_is_exactly_2200() -> None:
+    """2,200 characters are accepted; 2,201 are not (BG_FILE_INFO)."""
+    assert 2200 == len(check_remote_name(url_of_length(2200)))
+    with pytest.raises(bitsd.InvalidArgumentError):
+        check_remote_name(url_of_length(2201))
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://example.test/x", RemoteKind.HTTP),
+        ("HTTPS://example.test/x", RemoteKind.HTTP),
+        ("file:///srv/x", RemoteKind.LOCAL),
+        ("/srv/x", RemoteKind.LOCAL),
+    ],
+)
+def test_remote_kind(url: str, expected: RemoteKind) -> None:
+    """http(s) names are served by the HTTP transport, file:// and paths by the local one."""
+    assert expected == remote_kind(url)
