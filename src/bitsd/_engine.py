@@ -253,7 +253,7 @@ class Engine:
         size = temp_size(f.temp_name)
         if f.completed and not f.renamed and size != f.bytes_total:
             return dataclasses.replace(f, completed=False, bytes_transferred=0, validator=None)
-        if not f.completed and (size is None or size < f.bytes_transferred):
+        if not f.completed and f.bytes_transferred > 0 and (size or 0) < f.bytes_transferred:
             return dataclasses.replace(f, bytes_transferred=0, validator=None)
         return f
 

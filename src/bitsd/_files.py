@@ -32,12 +32,17 @@ __all__ = [
 ]
 
 TEMP_SUFFIX = ".bitsd-tmp"
+# Bytes of the local name kept in its temporary name (255 - dot, id, index and suffix).
+_VISIBLE_NAME_BYTES = 180
 
 
 def temp_name_for(local_name: str, job_id: str, index: int) -> str:
     """The temporary file of ``local_name`` for file ``index`` of job ``job_id``."""
     path = Path(local_name)
-    return str(path.with_name(f".{path.name}.{job_id[:8]}-{index}{TEMP_SUFFIX}"))
+    # The whole job id makes the name unique per (job, index); the visible part is cut so the
+    # name stays under NAME_MAX (255 bytes) whatever the local name's length.
+    visible = path.name.encode()[:_VISIBLE_NAME_BYTES].decode(errors="ignore")
+    return str(path.with_name(f".{visible}.{job_id.replace('-', '')}-{index}{TEMP_SUFFIX}"))
 
 
 def check_local_name(local_name: str) -> str:

@@ -175,3 +175,7 @@ class EngineConfig:
                 raise ValueError(f"{name} must be > 0")
         if self.default_no_progress_timeout < 0:
             raise ValueError("default_no_progress_timeout must be >= 0")
+        if self.default_minimum_retry_delay < 0:
+            raise ValueError("default_minimum_retry_delay must be >= 0")
+        if self.notify_retry_interval is not None and self.notify_retry_interval <= 0:
+            raise ValueError("notify_retry_interval must be > 0 (or None)")

@@ -72,7 +72,7 @@ def plan(
         def rank(c: Candidate) -> tuple[int, int]:
             if not c.running:
                 return (1, c.queue_seq)
-            expired = waiting and now - (c.run_started or now) >= time_slice
+            expired = waiting and now - _started(c, now) >= time_slice
             return (2 if expired else 0, c.queue_seq)
 
         ordered = sorted(same, key=rank)
@@ -80,9 +80,9 @@ def plan(
         if len(same) > max_background:
             # Others of this level wait: wake when the first running one's slice ends.
             ends = [
-                (c.run_started or now) + time_slice
+                _started(c, now) + time_slice
                 for c in ordered[:max_background]
-                if c.running and (c.run_started or now) + time_slice > now
+                if c.running and _started(c, now) + time_slice > now
             ]
             wake_at = min(ends) if ends else None
     start = tuple(
@@ -92,3 +92,8 @@ def plan(
     )
     stop = tuple(c.job_id for c in jobs if c.running and c.job_id not in chosen)
     return Plan(start=start, stop=stop, wake_at=wake_at)
+
+
+def _started(c: Candidate, now: float) -> float:
+    """When ``c``'s turn began (``now`` for a job that has not started)."""
+    return now if c.run_started is None else c.run_started

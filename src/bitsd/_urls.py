@@ -60,7 +60,7 @@ def check_remote_name(url: str) -> str:
             raise InvalidArgumentError(f"the URL has port 0: {url!r}")
         return url
     if scheme == "file":
-        if parts.netloc not in ("", "localhost"):
+        if parts.netloc.lower() not in ("", "localhost"):
             raise InvalidArgumentError(f"file:// URLs must name this machine: {url!r}")
         if not parts.path.startswith("/"):
             raise InvalidArgumentError(f"the file:// URL has no absolute path: {url!r}")

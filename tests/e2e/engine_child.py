@@ -16,8 +16,9 @@ CHECKPOINT_BYTES = 256 * 1024
 
 
 async def main(state_dir: str, url: str, local: str) -> None:
-    async with Engine(state_dir, checkpoint_bytes=CHECKPOINT_BYTES, checkpoint_seconds=0.2,
-                      chunk_size=64 * 1024) as engine:
+    async with Engine(
+        state_dir, checkpoint_bytes=CHECKPOINT_BYTES, checkpoint_seconds=0.2, chunk_size=64 * 1024
+    ) as engine:
         job = await engine.create_job("child")
         await job.add_file(url, local)
         await job.resume()

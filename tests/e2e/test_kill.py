@@ -33,9 +33,17 @@ async def test_kill_during_transfer_then_restart_finishes_byte_identical(tmp_pat
         server.add("/big", data)
         server.set_fault("/big", Fault(rate=3_000_000))
         child = subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.engine_child", str(state), server.url("/big"),
-             str(dest / "big")],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "tests.e2e.engine_child",
+                str(state),
+                server.url("/big"),
+                str(dest / "big"),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert child.stdout is not None
         job_id = child.stdout.readline().split()[1]
@@ -52,13 +60,16 @@ async def test_kill_during_transfer_then_restart_finishes_byte_identical(tmp_pat
         async with Engine(state) as engine:
             job = await engine.get_job(job_id)
             assert await job.wait((JobState.TRANSFERRED, JobState.ERROR), timeout=30) is (
-                JobState.TRANSFERRED)
+                JobState.TRANSFERRED
+            )
             await job.complete()
         second = server.requests_for("/big")[1]
 
     assert hashlib.sha256((dest / "big").read_bytes()).hexdigest() == (
-        hashlib.sha256(data).hexdigest())
-    assert second.range is not None and second.range.startswith("bytes=")
+        hashlib.sha256(data).hexdigest()
+    )
+    assert second.range is not None
+    assert second.range.startswith("bytes=")
     resumed_at = int(second.range.removeprefix("bytes=").rstrip("-"))
     assert resumed_at > 0, "restarted from zero"
     fetched_twice = sent_before_kill - resumed_at

@@ -19,8 +19,12 @@ async def test_download_completes_byte_identical(
     server.add("/b.bin", b)
     async with make_engine() as engine:
         job = await engine.create_job("two files")
-        await job.add_file_set([(server.url("/a.bin"), str(dest / "a.bin")),
-                                (server.url("/b.bin"), str(dest / "b.bin"))])
+        await job.add_file_set(
+            [
+                (server.url("/a.bin"), str(dest / "a.bin")),
+                (server.url("/b.bin"), str(dest / "b.bin")),
+            ]
+        )
         assert (dest / "a.bin").exists() is False
         await job.resume()
         assert await settle(job) is JobState.TRANSFERRED
@@ -39,7 +43,9 @@ async def test_download_completes_byte_identical(
     assert first.range == "bytes=0-"
 
 
-async def test_empty_remote_file(server: FaultServer, make_engine: EngineFactory, dest: Path) -> None:
+async def test_empty_remote_file(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
     """A zero-byte remote file transfers as a zero-byte local file."""
     server.add("/empty", b"")
     async with make_engine() as engine:
@@ -103,7 +109,8 @@ async def test_changed_remote_restarts_that_file_from_zero(
         await job.complete()
     assert (dest / "f").read_bytes() == new
     retry = server.requests_for("/f")[1]
-    assert retry.if_range is not None and retry.status == 200
+    assert retry.if_range is not None
+    assert retry.status == 200
 
 
 async def test_changed_size_without_validators_restarts(
@@ -143,8 +150,10 @@ async def test_server_ignoring_range_is_fatal_unless_dynamic(
         await job.resume()
         assert await settle(job) is JobState.ERROR
         err = await job.get_error()
-        assert (err.code, err.context) == (codes.BG_E_INSUFFICIENT_RANGE_SUPPORT,
-                                           ErrorContext.REMOTE_FILE)
+        assert (err.code, err.context) == (
+            codes.BG_E_INSUFFICIENT_RANGE_SUPPORT,
+            ErrorContext.REMOTE_FILE,
+        )
         await job.cancel()
 
         dyn = await engine.create_job("dynamic")
@@ -242,4 +251,5 @@ async def test_missing_local_source_is_a_remote_file_error(
         assert await settle(job) is JobState.ERROR
         err = await job.get_error()
         assert (err.code, err.context) == (codes.HRESULT_FROM_WIN32(2), ErrorContext.REMOTE_FILE)
-        assert err.file is not None and err.file.local_name == str(dest / "x")
+        assert err.file is not None
+        assert err.file.local_name == str(dest / "x")

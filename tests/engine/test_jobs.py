@@ -54,10 +54,15 @@ async def test_caller_errors_carry_bits_codes(
             await job.get_error()
         assert unavailable.value.hresult == codes.BG_E_ERROR_INFORMATION_UNAVAILABLE
         assert await job.cancel() == codes.S_OK
-        for verb in (job.resume(), job.suspend(), job.cancel(), job.complete(),
-                     job.set_priority(Priority.HIGH), job.add_file(server.url("/ok"),
-                                                                   str(dest / "x")),
-                     job.set_notify_interface(object())):
+        for verb in (
+            job.resume(),
+            job.suspend(),
+            job.cancel(),
+            job.complete(),
+            job.set_priority(Priority.HIGH),
+            job.add_file(server.url("/ok"), str(dest / "x")),
+            job.set_notify_interface(object()),
+        ):
             with pytest.raises(bitsd.InvalidStateError) as final:
                 await verb
             assert final.value.hresult == codes.BG_E_INVALID_STATE
@@ -100,8 +105,9 @@ async def test_file_set_is_all_or_nothing(make_engine: EngineFactory, dest: Path
     async with make_engine() as engine:
         job = await engine.create_job("set")
         with pytest.raises(bitsd.InvalidArgumentError):
-            await job.add_file_set([("http://h/a", str(dest / "a")), ("gopher://h/b",
-                                                                       str(dest / "b"))])
+            await job.add_file_set(
+                [("http://h/a", str(dest / "a")), ("gopher://h/b", str(dest / "b"))]
+            )
         assert await job.files() == []
         await job.add_file("http://h/a", str(dest / "a"))
         with pytest.raises(bitsd.InvalidArgumentError):
@@ -131,7 +137,8 @@ async def test_jobs_and_properties_survive_a_restart(
         assert await again.get_priority() is Priority.LOW
         assert await again.get_minimum_retry_delay() == 42
         assert await again.get_no_progress_timeout() == 4242
-        assert await again.get_notify_flags() == NotifyFlags.JOB_ERROR | NotifyFlags.JOB_MODIFICATION
+        flags = NotifyFlags.JOB_ERROR | NotifyFlags.JOB_MODIFICATION
+        assert await again.get_notify_flags() == flags
         assert await again.get_notify_cmd_line() == ("/bin/true", "true x")
         assert (await again.get_times(), await again.files()) == before
 
@@ -174,8 +181,9 @@ async def test_complete_with_unfinished_file_is_partial(
     async with make_engine() as engine:
         job = await engine.create_job("partial")
         await job.set_no_progress_timeout(0)
-        await job.add_file_set([(server.url("/good"), str(dest / "good")),
-                                (server.url("/bad"), str(dest / "bad"))])
+        await job.add_file_set(
+            [(server.url("/good"), str(dest / "good")), (server.url("/bad"), str(dest / "bad"))]
+        )
         await job.resume()
         assert await settle(job) is JobState.ERROR
         assert (await job.get_error()).file.local_name == str(dest / "bad")  # type: ignore[union-attr]
@@ -194,8 +202,9 @@ async def test_cancel_deletes_temporary_files(
     server.set_fault("/slow", Fault(rate=1_000_000))
     async with make_engine() as engine:
         job = await engine.create_job("cancel")
-        await job.add_file_set([(server.url("/a"), str(dest / "a")),
-                                (server.url("/slow"), str(dest / "slow"))])
+        await job.add_file_set(
+            [(server.url("/a"), str(dest / "a")), (server.url("/slow"), str(dest / "slow"))]
+        )
         await job.resume()
         while (await job.get_progress()).files_transferred < 1:
             await asyncio.sleep(0.01)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bitsd import ErrorContext, ErrorInfo, FakeClock, JobState, NotifyFlags, codes
 from bitsd.aio import Job
-from tests.engine.conftest import EngineFactory, advance, body, settle
+from tests.engine.conftest import EngineFactory, advance, settle
 from tests.servers.faulty import Fault, FaultServer
 
 
@@ -45,6 +45,7 @@ class Recorder:
 
 async def until(predicate: object, timeout: float = 10.0) -> None:
     """Wait (real time, bounded) until ``predicate()`` is true."""
+
     async def poll() -> None:
         while not predicate():  # type: ignore[operator]
             await asyncio.sleep(0.01)
@@ -70,7 +71,8 @@ async def test_404_calls_job_error_once_with_context_and_code(
         error = cb.calls[0][2]
         assert isinstance(error, ErrorInfo)
         assert (error.code, error.context) == (0x80190194, ErrorContext.REMOTE_FILE)
-        assert error.file is not None and error.file.remote_name == server.url("/missing")
+        assert error.file is not None
+        assert error.file.remote_name == server.url("/missing")
 
 
 async def test_failing_callback_is_called_again_until_it_succeeds(
@@ -111,8 +113,7 @@ async def test_failing_callback_with_command_line_runs_it_once(
         job = await engine.create_job("cmdline")
         await job.set_minimum_retry_delay(5)
         await job.set_notify_interface(cb)
-        await job.set_notify_cmd_line(sys.executable,
-                                      f'python -c "{script}" {job.id} "two words"')
+        await job.set_notify_cmd_line(sys.executable, f'python -c "{script}" {job.id} "two words"')
         await job.add_file(server.url("/missing"), str(dest / "m"))
         await job.resume()
         await until(marker.exists)

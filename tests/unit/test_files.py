@@ -46,8 +46,27 @@ def test_temp_name_is_unique_per_job_and_index(tmp_path: Path) -> None:
     """Two jobs, or two files of one job, never share a temporary name for the same file."""
     local = str(tmp_path / "file.bin")
     names = {temp_name_for(local, job, index) for job in (JOB_A, JOB_B) for index in range(3)}
-    assert 6 == len(names)
+    assert len(names) == 6
     assert local not in names
+
+
+def test_temp_name_differs_for_jobs_with_a_common_id_prefix(tmp_path: Path) -> None:
+    """Two jobs whose ids share their first characters still get different temporary names
+    for the same local file (ids are uuid4 strings; only the whole id is unique)."""
+    local = str(tmp_path / "file.bin")
+    first = "1b4e28ba-2fa1-4dd2-883f-0016d3cca427"
+    second = "1b4e28ba-9c3e-4a01-b5e2-7f00aa113399"
+    assert temp_name_for(local, first, 0) != temp_name_for(local, second, 0)
+
+
+@pytest.mark.parametrize("stem", ["a" * 251, "é" * 125, "名" * 83])
+def test_temp_name_fits_in_name_max_for_the_longest_local_names(tmp_path: Path, stem: str) -> None:
+    """Even for a local name at NAME_MAX (255 bytes), the temporary name fits in 255 bytes."""
+    local = str(tmp_path / f"{stem}.bin")
+    assert len(os.path.basename(local).encode()) <= 255
+    name = os.path.basename(temp_name_for(local, "1b4e28ba-2fa1-4dd2-883f-0016d3cca427", 199))
+    assert len(name.encode()) <= 255
+    assert name.endswith(TEMP_SUFFIX)
 
 
 def test_temp_name_is_stable(tmp_path: Path) -> None:
@@ -78,7 +97,7 @@ def test_empty_or_relative_local_name_is_invalid_argument(name: str) -> None:
     """An empty or relative local name raises InvalidArgumentError (E_INVALIDARG)."""
     with pytest.raises(bitsd.InvalidArgumentError) as info:
         check_local_name(name)
-    assert codes.E_INVALIDARG == info.value.hresult
+    assert info.value.hresult == codes.E_INVALIDARG
 
 
 def test_nul_in_local_name_is_invalid_argument(tmp_path: Path) -> None:
@@ -93,7 +112,7 @@ def test_missing_folder_is_path_not_found(tmp_path: Path) -> None:
     with pytest.raises(bitsd.BitsError) as info:
         check_local_name(str(tmp_path / "missing" / "file.bin"))
     assert codes.HRESULT_FROM_WIN32(3) == info.value.hresult
-    assert 0x80070003 == info.value.hresult
+    assert info.value.hresult == 0x80070003
     assert not isinstance(info.value, bitsd.InvalidArgumentError)
 
 
@@ -102,7 +121,7 @@ def test_existing_folder_name_is_invalid_argument(tmp_path: Path) -> None:
     (tmp_path / "folder").mkdir()
     with pytest.raises(bitsd.InvalidArgumentError) as info:
         check_local_name(str(tmp_path / "folder"))
-    assert codes.E_INVALIDARG == info.value.hresult
+    assert info.value.hresult == codes.E_INVALIDARG
 
 
 def test_name_ending_in_separator_is_invalid_argument(tmp_path: Path) -> None:
@@ -126,7 +145,7 @@ def test_unwritable_folder_is_access_denied(
     monkeypatch.setattr(os, "access", access)
     with pytest.raises(bitsd.BitsError) as info:
         check_local_name(str(folder / "file.bin"))
-    assert codes.E_ACCESSDENIED == info.value.hresult
+    assert info.value.hresult == codes.E_ACCESSDENIED
 
 
 # --- open_temp ----------------------------------------------------------------------------------
@@ -144,10 +163,10 @@ def test_open_temp_creates_an_empty_file(tmp_path: Path) -> None:
     temp = tmp_path / ".file.tmp"
     fd = open_temp(str(temp), keep=0)
     try:
-        assert 0 == os.lseek(fd, 0, os.SEEK_CUR)
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 0
     finally:
         os.close(fd)
-    assert 0 == temp.stat().st_size
+    assert temp.stat().st_size == 0
 
 
 def test_open_temp_truncates_to_keep(tmp_path: Path) -> None:
@@ -155,9 +174,9 @@ def test_open_temp_truncates_to_keep(tmp_path: Path) -> None:
     temp = tmp_path / ".file.tmp"
     temp.write_bytes(b"0123456789")
     fd = open_temp(str(temp), keep=4)
-    assert 4 == os.lseek(fd, 0, os.SEEK_CUR)
+    assert os.lseek(fd, 0, os.SEEK_CUR) == 4
     _write_through(fd, b"XY")
-    assert b"0123XY" == temp.read_bytes()
+    assert temp.read_bytes() == b"0123XY"
 
 
 def test_open_temp_keep_equal_to_size_keeps_everything(tmp_path: Path) -> None:
@@ -165,7 +184,7 @@ def test_open_temp_keep_equal_to_size_keeps_everything(tmp_path: Path) -> None:
     temp = tmp_path / ".file.tmp"
     temp.write_bytes(b"abc")
     _write_through(open_temp(str(temp), keep=3), b"d")
-    assert b"abcd" == temp.read_bytes()
+    assert temp.read_bytes() == b"abcd"
 
 
 def test_open_temp_restarts_when_file_is_shorter_than_keep(tmp_path: Path) -> None:
@@ -173,18 +192,18 @@ def test_open_temp_restarts_when_file_is_shorter_than_keep(tmp_path: Path) -> No
     temp = tmp_path / ".file.tmp"
     temp.write_bytes(b"abc")
     fd = open_temp(str(temp), keep=10)
-    assert 0 == os.lseek(fd, 0, os.SEEK_CUR)
+    assert os.lseek(fd, 0, os.SEEK_CUR) == 0
     _write_through(fd, b"new")
-    assert b"new" == temp.read_bytes()
+    assert temp.read_bytes() == b"new"
 
 
 def test_open_temp_missing_file_with_keep_starts_at_zero(tmp_path: Path) -> None:
     """A checkpoint whose temporary file is gone restarts from 0 on a new file."""
     temp = tmp_path / ".file.tmp"
     fd = open_temp(str(temp), keep=100)
-    assert 0 == os.lseek(fd, 0, os.SEEK_CUR)
+    assert os.lseek(fd, 0, os.SEEK_CUR) == 0
     os.close(fd)
-    assert 0 == temp_size(str(temp))
+    assert temp_size(str(temp)) == 0
 
 
 def test_open_temp_refuses_a_planted_symlink(tmp_path: Path) -> None:
@@ -194,10 +213,10 @@ def test_open_temp_refuses_a_planted_symlink(tmp_path: Path) -> None:
     victim.write_bytes(b"precious")
     temp = tmp_path / ".file.tmp"
     temp.symlink_to(victim)
-    with pytest.raises(OSError) as info:
+    with pytest.raises(OSError, match="symbolic links") as info:
         open_temp(str(temp), keep=0)
-    assert errno.ELOOP == info.value.errno
-    assert b"precious" == victim.read_bytes()
+    assert info.value.errno == errno.ELOOP
+    assert victim.read_bytes() == b"precious"
 
 
 def test_open_temp_refuses_a_dangling_symlink(tmp_path: Path) -> None:
@@ -205,9 +224,9 @@ def test_open_temp_refuses_a_dangling_symlink(tmp_path: Path) -> None:
     target = tmp_path / "created-through-link"
     temp = tmp_path / ".file.tmp"
     temp.symlink_to(target)
-    with pytest.raises(OSError) as info:
+    with pytest.raises(OSError, match="symbolic links") as info:
         open_temp(str(temp), keep=0)
-    assert errno.ELOOP == info.value.errno
+    assert info.value.errno == errno.ELOOP
     assert not target.exists()
 
 
@@ -219,7 +238,7 @@ def test_temp_size(tmp_path: Path) -> None:
     temp = tmp_path / ".file.tmp"
     assert temp_size(str(temp)) is None
     temp.write_bytes(b"12345")
-    assert 5 == temp_size(str(temp))
+    assert temp_size(str(temp)) == 5
 
 
 def test_rename_into_place_moves_the_file(tmp_path: Path) -> None:
@@ -227,7 +246,7 @@ def test_rename_into_place_moves_the_file(tmp_path: Path) -> None:
     temp, final = tmp_path / ".file.tmp", tmp_path / "file.bin"
     temp.write_bytes(b"payload")
     rename_into_place(str(temp), str(final))
-    assert (False, b"payload") == (temp.exists(), final.read_bytes())
+    assert (temp.exists(), final.read_bytes()) == (False, b"payload")
 
 
 def test_rename_into_place_replaces_an_existing_file(tmp_path: Path) -> None:
@@ -236,7 +255,7 @@ def test_rename_into_place_replaces_an_existing_file(tmp_path: Path) -> None:
     temp.write_bytes(b"new")
     final.write_bytes(b"old contents")
     rename_into_place(str(temp), str(final))
-    assert (False, b"new") == (temp.exists(), final.read_bytes())
+    assert (temp.exists(), final.read_bytes()) == (False, b"new")
 
 
 def test_rename_into_place_missing_temp_raises(tmp_path: Path) -> None:

@@ -46,6 +46,12 @@ def test_retry_delay_longer_than_timeout_is_fatal() -> None:
     assert RetryDecision(fatal=True) == policy.after_transient(now=100.0, no_progress_since=100.0)
 
 
+def test_floor_applies_before_comparing_with_the_timeout() -> None:
+    """A 1 s delay is raised to 5 s, which is longer than a 3 s timeout: fatal."""
+    policy = RetryPolicy(minimum_retry_delay=1.0, no_progress_timeout=3.0)
+    assert policy.after_transient(now=100.0, no_progress_since=100.0) == RetryDecision(fatal=True)
+
+
 def test_retry_delay_equal_to_timeout_still_retries() -> None:
     """A retry delay equal to the timeout is not longer than it: the job is retried."""
     policy = RetryPolicy(minimum_retry_delay=60.0, no_progress_timeout=60.0)
@@ -77,8 +83,8 @@ def test_deadline_is_since_plus_timeout() -> None:
     """The no-progress deadline counts from the start of the timer, not from now."""
     policy = RetryPolicy(minimum_retry_delay=10.0, no_progress_timeout=100.0)
     decision = policy.after_transient(now=150.0, no_progress_since=120.0)
-    assert 220.0 == decision.deadline
-    assert 160.0 == decision.retry_at
+    assert decision.deadline == 220.0
+    assert decision.retry_at == 160.0
     assert decision.fatal is False
 
 
@@ -153,11 +159,20 @@ def test_engine_config_rejects_non_positive_values(field: str, value: int) -> No
         EngineConfig(**{field: value})
 
 
+def test_engine_config_rejects_negative_notify_retry_interval() -> None:
+    """A negative notification retry interval is refused (it would retry a failing callback
+    in a tight loop); None, meaning "the job's minimum retry delay", is the default."""
+    assert EngineConfig().notify_retry_interval is None
+    assert EngineConfig(notify_retry_interval=30.0).notify_retry_interval == 30.0
+    with pytest.raises(ValueError, match="notify_retry_interval"):
+        EngineConfig(notify_retry_interval=-1.0)
+
+
 def test_engine_config_rejects_negative_default_no_progress_timeout() -> None:
     """A negative default no-progress timeout is refused; 0 (every error fatal) is allowed."""
     with pytest.raises(ValueError, match="default_no_progress_timeout"):
         EngineConfig(default_no_progress_timeout=-1.0)
-    assert 0.0 == EngineConfig(default_no_progress_timeout=0.0).default_no_progress_timeout
+    assert EngineConfig(default_no_progress_timeout=0.0).default_no_progress_timeout == 0.0
 
 
 def test_engine_config_defaults_are_the_named_constants() -> None:

@@ -107,8 +107,8 @@ def test_running_jobs_count_against_max_background() -> None:
         queued("b", NORMAL, seq=2),
     ]
     result = plan(jobs, now=T0 + 1.0, max_background=2, time_slice=SLICE)
-    assert ("a",) == result.start
-    assert () == result.stop
+    assert result.start == ("a",)
+    assert result.stop == ()
 
 
 def test_fifo_by_queue_seq_whatever_the_input_order() -> None:
@@ -116,7 +116,7 @@ def test_fifo_by_queue_seq_whatever_the_input_order() -> None:
     jobs = [queued(f"j{seq}", NORMAL, seq=seq) for seq in (7, 3, 11, 1, 5)]
     random.Random(1234).shuffle(jobs)
     result = plan(jobs, now=0.0, max_background=3, time_slice=SLICE)
-    assert ("j1", "j3", "j5") == result.start
+    assert result.start == ("j1", "j3", "j5")
 
 
 def test_round_robin_stops_running_job_after_its_slice() -> None:

@@ -124,7 +124,7 @@ def test_every_table_row_is_expected(state: JobState, event: Event) -> None:
 
 def test_table_equals_expectation_exactly() -> None:
     """TRANSITIONS as a whole is exactly the hand-written table: no extra or missing rows."""
-    assert EXPECTED == dict(TRANSITIONS)
+    assert dict(TRANSITIONS) == EXPECTED
 
 
 @pytest.mark.parametrize(("state", "event"), ILLEGAL_PAIRS, ids=_ids(ILLEGAL_PAIRS))
@@ -135,7 +135,7 @@ def test_pairs_not_in_the_table_raise_invalid_state(state: JobState, event: Even
     err = info.value
     assert isinstance(err, bitsd.InvalidStateError)
     assert isinstance(err, bitsd.BitsError)
-    assert codes.BG_E_INVALID_STATE == err.hresult
+    assert err.hresult == codes.BG_E_INVALID_STATE
     assert state == err.state
     assert event == err.event
 
@@ -149,7 +149,7 @@ def test_invalid_transition_error_is_an_invalid_state_error() -> None:
 def test_final_states_have_no_outgoing_events(state: JobState) -> None:
     """ACKNOWLEDGED and CANCELLED have no row in the table and reject every event."""
     assert frozenset() == allowed_events(state)
-    assert [] == [e for (s, e) in TRANSITIONS if s is state]
+    assert [e for (s, e) in TRANSITIONS if s is state] == []
     for event in Event:
         with pytest.raises(InvalidTransitionError):
             apply(state, event)

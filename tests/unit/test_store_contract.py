@@ -119,7 +119,7 @@ def store(store_factory: StoreFactory) -> Store:
 def test_new_store_is_empty(store: Store) -> None:
     """A new store loads no jobs, no files and no notifications."""
     snapshot = store.load()
-    assert ([], {}, []) == (snapshot.jobs, snapshot.files, snapshot.notifications)
+    assert (snapshot.jobs, snapshot.files, snapshot.notifications) == ([], {}, [])
 
 
 def test_job_round_trip_with_every_field_set(store: Store) -> None:
@@ -197,8 +197,8 @@ def test_put_files_of_a_missing_job_is_ignored(store: Store) -> None:
     store.put_job(make_job())
     store.put_files([make_file(0, OTHER_ID), make_file(1, OTHER_ID)])
     snapshot = store.load()
-    assert {} == snapshot.files
-    assert [JOB_ID] == [j.id for j in snapshot.jobs]
+    assert snapshot.files == {}
+    assert [j.id for j in snapshot.jobs] == [JOB_ID]
 
 
 def test_put_files_of_a_deleted_job_is_ignored(store: Store) -> None:
@@ -206,7 +206,7 @@ def test_put_files_of_a_deleted_job_is_ignored(store: Store) -> None:
     store.put_job(make_job(), [make_file(0)])
     store.delete_job(JOB_ID)
     store.put_files([make_file(0)])
-    assert {} == store.load().files
+    assert store.load().files == {}
 
 
 def test_put_files_of_nothing_is_harmless(store: Store) -> None:
@@ -225,7 +225,7 @@ def test_delete_job_removes_its_files_and_notifications(store: Store) -> None:
     store.put_notification(make_note("job_error", OTHER_ID))
     store.delete_job(JOB_ID)
     snapshot = store.load()
-    assert [OTHER_ID] == [j.id for j in snapshot.jobs]
+    assert [j.id for j in snapshot.jobs] == [OTHER_ID]
     assert {OTHER_ID: [make_file(0, OTHER_ID)]} == snapshot.files
     assert [make_note("job_error", OTHER_ID)] == snapshot.notifications
 
@@ -261,7 +261,7 @@ def test_notification_is_keyed_by_job_and_kind(store: Store) -> None:
 def test_notification_of_a_missing_job_is_ignored(store: Store) -> None:
     """A notification for a job that is not stored is not saved."""
     store.put_notification(make_note(job_id=OTHER_ID))
-    assert [] == store.load().notifications
+    assert store.load().notifications == []
 
 
 def test_delete_notification(store: Store) -> None:
@@ -299,6 +299,14 @@ def test_many_jobs_round_trip(store: Store) -> None:
     assert jobs == sorted(store.load().jobs, key=lambda j: j.queue_seq)
 
 
+def test_calls_after_close_are_errors(store_factory: StoreFactory) -> None:
+    """Once closed, a store refuses to load (the backend's own error type)."""
+    store = store_factory()
+    store.close()
+    with pytest.raises((RuntimeError, sqlite3.ProgrammingError)):
+        store.load()
+
+
 # --- sqlite only ----------------------------------------------------------------------------------
 
 
@@ -311,7 +319,7 @@ def test_sqlite_file_is_created_owner_only(tmp_path: Path) -> None:
     finally:
         os.umask(old_umask)
     try:
-        assert 0o600 == stat.S_IMODE(path.stat().st_mode)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
     finally:
         store.close()
 
@@ -322,7 +330,7 @@ def test_sqlite_journal_mode_is_wal(tmp_path: Path) -> None:
     SqliteStore(path).close()
     db = sqlite3.connect(path)
     try:
-        assert "wal" == db.execute("PRAGMA journal_mode").fetchone()[0]
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         db.close()
 
@@ -333,7 +341,7 @@ def test_sqlite_new_file_has_the_current_schema_version(tmp_path: Path) -> None:
     SqliteStore(path).close()
     db = sqlite3.connect(path)
     try:
-        assert SCHEMA_VERSION == db.execute("PRAGMA user_version").fetchone()[0]
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         db.close()
 
@@ -356,12 +364,12 @@ def test_sqlite_newer_schema_is_refused_and_left_untouched(
     before = path.read_bytes()
     with pytest.raises(bitsd.StoreError) as info:
         SqliteStore(path)
-    assert codes.BG_E_DATABASE_CORRUPT == info.value.hresult
+    assert info.value.hresult == codes.BG_E_DATABASE_CORRUPT
     assert before == path.read_bytes()
     db = sqlite3.connect(path)
     try:
-        assert SCHEMA_VERSION + 1 == db.execute("PRAGMA user_version").fetchone()[0]
-        assert 1 == db.execute("SELECT count(*) FROM jobs").fetchone()[0]
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+        assert db.execute("SELECT count(*) FROM jobs").fetchone()[0] == 1
     finally:
         db.close()
 

@@ -64,6 +64,8 @@ REJECTED = {
     "port too large": "http://example.test:65536/x",
     "port zero": "http://example.test:0/x",
     "negative port": "http://example.test:-1/x",
+    "unclosed IPv6 literal": "http://[::1/x",
+    "IPv6 port out of range": "http://[::1]:99999/x",
 }
 
 
@@ -72,13 +74,13 @@ def test_rejected_remote_names_raise_invalid_argument(url: str) -> None:
     """Bad remote names raise InvalidArgumentError with E_INVALIDARG at add_file time."""
     with pytest.raises(bitsd.InvalidArgumentError) as info:
         check_remote_name(url)
-    assert codes.E_INVALIDARG == info.value.hresult
+    assert info.value.hresult == codes.E_INVALIDARG
     assert isinstance(info.value, ValueError)
 
 
 def test_length_limit_is_exactly_2200() -> None:
     """2,200 characters are accepted; 2,201 are not (BG_FILE_INFO)."""
-    assert 2200 == len(check_remote_name(url_of_length(2200)))
+    assert len(check_remote_name(url_of_length(2200))) == 2200
     with pytest.raises(bitsd.InvalidArgumentError):
         check_remote_name(url_of_length(2201))
 

@@ -11,6 +11,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sqlite3
@@ -142,11 +143,15 @@ class SqliteStore:
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
+            # Check the version before anything writes to the file (WAL mode changes its header):
+            # a store this bitsd cannot use is left exactly as it was.
+            self._migrate()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
         except sqlite3.DatabaseError as exc:
+            with contextlib.suppress(Exception):
+                self._db.close()
             raise StoreError(f"cannot open the job store {self.path}: {exc}") from exc
 
     def _migrate(self) -> None:
