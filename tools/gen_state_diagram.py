@@ -35,6 +35,7 @@ __all__ = [
     "BEGIN_MARKER",
     "END_MARKER",
     "extract_block",
+    "is_current",
     "main",
     "render_block",
     "render_diagram",

@@ -3,7 +3,9 @@
 Rules:
 - Every state change goes through :meth:`Engine._transition`: the pure table validates it, the
   store persists it in one transaction, and only then are waiters woken and notifications sent.
-  Property changes go through :meth:`Engine._set` the same way. Nothing else writes a record.
+  Property changes go through :meth:`Engine._set` the same way. The only other writes are file
+  rows: files added (one transaction with the job), progress checkpoints (written by the file
+  sink after fsync) and the renames of Complete.
 - One task per running job transfers its files one at a time, first in first out; the scheduler
   loop decides which jobs run (``bitsd._scheduler``), wakes transient-error jobs when their retry
   delay ends, and enforces MaxDownloadTime and the job inactivity timeout.
@@ -23,8 +25,9 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shlex
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,7 +79,11 @@ from bitsd._transfer.http import HttpTransport
 from bitsd._transfer.local import LocalTransport
 from bitsd._urls import RemoteKind, check_remote_name, remote_kind
 
-__all__ = ["STORE_FILE_NAME", "Engine"]
+__all__ = ["STORE_FILE_NAME", "Engine", "Listener"]
+
+# Called after every committed change of a job: (job id, what changed: "state", "property",
+# "files" or "progress"). Listeners must not block; the daemon uses one to stream events.
+Listener = Callable[[str, str], None]
 
 log = logging.getLogger("bitsd.engine")
 
@@ -159,6 +166,7 @@ class Engine:
         self._changed = asyncio.Condition()
         self._kick = asyncio.Event()
         self._last_progress_note: dict[str, float] = {}
+        self._listeners: list[Listener] = []
         self._open = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -189,8 +197,15 @@ class Engine:
             retry_interval=self.config.notify_retry_interval,
             runner=self._runner,
         )
-        snapshot = self._store.load()
-        self._recover(snapshot.jobs, snapshot.files)
+        try:
+            snapshot = self._store.load()
+            self._recover(snapshot.jobs, snapshot.files)
+        except BaseException:
+            if self._own_session:
+                await self._session.close()
+            if self._store_arg is None:
+                self._store.close()
+            raise
         self._notifier.start(
             [
                 dataclasses.replace(n, next_at=self._from_wall(n.next_at))
@@ -221,7 +236,8 @@ class Engine:
         await self._notifier.close()
         if self._own_session:
             await self._session.close()
-        self._store.close()
+        if self._store_arg is None:
+            self._store.close()  # an injected store belongs to the caller
 
     def _recover(self, jobs: Sequence[JobRecord], files: dict[str, list[FileRecord]]) -> None:
         """Load a previous run's jobs: finish interrupted cancels, requeue interrupted runs."""
@@ -251,6 +267,14 @@ class Engine:
     def _recover_file(f: FileRecord) -> FileRecord:
         """Make a file record agree with its temporary file after a crash."""
         size = temp_size(f.temp_name)
+        if (
+            f.completed
+            and not f.renamed
+            and size is None
+            and (temp_size(f.local_name) == f.bytes_total)
+        ):
+            # Complete renamed it and the process died before that was recorded.
+            return dataclasses.replace(f, renamed=True)
         if f.completed and not f.renamed and size != f.bytes_total:
             return dataclasses.replace(f, completed=False, bytes_transferred=0, validator=None)
         if not f.completed and f.bytes_transferred > 0 and (size or 0) < f.bytes_transferred:
@@ -424,8 +448,32 @@ class Engine:
         if files is not None:
             self._files[job.id] = list(files)
 
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(job_id, what)`` after every committed change of any job."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener``."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def _emit(self, job_id: str, what: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(job_id, what)
+            except Exception:
+                log.exception("listener failed")
+
+    def reconfigure(self, **changes: Any) -> None:
+        """Change service settings while running (the daemon's SIGHUP). Settings that shape
+        running transfers (timeouts, chunk size) apply to the next request."""
+        self.config = dataclasses.replace(self.config, **changes)
+        self._notifier.reconfigure(retry_interval=self.config.notify_retry_interval)
+        self._kick.set()
+
     def _after(self, old: JobRecord, new: JobRecord) -> None:
         """Notifications and wake-ups that follow a committed change."""
+        self._emit(new.id, "state" if old.state is not new.state else "property")
         if old.state is not new.state:
             self._notifier.left_state(new.id, old.state)
             log.info("job %s: %s -> %s", new.id, old.state, new.state)
@@ -538,6 +586,7 @@ class Engine:
         self._jobs[job_id] = new
         self._files[job_id] = existing + added
         self._after(job, new)
+        self._emit(job_id, "files")
 
     # -- verbs -----------------------------------------------------------------------------
 
@@ -596,19 +645,23 @@ class Engine:
                 done.append(f)
                 continue
             try:
-                # A crash may have come after this rename and before it was recorded.
-                if temp_size(f.temp_name) is not None or temp_size(f.local_name) is None:
-                    await asyncio.to_thread(rename_into_place, f.temp_name, f.local_name)
+                await asyncio.to_thread(rename_into_place, f.temp_name, f.local_name)
             except OSError as exc:
                 # BITS: a failed rename leaves the job in the queue; the renames done stay done.
-                self._store.put_files(done)
                 self._files[job_id] = done + list(files[len(done) :])
+                self._store.put_files([d for d in done if d.renamed])
+                if self._jobs[job_id].state in _RUNNING:
+                    # The transfer was stopped for Complete: let the scheduler take it again.
+                    self._transition(job_id, Event.REQUEUE)
                 code = codes.hresult_from_errno(exc.errno or 0)
                 raise BitsError(
                     f"cannot move {f.temp_name} to {f.local_name}: {exc.strerror}", hresult=code
                 ) from exc
             done.append(dataclasses.replace(f, renamed=True))
         self._files[job_id] = done
+        # One transaction records every rename; a crash before it is repaired at start-up
+        # (_recover_file: temporary file gone, final file of the right size).
+        self._store.put_files([f for f in done if f.renamed])
         self._transition(job_id, Event.COMPLETE)
         for f in done:
             if not f.renamed:
@@ -647,7 +700,15 @@ class Engine:
                 )
             if parameters is not None:
                 _check_length("notify parameters", parameters, MAX_NOTIFY_PARAMETERS_LENGTH)
+            try:
+                shlex.split(parameters or "")
+            except ValueError as exc:
+                raise InvalidArgumentError(
+                    f"the notify parameters cannot be parsed: {exc}"
+                ) from None
         await self._set(job_id, notify_program=program, notify_parameters=parameters)
+        # BITS runs a command line set after the event too: offer it waiting notifications.
+        self._notifier.retry_waiting(job_id)
 
     # -- notifier host ---------------------------------------------------------------------
 
@@ -901,6 +962,7 @@ class Engine:
                 self._jobs[job_id], last_activity_at=now, modification_time=self.clock.wall()
             )
             self._notifier.modification(job_id)
+            self._emit(job_id, "progress")
 
     # -- time on disk ----------------------------------------------------------------------
 

@@ -157,6 +157,10 @@ class Notifier:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
 
+    def reconfigure(self, *, retry_interval: float | None) -> None:
+        """Change the retry interval of failing callbacks (service configuration)."""
+        self._retry_interval = retry_interval
+
     # -- what the engine tells us ----------------------------------------------------------
 
     def register(self, job_id: str, callback: object | None) -> None:
@@ -169,6 +173,15 @@ class Notifier:
         now = self._clock.monotonic()
         for key, n in list(self._pending.items()):
             if key[0] == job_id and not n.cmdline_due:
+                self._pending[key] = dataclasses.replace(n, next_at=now)
+        self._wake.set()
+
+    def retry_waiting(self, job_id: str) -> None:
+        """Offer the job's notifications that wait for a receiver again (a command line was
+        set after the event)."""
+        now = self._clock.monotonic()
+        for key, n in list(self._pending.items()):
+            if key[0] == job_id and n.next_at == float("inf"):
                 self._pending[key] = dataclasses.replace(n, next_at=now)
         self._wake.set()
 
@@ -273,7 +286,11 @@ class Notifier:
 
     async def _run_cmdline(self, job_id: str, target: NotifyTarget) -> bool:
         assert target.program is not None
-        argv = shlex.split(target.parameters) if target.parameters else [target.program]
+        try:
+            argv = shlex.split(target.parameters) if target.parameters else [target.program]
+        except ValueError:
+            log.warning("notify parameters of job %s cannot be parsed", job_id)
+            return False
         async with self._slots:
             self.in_flight += 1
             self.max_seen_in_flight = max(self.max_seen_in_flight, self.in_flight)
@@ -298,6 +315,8 @@ class Notifier:
                 self._drop(key)
                 return
             cb = self._callbacks.get(job_id)
+            if cb is not None and not hasattr(cb, kind):
+                cb = None  # the object does not take this notification: as if none were set
             if cb is not None and not n.cmdline_due:
                 args: tuple[object, ...] = (self._host.job_handle(job_id),)
                 if kind == JOB_ERROR:

@@ -333,3 +333,63 @@ async def test_same_priority_jobs_share_time(
             assert await settle(job) is JobState.TRANSFERRED
     assert held > 0
     assert f"bytes={held}-" in [r.range for r in server.requests_for("/one")]
+
+
+async def test_failed_rename_keeps_the_job_and_its_transfer(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """When Complete cannot move a file into place, it raises with the OS error as an HRESULT,
+    the job stays in the queue, and a transfer it interrupted goes on."""
+    server.add("/a", body(1000))
+    server.add("/slow", body(2_000_000))
+    server.set_fault("/slow", Fault(rate=1_000_000, times=1))
+    async with make_engine() as engine:
+        job = await engine.create_job("rename fails")
+        await job.add_file_set(
+            [(server.url("/a"), str(dest / "a")), (server.url("/slow"), str(dest / "slow"))]
+        )
+        await job.resume()
+        while (await job.get_progress()).files_transferred < 1:
+            await asyncio.sleep(0.01)
+        (dest / "a").mkdir()
+        (dest / "a" / "blocker").write_bytes(b"x")
+        with pytest.raises(bitsd.BitsError) as info:
+            await job.complete()
+        assert codes.is_failure(info.value.hresult)
+        assert await job.get_state() in (
+            JobState.QUEUED,
+            JobState.CONNECTING,
+            JobState.TRANSFERRING,
+        )
+        assert await settle(job) is JobState.TRANSFERRED
+        (dest / "a" / "blocker").unlink()
+        (dest / "a").rmdir()
+        assert await job.complete() == codes.S_OK
+    assert (dest / "a").read_bytes() == body(1000)
+    assert (dest / "slow").read_bytes() == body(2_000_000)
+
+
+async def test_crash_between_rename_and_record_is_repaired(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """If the process died after Complete renamed a file but before that was stored, the next
+    start sees the final file in place and Complete finishes with S_OK, fetching nothing."""
+    server.add("/a", body(5000, 1))
+    server.add("/b", body(7000, 2))
+    async with make_engine() as engine:
+        job = await engine.create_job("crash in complete")
+        await job.add_file_set(
+            [(server.url("/a"), str(dest / "a")), (server.url("/b"), str(dest / "b"))]
+        )
+        await job.resume()
+        await settle(job)
+        first = (await job.files())[0]
+    os.replace(first.temporary_name, first.local_name)  # what the crashed Complete had done
+    requests = len(server.requests)
+    async with make_engine() as engine:
+        again = await engine.get_job(job.id)
+        assert await again.get_state() is JobState.TRANSFERRED
+        assert await again.complete() == codes.S_OK
+    assert (dest / "a").read_bytes() == body(5000, 1)
+    assert (dest / "b").read_bytes() == body(7000, 2)
+    assert len(server.requests) == requests

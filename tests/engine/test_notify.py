@@ -299,3 +299,56 @@ async def test_at_most_four_notifications_in_flight(
         release.set()
         await until(lambda: state["done"] == 6)
     assert state["max"] == 4
+
+
+async def test_command_line_set_after_the_event_runs(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, tmp_path: Path
+) -> None:
+    """BITS runs a notify command line even when it is set after the job reached
+    TRANSFERRED."""
+    server.add("/ok", b"ok")
+    marker = tmp_path / "late"
+    async with make_engine() as engine:
+        job = await engine.create_job("late cmd")
+        await job.add_file(server.url("/ok"), str(dest / "ok"))
+        await job.resume()
+        await settle(job)
+        await asyncio.sleep(0.05)
+        await job.set_notify_cmd_line("/bin/touch", f"touch {marker}")
+        await until(marker.exists)
+
+
+async def test_object_without_the_method_falls_back_to_the_command_line(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, tmp_path: Path
+) -> None:
+    """A callback object that has no job_transferred method is as if none were registered for
+    that notification: the command line runs."""
+    server.add("/ok", b"ok")
+    marker = tmp_path / "fallback"
+
+    class OnlyErrors:
+        def job_error(self, job: Job, error: ErrorInfo) -> None:
+            raise AssertionError("not an error")
+
+    async with make_engine() as engine:
+        job = await engine.create_job("fallback")
+        await job.set_notify_interface(OnlyErrors())
+        await job.set_notify_cmd_line("/bin/touch", f"touch {marker}")
+        await job.add_file(server.url("/ok"), str(dest / "ok"))
+        await job.resume()
+        await settle(job)
+        await until(marker.exists)
+
+
+async def test_unparsable_command_line_is_refused(make_engine: EngineFactory) -> None:
+    """Parameters that cannot be split into argv (an unbalanced quote) are E_INVALIDARG at
+    set_notify_cmd_line, not a failure at every delivery."""
+    import pytest
+
+    import bitsd
+
+    async with make_engine() as engine:
+        job = await engine.create_job("quotes")
+        with pytest.raises(bitsd.InvalidArgumentError):
+            await job.set_notify_cmd_line("/bin/true", "true 'unbalanced")
+        assert await job.get_notify_cmd_line() == (None, None)

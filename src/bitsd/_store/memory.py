@@ -11,7 +11,8 @@ __all__ = ["MemoryStore"]
 
 
 class MemoryStore:
-    """Holds records in dictionaries. Survives an engine restart if the same object is reused."""
+    """Holds records in dictionaries. An engine given this store does not close it, so the same
+    object carries jobs across an engine restart."""
 
     def __init__(self) -> None:
         self._jobs: dict[str, JobRecord] = {}

@@ -1,0 +1,234 @@
+"""The JSON shapes of the control API, shared by the daemon and its clients.
+
+Rules:
+- Enums travel as their BITS names ("QUEUED", "REMOTE_FILE"); inputs accept names or numbers.
+  Notify flags travel as their integer value. HRESULTs travel as unsigned integers, with their
+  name beside them where a person may read the JSON.
+- Times travel as ISO 8601 strings in UTC; sizes as integers (SIZE_UNKNOWN is 2**64 - 1).
+- An error body is ``{"error": {"hresult", "name", "message"}}``; :func:`error_from_json`
+  rebuilds the same exception class on the client side, so ``except bitsd.NotFoundError``
+  works the same in-process and through the daemon.
+- Every ``*_from_json`` validates what it reads and raises InvalidArgumentError (E_INVALIDARG)
+  on a malformed value: the daemon answers 400 for it, never 500.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from bitsd import codes
+from bitsd._enums import ErrorContext
+from bitsd._errors import (
+    BitsError,
+    EmptyJobError,
+    ErrorInfoUnavailableError,
+    InvalidArgumentError,
+    InvalidStateError,
+    NotFoundError,
+    NotSupportedError,
+    ReadOnlyPropertyError,
+    StoreError,
+)
+from bitsd._records import ErrorInfo, FileInfo, FileProgress, JobProgress, JobTimes
+
+__all__ = [
+    "API_VERSION",
+    "JSON",
+    "enum_from_json",
+    "error_from_json",
+    "error_info_from_json",
+    "error_info_to_json",
+    "error_to_json",
+    "file_info_from_json",
+    "file_info_to_json",
+    "http_status_for",
+    "progress_from_json",
+    "progress_to_json",
+    "times_from_json",
+    "times_to_json",
+]
+
+API_VERSION = 1
+
+JSON = dict[str, Any]
+E = TypeVar("E", bound=enum.IntEnum)
+
+# Exception class and HTTP status for each caller-error HRESULT.
+_ERRORS: dict[int, tuple[type[BitsError], int]] = {
+    codes.BG_E_NOT_FOUND: (NotFoundError, 404),
+    codes.BG_E_INVALID_STATE: (InvalidStateError, 409),
+    codes.BG_E_EMPTY: (EmptyJobError, 409),
+    codes.BG_E_ERROR_INFORMATION_UNAVAILABLE: (ErrorInfoUnavailableError, 409),
+    codes.BG_E_READ_ONLY_PROPERTY_AFTER_RESUME: (ReadOnlyPropertyError, 409),
+    codes.BG_E_READ_ONLY_PROPERTY_AFTER_ADDFILE: (ReadOnlyPropertyError, 409),
+    codes.E_INVALIDARG: (InvalidArgumentError, 400),
+    codes.BG_E_STRING_TOO_LONG: (InvalidArgumentError, 400),
+    codes.E_NOTIMPL: (NotSupportedError, 501),
+    codes.BG_E_DATABASE_CORRUPT: (StoreError, 500),
+}
+
+
+def http_status_for(error: BitsError) -> int:
+    """The HTTP status the daemon answers a caller error with."""
+    if isinstance(error, NotFoundError):
+        return 404
+    if isinstance(
+        error, InvalidStateError | EmptyJobError | ErrorInfoUnavailableError | ReadOnlyPropertyError
+    ):
+        return 409
+    if isinstance(error, NotSupportedError):
+        return 501
+    if isinstance(error, StoreError):
+        return 500
+    return _ERRORS.get(error.hresult, (BitsError, 400))[1]
+
+
+def error_to_json(error: BitsError) -> JSON:
+    """The body of an error response."""
+    return {"error": {"hresult": error.hresult, "name": error.name, "message": error.message}}
+
+
+def error_from_json(body: Mapping[str, Any]) -> BitsError:
+    """The exception an error response stands for (same class as in-process where known)."""
+    detail = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(detail, Mapping) or not isinstance(detail.get("hresult"), int):
+        return BitsError("the daemon answered with an unreadable error", hresult=codes.E_UNEXPECTED)
+    hresult = int(detail["hresult"])
+    message = str(detail.get("message") or codes.describe(hresult))
+    cls = _ERRORS.get(hresult, (BitsError, 400))[0]
+    return cls(message, hresult=hresult)
+
+
+def enum_from_json(kind: type[E], value: object, what: str) -> E:
+    """An enum member from its name (any case) or its number."""
+    try:
+        if isinstance(value, str):
+            return kind[value.upper()]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return kind(value)
+    except (KeyError, ValueError):
+        pass
+    raise InvalidArgumentError(f"{what} must be one of {[m.name for m in kind]}, not {value!r}")
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise InvalidArgumentError(f"{what} must be an integer, not {value!r}")
+
+
+def _str(value: object, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise InvalidArgumentError(f"{what} must be a string, not {value!r}")
+
+
+def _obj(value: object, what: str) -> Mapping[str, Any]:
+    if isinstance(value, Mapping):
+        return value
+    raise InvalidArgumentError(f"{what} must be an object, not {value!r}")
+
+
+def _time(value: object, what: str) -> datetime:
+    try:
+        return datetime.fromisoformat(_str(value, what))
+    except ValueError:
+        raise InvalidArgumentError(f"{what} must be an ISO 8601 time, not {value!r}") from None
+
+
+def progress_to_json(p: JobProgress) -> JSON:
+    return {
+        "bytes_total": p.bytes_total,
+        "bytes_transferred": p.bytes_transferred,
+        "files_total": p.files_total,
+        "files_transferred": p.files_transferred,
+    }
+
+
+def progress_from_json(value: object) -> JobProgress:
+    d = _obj(value, "progress")
+    return JobProgress(
+        *(
+            _int(d.get(k), k)
+            for k in ("bytes_total", "bytes_transferred", "files_total", "files_transferred")
+        )
+    )
+
+
+def times_to_json(t: JobTimes) -> JSON:
+    done = t.transfer_completion_time
+    return {
+        "creation_time": t.creation_time.isoformat(),
+        "modification_time": t.modification_time.isoformat(),
+        "transfer_completion_time": done.isoformat() if done else None,
+    }
+
+
+def times_from_json(value: object) -> JobTimes:
+    d = _obj(value, "times")
+    done = d.get("transfer_completion_time")
+    return JobTimes(
+        _time(d.get("creation_time"), "creation_time"),
+        _time(d.get("modification_time"), "modification_time"),
+        None if done is None else _time(done, "transfer_completion_time"),
+    )
+
+
+def file_info_to_json(f: FileInfo) -> JSON:
+    return {
+        "remote_name": f.remote_name,
+        "local_name": f.local_name,
+        "temporary_name": f.temporary_name,
+        "progress": {
+            "bytes_total": f.progress.bytes_total,
+            "bytes_transferred": f.progress.bytes_transferred,
+            "completed": f.progress.completed,
+        },
+    }
+
+
+def file_info_from_json(value: object) -> FileInfo:
+    d = _obj(value, "file")
+    p = _obj(d.get("progress"), "file progress")
+    completed = p.get("completed")
+    if not isinstance(completed, bool):
+        raise InvalidArgumentError("completed must be a boolean")
+    return FileInfo(
+        _str(d.get("remote_name"), "remote_name"),
+        _str(d.get("local_name"), "local_name"),
+        FileProgress(
+            _int(p.get("bytes_total"), "bytes_total"),
+            _int(p.get("bytes_transferred"), "bytes_transferred"),
+            completed,
+        ),
+        _str(d.get("temporary_name"), "temporary_name"),
+    )
+
+
+def error_info_to_json(e: ErrorInfo) -> JSON:
+    return {
+        "code": e.code,
+        "name": codes.name_of(e.code),
+        "context": e.context.name,
+        "description": e.description,
+        "context_description": e.context_description,
+        "file": file_info_to_json(e.file) if e.file else None,
+        "protocol": e.protocol,
+    }
+
+
+def error_info_from_json(value: object) -> ErrorInfo:
+    d = _obj(value, "error")
+    file = d.get("file")
+    protocol = d.get("protocol")
+    return ErrorInfo(
+        _int(d.get("code"), "code"),
+        enum_from_json(ErrorContext, d.get("context"), "context"),
+        _str(d.get("description"), "description"),
+        _str(d.get("context_description"), "context_description"),
+        None if file is None else file_info_from_json(file),
+        None if protocol is None else _str(protocol, "protocol"),
+    )
