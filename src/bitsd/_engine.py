@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
+import re
 import shlex
 import uuid
 from collections.abc import Callable, Sequence
@@ -51,10 +53,17 @@ from bitsd._errors import (
 from bitsd._files import (
     check_local_name,
     delete_quietly,
-    open_temp,
     rename_into_place,
     temp_name_for,
     temp_size,
+)
+from bitsd._httpopts import (
+    check_credentials,
+    check_custom_headers,
+    check_http_method,
+    check_proxy_settings,
+    check_security_flags,
+    parse_custom_headers,
 )
 from bitsd._job import Job
 from bitsd._model import ErrorRecord, FileRecord, JobRecord
@@ -69,17 +78,20 @@ from bitsd._policy import (
     EngineConfig,
     RetryPolicy,
 )
+from bitsd._ranges import check_ranges
 from bitsd._records import ErrorInfo, FileInfo, FileProgress, JobProgress, JobTimes
 from bitsd._scheduler import Candidate, plan
+from bitsd._sink import FileSink
 from bitsd._state import Event, apply
 from bitsd._store import SqliteStore, Store
-from bitsd._transfer import classify
-from bitsd._transfer.base import FileRequest, Transport
+from bitsd._transfer.base import FileRequest, HttpOptions, Transport
 from bitsd._transfer.http import HttpTransport
 from bitsd._transfer.local import LocalTransport
 from bitsd._urls import RemoteKind, check_remote_name, remote_kind
 
 __all__ = ["STORE_FILE_NAME", "Engine", "Listener"]
+
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 # Called after every committed change of a job: (job id, what changed: "state", "property",
 # "files" or "progress"). Listeners must not block; the daemon uses one to stream events.
@@ -544,28 +556,95 @@ class Engine:
                     raise NotSupportedError(f"invalid notify flags 0x{value:X}")
                 value = NotifyFlags(value)
             elif name == "dynamic_content":
-                if job.ever_resumed:
-                    raise ReadOnlyPropertyError(
-                        "the dynamic-content property can be set only before the first Resume"
-                    )
+                _before_resume(job, "the dynamic-content property")
                 value = bool(value)
+                if value and job.http_method is not None:
+                    raise BitsError(
+                        "dynamic content does not go with a custom HTTP method",
+                        hresult=codes.BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD,
+                    )
+                if value and any(f.ranges for f in self._files.get(job.id, [])):
+                    raise BitsError(
+                        "dynamic content does not go with file ranges",
+                        hresult=codes.BG_E_UNSUPPORTED_JOB_CONFIGURATION,
+                    )
+            elif name == "maximum_download_size":
+                _before_resume(job, "the maximum download size")
+                if value is not None and (not isinstance(value, int) or value <= 0):
+                    raise BitsError(
+                        f"invalid maximum download size {value!r}",
+                        hresult=codes.BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE,
+                    )
+            elif name == "custom_headers":
+                value = check_custom_headers(value)
+            elif name == "http_method":
+                _before_resume(job, "the HTTP method")
+                value = check_http_method(value)
+                if value is not None and job.dynamic_content:
+                    raise BitsError(
+                        "a custom HTTP method does not go with dynamic content",
+                        hresult=codes.BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD,
+                    )
+                if value is not None:
+                    out["priority"] = Priority.FOREGROUND  # BITS forces it, for good
+            elif name == "security_flags":
+                value = int(check_security_flags(value))
+            elif name in ("ca_bundle", "client_certificate", "client_key"):
+                if value is not None:
+                    _readable_file(name.replace("_", " "), value)
+            elif name == "transfer_policy":
+                if not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
+                    raise InvalidArgumentError(f"invalid transfer policy {value!r}")
+                value = int(value)
+            elif name == "bandwidth_limit" and (
+                value is not None and (not isinstance(value, int) or value <= 0)
+            ):
+                raise InvalidArgumentError("the bandwidth limit is a positive byte rate")
             out[name] = value
+        if (
+            "priority" in out
+            and job.http_method is not None
+            and (out["priority"] is not Priority.FOREGROUND)
+        ):
+            raise BitsError(
+                "a job with a custom HTTP method stays FOREGROUND",
+                hresult=codes.BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD,
+            )
         return out
 
     # -- files -----------------------------------------------------------------------------
 
-    async def _add_files(self, job_id: str, pairs: list[tuple[str, str]]) -> None:
+    async def _add_files(
+        self,
+        job_id: str,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        sha256: str | None = None,
+        ranges: Sequence[tuple[int, int]] | None = None,
+    ) -> None:
         job = self._live(job_id)
         if not pairs:
             raise InvalidArgumentError("no files given")
         existing = self._files[job_id]
         used = {f.local_name for f in existing}
         added: list[FileRecord] = []
+        checked_ranges = None
+        if ranges is not None:
+            if job.dynamic_content:
+                raise BitsError(
+                    "file ranges do not go with dynamic content",
+                    hresult=codes.BG_E_UNSUPPORTED_JOB_CONFIGURATION,
+                )
+            checked_ranges = check_ranges(ranges)
+        if sha256 is not None and not _SHA256.match(sha256):
+            raise InvalidArgumentError(f"not a SHA-256 in hex: {sha256!r}")
         for remote, local in pairs:
             if not isinstance(remote, str) or not isinstance(local, str):
                 raise InvalidArgumentError("remote and local names must be strings")
             remote = check_remote_name(remote)
             local = check_local_name(local)
+            if checked_ranges is not None and remote_kind(remote) is not RemoteKind.HTTP:
+                raise InvalidArgumentError("file ranges need an http:// or https:// URL")
             if local in used:
                 raise InvalidArgumentError(f"the job already has a file named {local}")
             used.add(local)
@@ -577,6 +656,8 @@ class Engine:
                     remote_name=remote,
                     local_name=local,
                     temp_name=temp_name_for(local, job_id, index),
+                    ranges=checked_ranges,
+                    sha256=sha256.lower() if sha256 else None,
                 )
             )
         new = dataclasses.replace(
@@ -682,6 +763,123 @@ class Engine:
 
         self._record(job_id)
         return await asyncio.wait_for(until(), timeout)
+
+    async def _set_proxy_settings(
+        self, job_id: str, usage: int, proxy_list: str | None, bypass_list: str | None
+    ) -> None:
+        self._live(job_id)
+        kind, proxies, bypass = check_proxy_settings(usage, proxy_list, bypass_list)
+        await self._set(job_id, proxy_usage=int(kind), proxy_list=proxies, proxy_bypass=bypass)
+
+    async def _set_credentials(
+        self, job_id: str, target: int, scheme: int, user_name: str | None, password: str | None
+    ) -> None:
+        job = self._live(job_id)
+        t, s, user, secret = check_credentials(target, scheme, user_name, password)
+        kept = tuple(c for c in job.credentials if (c[0], c[1]) != (int(t), int(s)))
+        await self._set(job_id, credentials=(*kept, (int(t), int(s), user, secret)))
+
+    async def _remove_credentials(self, job_id: str, target: int, scheme: int) -> int:
+        job = self._live(job_id)
+        kept = tuple(c for c in job.credentials if (c[0], c[1]) != (int(target), int(scheme)))
+        if len(kept) == len(job.credentials):
+            return codes.S_FALSE
+        await self._set(job_id, credentials=kept)
+        return codes.S_OK
+
+    async def _make_custom_headers_write_only(self, job_id: str) -> None:
+        await self._set(job_id, custom_headers_write_only=True)
+
+    def _custom_headers(self, job_id: str) -> str | None:
+        job = self._record(job_id)
+        if job.custom_headers_write_only:
+            raise BitsError("the custom headers are write-only", hresult=codes.E_ACCESSDENIED)
+        return job.custom_headers
+
+    def _file_index(self, job_id: str, file: int | FileInfo) -> int:
+        files = self._files_of(job_id)
+        if isinstance(file, FileInfo):
+            for f in files:
+                if f.local_name == file.local_name:
+                    return f.index
+            raise InvalidArgumentError(f"the job has no file {file.local_name}")
+        if not isinstance(file, int) or not 0 <= file < len(files):
+            raise InvalidArgumentError(f"the job has no file number {file!r}")
+        return file
+
+    def _file_ranges(self, job_id: str, file: int | FileInfo) -> list[tuple[int, int]]:
+        record = self._files_of(job_id)[self._file_index(job_id, file)]
+        return list(record.ranges or ())
+
+    async def _replace_remote_prefix(self, job_id: str, old: str, new: str) -> int:
+        job = self._live(job_id)
+        if not old or not new:
+            raise InvalidArgumentError("both prefixes must be non-empty")
+        changed: list[FileRecord] = []
+        for f in self._files[job_id]:
+            if f.remote_name.startswith(old):  # case-sensitive, as in BITS
+                url = check_remote_name(new + f.remote_name[len(old) :])
+                if f.ranges is not None and remote_kind(url) is not RemoteKind.HTTP:
+                    raise InvalidArgumentError("file ranges need an http:// or https:// URL")
+                changed.append(dataclasses.replace(f, remote_name=url))
+        if not changed:
+            return codes.S_FALSE
+        # Files already transferred keep their bytes; the others continue where they are and
+        # restart only if the new server's copy differs (validator or size).
+        run = job_id in self._runs
+        await self._stop_run(job_id)
+        files = list(self._files[job_id])
+        for f in changed:
+            files[f.index] = f
+        new_job = dataclasses.replace(
+            self._jobs[job_id],
+            modification_time=self.clock.wall(),
+            last_activity_at=self.clock.monotonic(),
+        )
+        self._store.put_job(self._to_disk(new_job), changed)
+        self._jobs[job_id] = new_job
+        self._files[job_id] = files
+        if run and new_job.state in _RUNNING:
+            self._transition(job_id, Event.REQUEUE)
+        self._after(job, new_job)
+        return codes.S_OK
+
+    async def _set_validation_state(self, job_id: str, file: int | FileInfo, valid: bool) -> None:
+        self._live(job_id)
+        index = self._file_index(job_id, file)
+        record = self._files[job_id][index]
+        if not record.completed:
+            raise BitsError("the file has not finished transferring", hresult=codes.E_PENDING)
+        if valid:
+            updated = dataclasses.replace(record, validated=True)
+            self._file_changed(updated, durable=True)
+            return
+        # SetValidationState(FALSE): the file is downloaded again after Resume.
+        await self._stop_run(job_id)
+        delete_quietly(record.temp_name)
+        reset = dataclasses.replace(
+            record, completed=False, bytes_transferred=0, validator=None, validated=False
+        )
+        self._file_changed(reset, durable=True)
+        error = TransferError(
+            codes.BG_E_VALIDATION_FAILED,
+            ErrorContext.LOCAL_FILE,
+            transient=False,
+            message="the application found the file invalid "
+            "(SetValidationState FALSE); Resume downloads it again",
+        )
+        job = self._jobs[job_id]
+        if job.state is JobState.TRANSFERRED or job.state in (*_RUNNING, JobState.QUEUED):
+            self._transition(
+                job_id,
+                Event.VALIDATION_FAILED,
+                error=ErrorRecord(error.hresult, error.context, error.message, index, None),
+                error_count=job.error_count + 1,
+                retry_at=None,
+            )
+
+    def _validation_state(self, job_id: str, file: int | FileInfo) -> bool:
+        return self._files_of(job_id)[self._file_index(job_id, file)].validated
 
     async def _set_notify_interface(self, job_id: str, callback: object | None) -> None:
         self._live(job_id)
@@ -889,7 +1087,8 @@ class Engine:
         error = ErrorRecord(err.hresult, err.context, err.message, file_index, err.protocol)
         now = self.clock.monotonic()
         count = job.error_count + 1
-        if err.transient:
+        # BITS: with a custom HTTP method, errors that are normally transient are fatal.
+        if err.transient and job.http_method is None:
             since = job.no_progress_since if job.no_progress_since is not None else now
             decision = RetryPolicy(
                 job.minimum_retry_delay, job.no_progress_timeout
@@ -913,7 +1112,15 @@ class Engine:
         transport: Transport = (
             self._http if remote_kind(record.remote_name) is RemoteKind.HTTP else self._local
         )
-        sink = _FileSink(self, record)
+        budget = None
+        if job.maximum_download_size is not None:
+            others = sum(
+                (f.bytes_total if f.bytes_total is not None else f.bytes_transferred)
+                for f in self._files[job_id]
+                if f.index != record.index
+            )
+            budget = job.maximum_download_size - others
+        sink = FileSink(self, record, budget=budget)
         try:
             await transport.fetch(
                 FileRequest(
@@ -922,6 +1129,8 @@ class Engine:
                     record.bytes_total,
                     record.validator,
                     dynamic=job.dynamic_content,
+                    ranges=record.ranges,
+                    options=_http_options(job),
                 ),
                 sink,
             )
@@ -992,120 +1201,34 @@ class Engine:
         )
 
 
-class _FileSink:
-    """One file's temporary file during a transfer: writes, progress, checkpoints."""
+def _http_options(job: JobRecord) -> HttpOptions:
+    """What the HTTP transport needs of a job's options."""
+    return HttpOptions(
+        headers=tuple(parse_custom_headers(job.custom_headers)) if job.custom_headers else (),
+        method=job.http_method or "GET",
+        security_flags=job.security_flags,
+        ca_bundle=job.ca_bundle,
+        client_certificate=job.client_certificate,
+        client_key=job.client_key,
+        proxy_usage=job.proxy_usage,
+        proxy_list=job.proxy_list,
+        proxy_bypass=job.proxy_bypass,
+        credentials=job.credentials,
+    )
 
-    def __init__(self, engine: Engine, record: FileRecord) -> None:
-        self._engine = engine
-        self._record = record
-        self._config = engine.config
-        try:
-            self._fd = open_temp(record.temp_name, record.bytes_transferred)
-        except OSError as exc:
-            raise classify.from_local_os_error(exc, local_name=record.local_name) from exc
-        kept = os.lseek(self._fd, 0, os.SEEK_CUR)
-        if kept != record.bytes_transferred:
-            self._set(bytes_transferred=kept, validator=None, durable=True)
-        self._offset = kept
-        self._checkpointed = kept
-        self._checkpoint_time = engine.clock.monotonic()
-        self._closed = False
 
-    @property
-    def offset(self) -> int:
-        return self._offset
+def _before_resume(job: JobRecord, what: str) -> None:
+    if job.ever_resumed:
+        raise ReadOnlyPropertyError(f"{what} can be set only before the first Resume")
 
-    @property
-    def fd(self) -> int:
-        return self._fd
 
-    @property
-    def local_name(self) -> str:
-        return self._record.local_name
-
-    def _set(self, *, durable: bool, **changes: Any) -> None:
-        self._record = dataclasses.replace(self._record, **changes)
-        self._engine._file_changed(self._record, durable=durable)
-
-    async def begin(self, *, bytes_total: int | None, validator: str | None, restart: bool) -> None:
-        if restart:
-            self._local(os.ftruncate, self._fd, 0)
-            self._local(os.lseek, self._fd, 0, os.SEEK_SET)
-            self._offset = self._checkpointed = 0
-        durable = restart or validator != self._record.validator
-        self._set(
-            bytes_total=bytes_total,
-            validator=validator,
-            bytes_transferred=self._offset,
-            durable=durable,
+def _readable_file(what: str, path: object) -> None:
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise InvalidArgumentError(f"the {what} must be an absolute path")
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise BitsError(
+            f"cannot read the {what} {path}", hresult=codes.hresult_from_errno(errno.ENOENT)
         )
-        self._engine._connected(self._record.job_id)
-
-    async def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = self._local(os.write, self._fd, view)
-            view = view[written:]
-        await self.advance(len(data))
-
-    async def advance(self, count: int) -> None:
-        self._offset += count
-        self._record = dataclasses.replace(self._record, bytes_transferred=self._offset)
-        self._engine._file_changed(self._record, durable=False)
-        self._engine._made_progress(self._record.job_id)
-        now = self._engine.clock.monotonic()
-        if (
-            self._offset - self._checkpointed >= self._config.checkpoint_bytes
-            or now - self._checkpoint_time >= self._config.checkpoint_seconds
-        ):
-            await self.checkpoint()
-
-    async def checkpoint(self) -> None:
-        """Flush the data, then store the offset it covers."""
-        offset = self._offset
-        await asyncio.to_thread(self._local, os.fsync, self._fd)
-        self._mark_checkpoint(offset)
-
-    def _mark_checkpoint(self, offset: int) -> None:
-        self._checkpointed = offset
-        self._checkpoint_time = self._engine.clock.monotonic()
-        self._engine._file_changed(
-            dataclasses.replace(self._record, bytes_transferred=offset), durable=True
-        )
-        self._engine._file_changed(self._record, durable=False)
-
-    async def finish(self) -> None:
-        """The whole file is here: make it durable and mark it completed."""
-        await asyncio.to_thread(self._local, os.fsync, self._fd)
-        self._set(
-            bytes_transferred=self._offset,
-            completed=True,
-            bytes_total=self._offset
-            if self._record.bytes_total is None
-            else self._record.bytes_total,
-            durable=True,
-        )
-        self._checkpointed = self._offset
-
-    def close(self) -> None:
-        """Checkpoint what is written (the transfer stopped) and close the file."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._offset != self._checkpointed:
-                os.fsync(self._fd)
-                self._mark_checkpoint(self._offset)
-        except OSError:
-            log.warning("could not checkpoint %s", self._record.temp_name, exc_info=True)
-        finally:
-            os.close(self._fd)
-
-    def _local(self, fn: Any, *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except OSError as exc:
-            raise classify.from_local_os_error(exc, local_name=self._record.local_name) from exc
 
 
 def _check_length(what: str, value: object, limit: int) -> None:

@@ -10,7 +10,18 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ErrorContext", "JobState", "JobType", "NotifyFlags", "Priority"]
+__all__ = [
+    "AuthScheme",
+    "AuthTarget",
+    "CostStates",
+    "ErrorContext",
+    "JobState",
+    "JobType",
+    "NotifyFlags",
+    "Priority",
+    "ProxyUsage",
+    "SecurityFlags",
+]
 
 
 class _NamedIntEnum(enum.IntEnum):
@@ -90,3 +101,67 @@ class NotifyFlags(enum.IntFlag):
 
     def __str__(self) -> str:
         return "|".join(m.name for m in NotifyFlags if m in self and m.name) or "0"
+
+
+class ProxyUsage(_NamedIntEnum):
+    """BG_JOB_PROXY_USAGE (SetProxySettings)."""
+
+    PRECONFIG = 0
+    NO_PROXY = 1
+    OVERRIDE = 2
+    AUTODETECT = 3
+
+
+class AuthTarget(_NamedIntEnum):
+    """BG_AUTH_TARGET (SetCredentials)."""
+
+    SERVER = 1
+    PROXY = 2
+
+
+class AuthScheme(_NamedIntEnum):
+    """BG_AUTH_SCHEME (SetCredentials)."""
+
+    BASIC = 1
+    DIGEST = 2
+    NTLM = 3
+    NEGOTIATE = 4
+    PASSPORT = 5
+
+
+class SecurityFlags(enum.IntFlag):
+    """BG_SSL_* and BG_HTTP_REDIRECT_POLICY_* (SetSecurityFlags). The redirect policy is the
+    value under REDIRECT_POLICY_MASK: 0 (ALLOW_SILENT, the default), ALLOW_REPORT or DISALLOW."""
+
+    ENABLE_CRL_CHECK = 0x1
+    IGNORE_CERT_CN_INVALID = 0x2
+    IGNORE_CERT_DATE_INVALID = 0x4
+    IGNORE_UNKNOWN_CA = 0x8
+    IGNORE_CERT_WRONG_USAGE = 0x10
+    REDIRECT_POLICY_ALLOW_REPORT = 0x100
+    REDIRECT_POLICY_DISALLOW = 0x200
+    REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP = 0x800
+
+    REDIRECT_POLICY_ALLOW_SILENT = 0x0
+    REDIRECT_POLICY_MASK = 0x700
+
+
+class CostStates(enum.IntFlag):
+    """BITS_COST_STATE_* bits, and the named transfer policies (BITS_JOB_TRANSFER_POLICY)."""
+
+    UNRESTRICTED = 0x1
+    CAPPED_USAGE_UNKNOWN = 0x2
+    BELOW_CAP = 0x4
+    NEAR_CAP = 0x8
+    OVERCAP_CHARGED = 0x10
+    OVERCAP_THROTTLED = 0x20
+    USAGE_BASED = 0x40
+    ROAMING = 0x80
+    IGNORE_CONGESTION = 0x80000000
+    RESERVED = 0x40000000
+
+    TRANSFER_UNRESTRICTED = 0x80000021
+    TRANSFER_STANDARD = 0x80000067
+    TRANSFER_NO_SURCHARGE = 0x8000006F
+    TRANSFER_NOT_ROAMING = 0x8000007F
+    TRANSFER_ALWAYS = 0x800000FF

@@ -13,7 +13,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from bitsd._enums import JobState, JobType, NotifyFlags, Priority
+from bitsd._enums import (
+    AuthScheme,
+    AuthTarget,
+    CostStates,
+    JobState,
+    JobType,
+    NotifyFlags,
+    Priority,
+    ProxyUsage,
+    SecurityFlags,
+)
 from bitsd._records import ErrorInfo, FileInfo, JobProgress, JobTimes
 
 if TYPE_CHECKING:
@@ -43,16 +53,71 @@ class Job:
 
     # -- files -----------------------------------------------------------------------------
 
-    async def add_file(self, remote_url: str, local_path: str) -> None:
+    async def add_file(
+        self, remote_url: str, local_path: str, *, sha256: str | None = None
+    ) -> None:
         """Add one file (IBackgroundCopyJob::AddFile).
+
+        Args:
+            remote_url: http://, https:// or file:// URL, or an absolute path.
+            local_path: absolute path of the file to create; its folder must exist.
+            sha256: a bitsd extension: the expected SHA-256 (hex) of the file; a mismatch
+                fails the job with BG_E_VALIDATION_FAILED in LOCAL_FILE before TRANSFERRED.
 
         Raises:
             InvalidArgumentError: a malformed or unsupported URL, a relative local path, a name
-                already used in the job.
+                already used in the job, a malformed checksum.
             BitsError: the local folder does not exist or is not writable.
             InvalidStateError: the job is final.
         """
-        await self._engine._add_files(self.id, [(remote_url, local_path)])
+        await self._engine._add_files(self.id, [(remote_url, local_path)], sha256=sha256)
+
+    async def add_file_with_ranges(
+        self, remote_url: str, local_path: str, ranges: Iterable[tuple[int, int]]
+    ) -> None:
+        """Add a file made of byte ranges of the remote file (AddFileWithRanges): the local
+        file is the ranges concatenated in the given order. A length of ``LENGTH_TO_EOF`` runs
+        to the end of the remote file.
+
+        Raises:
+            InvalidArgumentError: no ranges, a zero length, a non-HTTP URL (E_INVALIDARG).
+            BitsError: BG_E_INVALID_RANGE, BG_E_OVERLAPPING_RANGES,
+                BG_E_TOO_MANY_RANGES_IN_FILE (more than 500), BG_E_UNSUPPORTED_JOB_CONFIGURATION
+                (a dynamic-content job).
+        """
+        await self._engine._add_files(self.id, [(remote_url, local_path)], ranges=list(ranges))
+
+    async def get_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
+        """The ranges of a file added with ranges, or [] (IBackgroundCopyFile2::GetFileRanges).
+
+        Args:
+            file: the file's index in the job or its FileInfo.
+        """
+        return self._engine._file_ranges(self.id, file)
+
+    async def replace_remote_prefix(self, old_prefix: str, new_prefix: str) -> int:
+        """Replace a leading part of every matching remote name, case-sensitively
+        (ReplaceRemotePrefix). Files already transferred are not fetched again; others go on
+        where they were unless the new server's copy differs.
+
+        Returns:
+            S_OK, or S_FALSE if no remote name started with ``old_prefix``.
+        """
+        return await self._engine._replace_remote_prefix(self.id, old_prefix, new_prefix)
+
+    async def set_validation_state(self, file: int | FileInfo, valid: bool) -> None:
+        """Accept or reject a finished file (IBackgroundCopyFile3::SetValidationState).
+        ``False`` puts the job in ERROR with BG_E_VALIDATION_FAILED and its progress back to 0;
+        Resume downloads it again.
+
+        Raises:
+            BitsError: E_PENDING before the file has finished transferring.
+        """
+        await self._engine._set_validation_state(self.id, file, valid)
+
+    async def get_validation_state(self, file: int | FileInfo) -> bool:
+        """Whether ``set_validation_state(file, True)`` was called."""
+        return self._engine._validation_state(self.id, file)
 
     async def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
         """Add several files at once, all or none (AddFileSet)."""
@@ -212,6 +277,109 @@ class Job:
     async def get_notify_cmd_line(self) -> tuple[str | None, str | None]:
         record = self._engine._record(self.id)
         return (record.notify_program, record.notify_parameters)
+
+    async def set_maximum_download_size(self, size: int | None) -> None:
+        """Bytes the job may download in all; None removes the limit; only before the first
+        Resume (BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE). Exceeding it fails the job with
+        BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED."""
+        await self._engine._set(self.id, maximum_download_size=size)
+
+    async def get_maximum_download_size(self) -> int | None:
+        return self._engine._record(self.id).maximum_download_size
+
+    async def set_custom_headers(self, headers: str | None) -> None:
+        """Headers sent with every request: ``"Name: value\r\n"`` lines, at most 16,384
+        characters; None or "" removes them (SetCustomHeaders)."""
+        await self._engine._set(self.id, custom_headers=headers)
+
+    async def get_custom_headers(self) -> str | None:
+        """The custom headers, or None (GetCustomHeaders).
+
+        Raises:
+            BitsError: E_ACCESSDENIED after ``make_custom_headers_write_only()``.
+        """
+        return self._engine._custom_headers(self.id)
+
+    async def make_custom_headers_write_only(self) -> None:
+        """Make the custom headers unreadable from now on; cannot be undone."""
+        await self._engine._make_custom_headers_write_only(self.id)
+
+    async def set_http_method(self, method: str | None) -> None:
+        """Use another HTTP verb than GET (SetHttpMethod): the job becomes FOREGROUND for good,
+        errors that are normally transient are fatal, and Resume restarts from the beginning.
+        Only before the first Resume; not with dynamic content."""
+        await self._engine._set(self.id, http_method=method)
+
+    async def get_http_method(self) -> str | None:
+        return self._engine._record(self.id).http_method
+
+    async def set_security_flags(self, flags: SecurityFlags | int) -> None:
+        """TLS leniency and the redirect policy (SetSecurityFlags)."""
+        await self._engine._set(self.id, security_flags=flags)
+
+    async def get_security_flags(self) -> SecurityFlags:
+        return SecurityFlags(self._engine._record(self.id).security_flags)
+
+    async def set_proxy_settings(
+        self, usage: ProxyUsage, proxy_list: str | None = None, bypass_list: str | None = None
+    ) -> None:
+        """How requests reach servers (SetProxySettings): PRECONFIG uses the environment's
+        http_proxy/https_proxy/no_proxy; NO_PROXY connects directly; OVERRIDE uses
+        ``proxy_list`` (space-separated ``[scheme=][scheme://]host[:port]``) except for the
+        hosts of ``bypass_list`` (``<local>`` and ``*`` wildcards allowed); AUTODETECT is
+        PRECONFIG on Linux."""
+        await self._engine._set_proxy_settings(self.id, usage, proxy_list, bypass_list)
+
+    async def get_proxy_settings(self) -> tuple[ProxyUsage, str | None, str | None]:
+        record = self._engine._record(self.id)
+        return ProxyUsage(record.proxy_usage), record.proxy_list, record.proxy_bypass
+
+    async def set_credentials(
+        self, target: AuthTarget, scheme: AuthScheme, user_name: str, password: str
+    ) -> None:
+        """Credentials given to a server or proxy when it asks for them with this scheme
+        (SetCredentials); never sent to another host after a redirect, never logged."""
+        await self._engine._set_credentials(self.id, target, scheme, user_name, password)
+
+    async def remove_credentials(self, target: AuthTarget, scheme: AuthScheme) -> int:
+        """Forget the credentials of (target, scheme). Returns S_OK, or S_FALSE if none."""
+        return await self._engine._remove_credentials(self.id, target, scheme)
+
+    async def set_ca_bundle(self, path: str | None) -> None:
+        """A PEM file of CA certificates to trust instead of the system store (bitsd's form of
+        a certificate store); None returns to the system store."""
+        await self._engine._set(self.id, ca_bundle=path)
+
+    async def get_ca_bundle(self) -> str | None:
+        return self._engine._record(self.id).ca_bundle
+
+    async def set_client_certificate(self, certificate: str, key: str | None = None) -> None:
+        """A client certificate (PEM file, with its key inside or in ``key``)."""
+        await self._engine._set(self.id, client_certificate=certificate, client_key=key)
+
+    async def remove_client_certificate(self) -> None:
+        await self._engine._set(self.id, client_certificate=None, client_key=None)
+
+    async def get_client_certificate(self) -> tuple[str, str | None] | None:
+        record = self._engine._record(self.id)
+        if record.client_certificate is None:
+            return None
+        return record.client_certificate, record.client_key
+
+    async def set_transfer_policy(self, policy: CostStates | int) -> None:
+        """The network cost states in which the job may transfer (BITS_JOB_PROPERTY_ID_COST_FLAGS);
+        the default is TRANSFER_STANDARD."""
+        await self._engine._set(self.id, transfer_policy=policy)
+
+    async def get_transfer_policy(self) -> CostStates:
+        return CostStates(self._engine._record(self.id).transfer_policy)
+
+    async def set_bandwidth_limit(self, bytes_per_second: int | None) -> None:
+        """A bitsd extension: the most this job may transfer per second; None for no limit."""
+        await self._engine._set(self.id, bandwidth_limit=bytes_per_second)
+
+    async def get_bandwidth_limit(self) -> int | None:
+        return self._engine._record(self.id).bandwidth_limit
 
     async def get_owner(self) -> int:
         """The uid of the job's owner (GetOwner)."""

@@ -57,6 +57,13 @@ class FileRecord:
     completed: bool = False
     validator: str | None = None
     renamed: bool = False
+    # AddFileWithRanges: the (offset, length) ranges whose concatenation is the local file, in
+    # the order given; length LENGTH_TO_EOF means "to the end". None for a whole file.
+    ranges: tuple[tuple[int, int], ...] | None = None
+    # bitsd extension: the expected SHA-256 of the local file (hex), checked before TRANSFERRED.
+    sha256: str | None = None
+    # SetValidationState(TRUE) was called (IBackgroundCopyFile3::GetValidationState).
+    validated: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,6 +97,32 @@ class JobRecord:
     download_time_used: float = 0.0
     # Order of arrival in the queue; a job that ends its time slice goes to the back.
     queue_seq: int = 0
+    # BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE: bytes the job may download in all, None = no limit.
+    maximum_download_size: int | None = None
+    # IBackgroundCopyJobHttpOptions: CRLF-terminated header lines, and whether other processes
+    # may read them back (MakeCustomHeadersWriteOnly).
+    custom_headers: str | None = None
+    custom_headers_write_only: bool = False
+    # IBackgroundCopyJobHttpOptions2::SetHttpMethod; None is the default verb (GET).
+    http_method: str | None = None
+    # IBackgroundCopyJobHttpOptions::SetSecurityFlags (BG_SSL_* and BG_HTTP_REDIRECT_POLICY_*).
+    security_flags: int = 0
+    # SetProxySettings: BG_JOB_PROXY_USAGE and the two space-separated lists.
+    proxy_usage: int = 0
+    proxy_list: str | None = None
+    proxy_bypass: str | None = None
+    # bitsd's equivalents of the certificate stores: a CA bundle file, a client certificate and
+    # key (PEM files).
+    ca_bundle: str | None = None
+    client_certificate: str | None = None
+    client_key: str | None = None
+    # SetCredentials: (target, scheme, user name, password), one per (target, scheme); never
+    # shown, never logged (the store file is readable by its owner only).
+    credentials: tuple[tuple[int, int, str, str], ...] = dataclasses.field(default=(), repr=False)
+    # BITS_JOB_PROPERTY_ID_COST_FLAGS (SetTransferPolicy); BITS_COST_STATE_TRANSFER_STANDARD.
+    transfer_policy: int = 0x80000067
+    # bitsd extension: a per-job bandwidth limit in bytes per second; None = none.
+    bandwidth_limit: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -81,7 +81,12 @@ TRANSITIONS: Mapping[tuple[JobState, Event], JobState] = {
     (T, Event.FATAL_FAILURE): E,
     (TE, Event.FATAL_FAILURE): E,  # no progress for the no-progress timeout
     (TE, Event.RETRY): Q,
+    # SetValidationState(FALSE) on a finished file: BITS documents it for TRANSFERRED; a file
+    # validated from its FileTransferred callback may belong to a job still at work.
     (TD, Event.VALIDATION_FAILED): E,
+    (Q, Event.VALIDATION_FAILED): E,
+    (C, Event.VALIDATION_FAILED): E,
+    (T, Event.VALIDATION_FAILED): E,
 }
 
 

@@ -89,6 +89,10 @@ EXPECTED_ROWS: list[tuple[JobState, Event, JobState]] = [
     (TRANSIENT_ERROR, Event.RETRY, QUEUED),
     # SetValidationState(FALSE) on a transferred file.
     (TRANSFERRED, Event.VALIDATION_FAILED, ERROR),
+    # bitsd: a file rejected from FileTransferred while the job is still at work.
+    (QUEUED, Event.VALIDATION_FAILED, ERROR),
+    (CONNECTING, Event.VALIDATION_FAILED, ERROR),
+    (TRANSFERRING, Event.VALIDATION_FAILED, ERROR),
 ]
 EXPECTED: dict[tuple[JobState, Event], JobState] = {(s, e): t for s, e, t in EXPECTED_ROWS}
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
+import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+import typing
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,8 @@ from bitsd._store.base import Snapshot
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = 1
+# 1: the first schema. 2: the HTTP options, ranges and checksums of files (columns added).
+SCHEMA_VERSION = 2
 
 _JOB_FIELDS = [f.name for f in dataclasses.fields(JobRecord) if f.name != "error"]
 _ERROR_FIELDS = [f.name for f in dataclasses.fields(ErrorRecord)]
@@ -85,6 +89,48 @@ _PUT_FILE_IF_JOB = _upsert("files", _FILE_FIELDS, ["job_id", "index"], if_job=Tr
 _PUT_NOTE = _upsert("notifications", _NOTE_FIELDS, ["job_id", "kind"], if_job=True)
 
 
+def _plain(value: Any) -> Any:
+    """A record value as sqlite stores it: enums and bools as integers, tuples as JSON."""
+    if isinstance(value, bool | int):
+        return int(value)
+    if isinstance(value, tuple):
+        return json.dumps(value)
+    return value
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _decoder(hint: Any) -> Callable[[Any], Any]:
+    """How to turn a stored value back into a field of type ``hint``."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    convert: Callable[[Any], Any]
+    if base is bool:
+        convert = bool
+    elif isinstance(base, type) and issubclass(base, enum.Enum):
+        convert = base
+    elif typing.get_origin(base) is tuple:
+
+        def convert(v: Any) -> Any:
+            return _tuples(json.loads(v))
+    else:
+        return lambda v: v
+    return lambda v: None if v is None else convert(v)
+
+
+def _codec(record: type[Any], skip: str = "") -> dict[str, Callable[[Any], Any]]:
+    hints = typing.get_type_hints(record)
+    return {f.name: _decoder(hints[f.name]) for f in dataclasses.fields(record) if f.name != skip}
+
+
+_JOB_DECODE = _codec(JobRecord, skip="error")
+_FILE_DECODE = _codec(FileRecord)
+_NOTE_DECODE = _codec(PendingNotification)
+
+
 def _job_row(job: JobRecord) -> tuple[Any, ...]:
     err = job.error
     values = [getattr(job, n) for n in _JOB_FIELDS]
@@ -93,12 +139,7 @@ def _job_row(job: JobRecord) -> tuple[Any, ...]:
 
 
 def _job_from(row: sqlite3.Row) -> JobRecord:
-    values = {n: row[n] for n in _JOB_FIELDS}
-    for name, enum_type in _ENUMS.items():
-        if name in values:
-            values[name] = enum_type(values[name])
-    for name in ("dynamic_content", "ever_resumed"):
-        values[name] = bool(values[name])
+    values = {n: decode(row[n]) for n, decode in _JOB_DECODE.items()}
     error = None
     if row["error_code"] is not None:
         error = ErrorRecord(
@@ -112,17 +153,22 @@ def _job_from(row: sqlite3.Row) -> JobRecord:
 
 
 def _file_from(row: sqlite3.Row) -> FileRecord:
-    values = {n: row[n] for n in _FILE_FIELDS}
-    values["completed"] = bool(values["completed"])
-    values["renamed"] = bool(values["renamed"])
-    return FileRecord(**values)
+    return FileRecord(**{n: decode(row[n]) for n, decode in _FILE_DECODE.items()})
 
 
 def _note_from(row: sqlite3.Row) -> PendingNotification:
-    values = {n: row[n] for n in _NOTE_FIELDS}
-    values["state"] = JobState(values["state"])
-    values["cmdline_due"] = bool(values["cmdline_due"])
-    return PendingNotification(**values)
+    return PendingNotification(**{n: decode(row[n]) for n, decode in _NOTE_DECODE.items()})
+
+
+def _default_sql(record: type[Any], name: str) -> str:
+    """The SQL literal of a field's default, for columns added by a migration."""
+    field = next(f for f in dataclasses.fields(record) if f.name == name)
+    value = _plain(field.default)
+    if value is None:
+        return "NULL"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 class SqliteStore:
@@ -172,6 +218,28 @@ class SqliteStore:
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            return
+        if version < SCHEMA_VERSION:
+            self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Migrate an older schema: every change so far only added fields, so add the columns
+        the records have and the tables lack, with the fields' defaults."""
+        tables = {
+            "jobs": (JobRecord, _JOB_FIELDS),
+            "files": (FileRecord, _FILE_FIELDS),
+            "notifications": (PendingNotification, _NOTE_FIELDS),
+        }
+        with self._transaction() as db:
+            for table, (record, names) in tables.items():
+                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                for name in names:
+                    if name not in have:
+                        db.execute(
+                            f'ALTER TABLE {table} ADD COLUMN "{name}" '
+                            f"DEFAULT {_default_sql(record, name)}"
+                        )
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -218,10 +286,6 @@ class SqliteStore:
 
     def close(self) -> None:
         self._db.close()
-
-
-def _plain(value: Any) -> Any:
-    return int(value) if isinstance(value, bool | int) else value
 
 
 def _file_row(f: FileRecord) -> tuple[Any, ...]:

@@ -16,7 +16,33 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol
 
-__all__ = ["FileRequest", "Sink", "Transport"]
+__all__ = ["FileRequest", "HttpOptions", "Sink", "Transport"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """A job's HTTP options, as the transport applies them to every request of the job.
+
+    Attributes:
+        headers: custom header (name, value) pairs, sent with every request.
+        method: the HTTP verb; a verb other than GET downloads the whole body from zero.
+        security_flags: BG_SSL_* and redirect policy bits (SetSecurityFlags).
+        ca_bundle, client_certificate, client_key: PEM files (None: system trust, no client
+            certificate).
+        proxy_usage, proxy_list, proxy_bypass: SetProxySettings.
+        credentials: (target, scheme, user name, password) tuples (SetCredentials).
+    """
+
+    headers: tuple[tuple[str, str], ...] = ()
+    method: str = "GET"
+    security_flags: int = 0
+    ca_bundle: str | None = None
+    client_certificate: str | None = None
+    client_key: str | None = None
+    proxy_usage: int = 0
+    proxy_list: str | None = None
+    proxy_bypass: str | None = None
+    credentials: tuple[tuple[int, int, str, str], ...] = dataclasses.field(default=(), repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -29,6 +55,9 @@ class FileRequest:
         bytes_total: the size learned earlier, or None.
         validator: the remote version those bytes belong to, or None.
         dynamic: the job's dynamic-content property: no Range, restart from zero on every try.
+        ranges: for a file added with ranges, the (offset, length) ranges of the remote file
+            whose concatenation is the local file; ``offset`` then counts local bytes.
+        options: the job's HTTP options.
     """
 
     url: str
@@ -36,6 +65,8 @@ class FileRequest:
     bytes_total: int | None
     validator: str | None
     dynamic: bool = False
+    ranges: tuple[tuple[int, int], ...] | None = None
+    options: HttpOptions = dataclasses.field(default_factory=HttpOptions)
 
 
 class Sink(Protocol):

@@ -18,6 +18,7 @@ Rules (bits-inventory §5.2–§5.4):
 from __future__ import annotations
 
 import re
+from contextlib import AbstractAsyncContextManager
 
 import aiohttp
 
@@ -25,6 +26,7 @@ from bitsd import codes
 from bitsd._clock import Clock
 from bitsd._enums import ErrorContext
 from bitsd._errors import TransferError
+from bitsd._ranges import Ranges, local_size, locate, resolve
 from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest, Sink
 
@@ -83,33 +85,110 @@ class HttpTransport:
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             raise classify.from_network_exception(exc, url=request.url) from exc
 
+    def _open(
+        self, request: FileRequest, headers: dict[str, str]
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        """Send one request of ``request``'s job: its method, custom headers and our own
+        headers (ours win: a custom header cannot change the range asked for)."""
+        merged = {"Accept-Encoding": "identity"}
+        for name, value in request.options.headers:
+            merged[name] = value
+        merged.update(headers)
+        return self._session.request(
+            request.options.method,
+            request.url,
+            headers=merged,
+            timeout=self._timeout,
+            auto_decompress=False,
+        )
+
     async def _fetch(self, request: FileRequest, sink: Sink) -> None:
+        if request.dynamic or request.options.method.upper() != "GET":
+            async with self._open(request, {}) as resp:
+                await self._whole(request, resp, sink)
+            return
+        if request.ranges is not None:
+            await self._fetch_ranges(request, sink)
+            return
         validator = request.validator
         total = request.bytes_total
         for _ in range(_MAX_RESTARTS + 1):
-            offset = 0 if request.dynamic else sink.offset
-            headers = {"Accept-Encoding": "identity"}
-            if not request.dynamic:
-                headers["Range"] = f"bytes={offset}-"
-                if offset > 0 and validator:
-                    headers["If-Range"] = validator
-            async with self._session.get(
-                request.url, headers=headers, timeout=self._timeout, auto_decompress=False
-            ) as resp:
-                if request.dynamic:
-                    await self._dynamic(request, resp, sink)
-                    return
+            offset = sink.offset
+            headers = {"Range": f"bytes={offset}-"}
+            if offset > 0 and validator:
+                headers["If-Range"] = validator
+            async with self._open(request, headers) as resp:
                 outcome = await self._answer(request, resp, sink, offset, total, validator)
                 if outcome is None:
                     return
                 total, validator = outcome
-        raise TransferError(
-            codes.BG_E_INVALID_SERVER_RESPONSE,
-            ErrorContext.REMOTE_FILE,
-            transient=True,
-            message=f"the remote file kept changing during the download: {request.url}",
-            protocol=_scheme(request.url),
-        )
+        raise _kept_changing(request.url)
+
+    async def _fetch_ranges(self, request: FileRequest, sink: Sink) -> None:
+        """Fetch a file made of ranges (AddFileWithRanges), one range request at a time, each
+        appended to the local file in the order given."""
+        assert request.ranges is not None
+        ranges: Ranges = request.ranges
+        validator = request.validator
+        remote_size: int | None = None
+        restarts = 0
+        while True:
+            if remote_size is not None:
+                ranges = resolve(request.ranges, remote_size)
+            index, inside = locate(ranges, sink.offset)
+            if index == len(ranges):
+                return
+            offset, length = ranges[index]
+            start = offset + inside
+            last = "" if length == codes.LENGTH_TO_EOF else str(offset + length - 1)
+            headers = {"Range": f"bytes={start}-{last}"}
+            if sink.offset > 0 and validator:
+                headers["If-Range"] = validator
+            async with self._open(request, headers) as resp:
+                new_validator = validator_of(resp.headers)
+                if resp.status == 416:
+                    raise TransferError(
+                        codes.BG_E_INVALID_RANGE,
+                        ErrorContext.REMOTE_FILE,
+                        transient=False,
+                        message=f"{codes.describe(codes.BG_E_INVALID_RANGE)} "
+                        f"(bytes {start}-{last}) URL: {request.url}",
+                        protocol=_scheme(request.url),
+                    )
+                changed = (
+                    sink.offset > 0
+                    and validator is not None
+                    and (new_validator is not None and new_validator != validator)
+                )
+                if resp.status == 200 and not changed:
+                    raise _no_ranges(request.url)
+                if resp.status not in (200, 206):
+                    raise self._status_error(resp, request.url)
+                size = _content_range_total(resp, request.url) if resp.status == 206 else None
+                if changed or (remote_size is not None and size not in (None, remote_size)):
+                    # The remote file changed: the ranges are read again from the first one.
+                    restarts += 1
+                    if restarts > _MAX_RESTARTS:
+                        raise _kept_changing(request.url)
+                    await sink.begin(bytes_total=None, validator=None, restart=True)
+                    validator, remote_size = None, None
+                    continue
+                match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+                assert match is not None
+                assert size is not None
+                remote_size = size
+                ranges = resolve(request.ranges, remote_size)
+                offset, length = ranges[index]
+                if int(match.group(1)) != start or int(match.group(2)) != offset + length - 1:
+                    raise _bad_response(
+                        request.url,
+                        f"asked for bytes {start}-{offset + length - 1} and got "
+                        f"{match.group(1)}-{match.group(2)}",
+                    )
+                validator = new_validator
+                await sink.begin(bytes_total=local_size(ranges), validator=validator, restart=False)
+                end = sum(n for _, n in ranges[: index + 1])
+                await self._stream(resp, sink, end, request.url)
 
     async def _answer(
         self,
@@ -172,19 +251,14 @@ class HttpTransport:
             if length == 0 and offset == 0:
                 await sink.begin(bytes_total=0, validator=new_validator, restart=False)
                 return None
-            raise TransferError(
-                codes.BG_E_INSUFFICIENT_RANGE_SUPPORT,
-                ErrorContext.REMOTE_FILE,
-                transient=False,
-                message=f"{codes.describe(codes.BG_E_INSUFFICIENT_RANGE_SUPPORT)} URL: {url}",
-                protocol=_scheme(url),
-            )
+            raise _no_ranges(url)
         raise self._status_error(resp, url)
 
-    async def _dynamic(
-        self, request: FileRequest, resp: aiohttp.ClientResponse, sink: Sink
-    ) -> None:
-        if resp.status not in (200, 206):
+    async def _whole(self, request: FileRequest, resp: aiohttp.ClientResponse, sink: Sink) -> None:
+        """Take the whole body from zero (dynamic content, or a custom HTTP method)."""
+        if resp.status not in (200, 206) and not (
+            request.options.method.upper() != "GET" and 200 <= resp.status < 300
+        ):
             raise self._status_error(resp, request.url)
         await sink.begin(bytes_total=resp.content_length, validator=None, restart=True)
         await self._stream(resp, sink, resp.content_length, request.url)
@@ -238,3 +312,33 @@ def _missing_size(url: str) -> TransferError:
         message=f"{codes.describe(codes.BG_E_MISSING_FILE_SIZE)} URL: {url}",
         protocol=_scheme(url),
     )
+
+
+def _no_ranges(url: str) -> TransferError:
+    return TransferError(
+        codes.BG_E_INSUFFICIENT_RANGE_SUPPORT,
+        ErrorContext.REMOTE_FILE,
+        transient=False,
+        message=f"{codes.describe(codes.BG_E_INSUFFICIENT_RANGE_SUPPORT)} URL: {url}",
+        protocol=_scheme(url),
+    )
+
+
+def _kept_changing(url: str) -> TransferError:
+    return TransferError(
+        codes.BG_E_INVALID_SERVER_RESPONSE,
+        ErrorContext.REMOTE_FILE,
+        transient=True,
+        message=f"the remote file kept changing during the download: {url}",
+        protocol=_scheme(url),
+    )
+
+
+def _content_range_total(resp: aiohttp.ClientResponse, url: str) -> int:
+    """The total size a 206 response announces."""
+    match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+    if match is None:
+        raise _bad_response(url, "a 206 response without a usable Content-Range")
+    if match.group(3) == "*":
+        raise _missing_size(url)
+    return int(match.group(3))

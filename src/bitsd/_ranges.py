@@ -1,0 +1,98 @@
+"""File ranges (AddFileWithRanges): validation and how a local offset maps to a remote one.
+
+Rules (bits-inventory §5.5):
+- At least one range; an offset of LENGTH_TO_EOF is BG_E_INVALID_RANGE; a length of 0 is
+  E_INVALIDARG; more than MaxRangesPerFile (500) is BG_E_TOO_MANY_RANGES_IN_FILE.
+- Ranges are compared sorted by offset: duplicates and overlaps are BG_E_OVERLAPPING_RANGES
+  (so the same offset twice fails whatever the lengths).
+- The local file is the ranges' bytes concatenated in the order given (100-199, 900-999,
+  400-499 make a 300-byte file). A length of LENGTH_TO_EOF runs to the end of the remote file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from bitsd import codes
+from bitsd._enums import ErrorContext
+from bitsd._errors import BitsError, InvalidArgumentError, TransferError
+
+__all__ = ["MAX_RANGES_PER_FILE", "Ranges", "check_ranges", "local_size", "locate", "resolve"]
+
+# BITS group-policy default MaxRangesPerFile.
+MAX_RANGES_PER_FILE = 500
+
+Ranges = tuple[tuple[int, int], ...]
+
+
+def check_ranges(ranges: Sequence[tuple[int, int]]) -> Ranges:
+    """Validate AddFileWithRanges' ranges and return them as a tuple, in the given order."""
+    try:
+        checked = tuple((int(o), int(n)) for o, n in ranges)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError("ranges must be (offset, length) pairs of integers") from None
+    if not checked:
+        raise InvalidArgumentError("at least one range is needed")
+    if len(checked) > MAX_RANGES_PER_FILE:
+        raise BitsError(
+            f"{len(checked)} ranges; at most {MAX_RANGES_PER_FILE}",
+            hresult=codes.BG_E_TOO_MANY_RANGES_IN_FILE,
+        )
+    for offset, length in checked:
+        if offset == codes.LENGTH_TO_EOF:
+            raise BitsError(
+                "a range cannot start at LENGTH_TO_EOF", hresult=codes.BG_E_INVALID_RANGE
+            )
+        if (
+            offset < 0
+            or length <= 0
+            or offset > codes.LENGTH_TO_EOF
+            or length > codes.LENGTH_TO_EOF
+        ):
+            raise InvalidArgumentError(f"invalid range ({offset}, {length})")
+    ordered = sorted(checked)
+    for (a, n), (b, _) in itertools.pairwise(ordered):
+        if n == codes.LENGTH_TO_EOF or a + n > b:
+            raise BitsError(f"ranges at {a} and {b} overlap", hresult=codes.BG_E_OVERLAPPING_RANGES)
+    return checked
+
+
+def resolve(ranges: Ranges, remote_size: int) -> Ranges:
+    """The ranges with LENGTH_TO_EOF replaced by the remote size.
+
+    Raises:
+        TransferError: BG_E_INVALID_RANGE (fatal, REMOTE_FILE) when a range starts or ends
+            beyond the remote file: a run-time error of the job, as in BITS.
+    """
+    out = []
+    for offset, length in ranges:
+        if length == codes.LENGTH_TO_EOF:
+            length = remote_size - offset
+        if offset >= remote_size or offset + length > remote_size or length <= 0:
+            raise TransferError(
+                codes.BG_E_INVALID_RANGE,
+                ErrorContext.REMOTE_FILE,
+                transient=False,
+                message=f"the range ({offset}, {length}) is outside the remote file of "
+                f"{remote_size} bytes",
+            )
+        out.append((offset, length))
+    return tuple(out)
+
+
+def local_size(ranges: Ranges) -> int | None:
+    """The local file's size, or None while a LENGTH_TO_EOF range is unresolved."""
+    if any(n == codes.LENGTH_TO_EOF for _, n in ranges):
+        return None
+    return sum(n for _, n in ranges)
+
+
+def locate(ranges: Ranges, local_offset: int) -> tuple[int, int]:
+    """(range index, offset inside that range) of a position in the local file; a position at
+    the very end gives (len(ranges), 0)."""
+    for i, (_, n) in enumerate(ranges):
+        if local_offset < n:
+            return i, local_offset
+        local_offset -= n
+    return len(ranges), 0

@@ -1,0 +1,207 @@
+"""The sink of one file's transfer: its temporary file, progress and checkpoints.
+
+Rules:
+- Bytes are appended to the temporary file; progress counts them at once, in memory.
+- A checkpoint flushes the data (fsync) and only then stores the offset it covers, so a stored
+  offset is always backed by data on disk; checkpoints come every ``checkpoint_bytes`` or
+  ``checkpoint_seconds``, and when the transfer stops for any reason (``close``).
+- When the remote file restarts (it changed, or dynamic content), the file is cut to zero and
+  that is stored before any new byte is written.
+- A file is completed only after its data is flushed and, when the job gave a SHA-256, its
+  digest matched; a mismatch empties the file and fails the job with BG_E_VALIDATION_FAILED.
+- Bytes beyond the job's maximum download size fail the job with
+  BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED before they are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import os
+from typing import Any, Protocol
+
+from bitsd import codes
+from bitsd._clock import Clock
+from bitsd._enums import ErrorContext
+from bitsd._errors import TransferError
+from bitsd._files import open_temp
+from bitsd._model import FileRecord
+from bitsd._policy import EngineConfig
+from bitsd._transfer import classify
+
+__all__ = ["FileSink", "SinkHost"]
+
+log = logging.getLogger("bitsd.engine")
+
+
+class SinkHost(Protocol):
+    """What a sink needs from the engine."""
+
+    clock: Clock
+    config: EngineConfig
+
+    def _file_changed(self, record: FileRecord, *, durable: bool) -> None: ...
+
+    def _connected(self, job_id: str) -> None: ...
+
+    def _made_progress(self, job_id: str) -> None: ...
+
+
+class FileSink:
+    """One file's temporary file during a transfer: writes, progress, checkpoints.
+
+    Args:
+        engine: the engine that owns the file's record.
+        record: the file.
+        budget: bytes this file may have (what the job's maximum download size leaves), or
+            None.
+    """
+
+    def __init__(self, engine: SinkHost, record: FileRecord, *, budget: int | None = None) -> None:
+        self._engine = engine
+        self._record = record
+        self._budget = budget
+        self._config = engine.config
+        try:
+            self._fd = open_temp(record.temp_name, record.bytes_transferred)
+        except OSError as exc:
+            raise classify.from_local_os_error(exc, local_name=record.local_name) from exc
+        kept = os.lseek(self._fd, 0, os.SEEK_CUR)
+        if kept != record.bytes_transferred:
+            self._set(bytes_transferred=kept, validator=None, durable=True)
+        self._offset = kept
+        self._checkpointed = kept
+        self._checkpoint_time = engine.clock.monotonic()
+        self._closed = False
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    @property
+    def local_name(self) -> str:
+        return self._record.local_name
+
+    def _set(self, *, durable: bool, **changes: Any) -> None:
+        self._record = dataclasses.replace(self._record, **changes)
+        self._engine._file_changed(self._record, durable=durable)
+
+    async def begin(self, *, bytes_total: int | None, validator: str | None, restart: bool) -> None:
+        if bytes_total is not None:
+            self._check_budget(bytes_total)
+        if restart:
+            self._local(os.ftruncate, self._fd, 0)
+            self._local(os.lseek, self._fd, 0, os.SEEK_SET)
+            self._offset = self._checkpointed = 0
+        durable = restart or validator != self._record.validator
+        self._set(
+            bytes_total=bytes_total,
+            validator=validator,
+            bytes_transferred=self._offset,
+            durable=durable,
+        )
+        self._engine._connected(self._record.job_id)
+
+    def _check_budget(self, size: int) -> None:
+        if self._budget is not None and size > self._budget:
+            raise TransferError(
+                codes.BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED,
+                ErrorContext.REMOTE_FILE,
+                transient=False,
+                message=f"the file needs {size} bytes and the job's maximum download size "
+                f"leaves {max(self._budget, 0)}: {self._record.remote_name}",
+            )
+
+    async def write(self, data: bytes) -> None:
+        self._check_budget(self._offset + len(data))
+        view = memoryview(data)
+        while view:
+            written = self._local(os.write, self._fd, view)
+            view = view[written:]
+        await self.advance(len(data))
+
+    async def advance(self, count: int) -> None:
+        self._offset += count
+        self._record = dataclasses.replace(self._record, bytes_transferred=self._offset)
+        self._engine._file_changed(self._record, durable=False)
+        self._engine._made_progress(self._record.job_id)
+        now = self._engine.clock.monotonic()
+        if (
+            self._offset - self._checkpointed >= self._config.checkpoint_bytes
+            or now - self._checkpoint_time >= self._config.checkpoint_seconds
+        ):
+            await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        """Flush the data, then store the offset it covers."""
+        offset = self._offset
+        await asyncio.to_thread(self._local, os.fsync, self._fd)
+        self._mark_checkpoint(offset)
+
+    def _mark_checkpoint(self, offset: int) -> None:
+        self._checkpointed = offset
+        self._checkpoint_time = self._engine.clock.monotonic()
+        self._engine._file_changed(
+            dataclasses.replace(self._record, bytes_transferred=offset), durable=True
+        )
+        self._engine._file_changed(self._record, durable=False)
+
+    async def finish(self) -> None:
+        """The whole file is here: make it durable, check its digest, mark it completed."""
+        await asyncio.to_thread(self._local, os.fsync, self._fd)
+        if self._record.sha256 is not None:
+            digest = await asyncio.to_thread(self._local, _sha256_of, self._record.temp_name)
+            if digest != self._record.sha256:
+                self._local(os.ftruncate, self._fd, 0)
+                self._offset = self._checkpointed = 0
+                self._set(bytes_transferred=0, validator=None, durable=True)
+                raise TransferError(
+                    codes.BG_E_VALIDATION_FAILED,
+                    ErrorContext.LOCAL_FILE,
+                    transient=False,
+                    message=f"the SHA-256 of {self._record.local_name} is {digest}, not the "
+                    f"expected {self._record.sha256}; Resume downloads it again",
+                )
+        self._set(
+            bytes_transferred=self._offset,
+            completed=True,
+            bytes_total=self._offset
+            if self._record.bytes_total is None
+            else self._record.bytes_total,
+            durable=True,
+        )
+        self._checkpointed = self._offset
+
+    def close(self) -> None:
+        """Checkpoint what is written (the transfer stopped) and close the file."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._offset != self._checkpointed:
+                os.fsync(self._fd)
+                self._mark_checkpoint(self._offset)
+        except OSError:
+            log.warning("could not checkpoint %s", self._record.temp_name, exc_info=True)
+        finally:
+            os.close(self._fd)
+
+    def _local(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except OSError as exc:
+            raise classify.from_local_os_error(exc, local_name=self._record.local_name) from exc
+
+
+def _sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
