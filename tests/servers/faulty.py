@@ -6,7 +6,10 @@ strings registered with :meth:`FaultServer.add` with full support for ``HEAD``,
 ``If-Range`` and the ``ETag``/``Last-Modified`` validators, and it can be told to
 misbehave per path with a :class:`Fault`: answer an error status, cut the TCP
 connection mid-body, ignore ranges, stream without ``Content-Length``, stall, or
-throttle.  Every request is recorded in :attr:`FaultServer.requests`.
+throttle; redirect (``Fault(status=302, location=...)``).  A path can be protected with
+Basic or Digest authentication (:meth:`FaultServer.protect`), and the server can speak HTTPS
+(``FaultServer(ssl=context)``, see :mod:`tests.servers.tls`).  Every request is recorded in
+:attr:`FaultServer.requests`.
 
 Two ways to run it::
 
@@ -29,19 +32,23 @@ so the client sees fewer body bytes than announced and an incomplete payload.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import email.utils
 import enum
 import hashlib
+import hmac
 import http
 import re
+import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Final, Literal, Self
+from typing import Any, Final, Literal, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -100,6 +107,8 @@ class Fault:
     """Throttle the body to about this many bytes per second."""
     no_validators: bool = False
     """Send neither ``ETag`` nor ``Last-Modified`` (so ``If-Range`` never matches)."""
+    location: str | None = None
+    """``Location`` header sent together with ``status`` (a redirect)."""
 
     def __post_init__(self) -> None:
         """Reject nonsensical combinations early, in the test that builds them."""
@@ -107,6 +116,8 @@ class Fault:
             raise ValueError(f"status must be a final HTTP status, got {self.status}")
         if self.retry_after is not None and self.status is None:
             raise ValueError("retry_after is only sent together with status")
+        if self.location is not None and self.status is None:
+            raise ValueError("location is only sent together with status")
         if self.times is not None and self.times < 1:
             raise ValueError("times must be >= 1 (or None for forever)")
         for name in ("drop_after", "stall_after", "stall_before_headers"):
@@ -143,6 +154,17 @@ class RequestRecord:
     exactly the bytes sent before the cut)."""
     headers: dict[str, str]
     """All request headers, lower-case names (repeated headers joined with ", ")."""
+
+
+@dataclass(frozen=True)
+class _Guard:
+    """Authentication required on one path."""
+
+    schemes: tuple[Literal["basic", "digest", "ntlm"], ...]
+    user: str
+    password: str
+    realm: str
+    nonce: str
 
 
 @dataclass(frozen=True)
@@ -277,8 +299,16 @@ class FaultServer:
     called from any thread, before or while the server runs.
     """
 
-    def __init__(self) -> None:
-        """Create a stopped server; start it with ``async with`` or :meth:`in_thread`."""
+    def __init__(self, *, ssl: ssl.SSLContext | None = None) -> None:
+        """Create a stopped server; start it with ``async with`` or :meth:`in_thread`.
+
+        ``ssl``: a server-side context to speak HTTPS with (e.g. from
+        :func:`tests.servers.tls.server_context`).
+        """
+        self._ssl = ssl
+        self._guards: dict[str, _Guard] = {}
+        # NTLM handshakes in progress, per client connection (host, port).
+        self._ntlm: dict[tuple[str, int], Any] = {}
         self._lock = threading.Lock()
         self._resources: dict[str, _Resource] = {}
         self._faults: dict[str, tuple[Fault, int | None]] = {}
@@ -324,6 +354,7 @@ class FaultServer:
                 access_log=False,
                 server_header=False,
                 timeout_graceful_shutdown=1,
+                ssl_context_factory=None if self._ssl is None else self._ssl_factory,
             )
             self._server = _Server(config)
             self._closing = asyncio.Event()
@@ -356,6 +387,12 @@ class FaultServer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _ssl_factory(
+        self, config: uvicorn.Config, default: Callable[[], ssl.SSLContext]
+    ) -> ssl.SSLContext:
+        assert self._ssl is not None
+        return self._ssl
 
     @classmethod
     @contextlib.contextmanager
@@ -415,10 +452,11 @@ class FaultServer:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (known as soon as the server is started)."""
+        """``http://127.0.0.1:PORT`` (``https`` with ``ssl``; known once the server is started)."""
         if self._port is None:
             raise RuntimeError("the FaultServer is not started")
-        return f"http://127.0.0.1:{self._port}"
+        scheme = "http" if self._ssl is None else "https"
+        return f"{scheme}://127.0.0.1:{self._port}"
 
     def url(self, path: str) -> str:
         """The absolute URL of ``path`` on this server."""
@@ -484,6 +522,22 @@ class FaultServer:
         """Inject ``fault`` for requests to ``path`` (replacing any previous fault)."""
         with self._lock:
             self._faults[_norm(path)] = (fault, fault.times)
+
+    def protect(
+        self,
+        path: str,
+        account: tuple[str, str],
+        *,
+        schemes: tuple[Literal["basic", "digest", "ntlm"], ...] = ("basic",),
+        realm: str = "bitsd-tests",
+    ) -> None:
+        """Answer requests to ``path`` without the credentials ``account`` (user, password)
+        with 401 and one ``WWW-Authenticate`` challenge per scheme, in the order given
+        (Digest: MD5, qop=auth)."""
+        user, password = account
+        guard = _Guard(schemes, user, password, realm, secrets.token_hex(16))
+        with self._lock:
+            self._guards[_norm(path)] = guard
 
     def clear_fault(self, path: str) -> None:
         """Serve ``path`` normally again."""
@@ -553,7 +607,22 @@ class FaultServer:
 
         if fault.status is not None:
             extra = {} if fault.retry_after is None else {"retry-after": fault.retry_after}
+            if fault.location is not None:
+                extra["location"] = fault.location
             return text(fault.status, extra)
+        with self._lock:
+            guard = self._guards.get(path)
+        if guard is not None and "ntlm" in guard.schemes:
+            step = self._ntlm_step(request, guard)
+            if step is not None:
+                challenge = text(401)
+                challenge.raw_headers.append((b"www-authenticate", step))
+                return challenge
+        elif guard is not None and not _authorized(guard, method, headers.get("authorization")):
+            challenge = text(401)
+            for scheme in guard.schemes:
+                challenge.raw_headers.append((b"www-authenticate", _challenge(guard, scheme)))
+            return challenge
         if resource is None:
             return text(404)
         if method not in ("GET", "HEAD"):
@@ -597,6 +666,30 @@ class FaultServer:
             out["content-length"] = str(stop - start)
         body = None if method == "HEAD" else self._body(memoryview(data)[start:stop], fault)
         return reply(status, out, body)
+
+    def _ntlm_step(self, request: Request, guard: _Guard) -> bytes | None:
+        """The server side of NTLM (pyspnego, with the user in ``NTLM_USER_FILE``): None when
+        this connection has authenticated, else the next challenge to send."""
+        client = request.scope.get("client") or ("", 0)
+        key = (str(client[0]), int(client[1]))
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("ntlm "):
+            return b"NTLM" if self._ntlm.get(key) is not True else None
+        import spnego
+
+        context = self._ntlm.get(key)
+        if context is None or context is True:
+            context = spnego.server(protocol="ntlm")
+            self._ntlm[key] = context
+        try:
+            out = context.step(base64.b64decode(header[5:].strip()))
+        except Exception:
+            self._ntlm.pop(key, None)
+            return b"NTLM"
+        if context.complete:
+            self._ntlm[key] = True
+            return None
+        return b"NTLM " + base64.b64encode(out or b"")
 
     def _take_fault(self, path: str) -> Fault:
         """The fault for this request (consuming one of ``times``); call under the lock."""
@@ -709,6 +802,54 @@ def _if_range_matches(if_range: str | None, etag: str | None, last_modified: str
         )
     except (TypeError, ValueError):
         return value == last_modified
+
+
+def _challenge(guard: _Guard, scheme: Literal["basic", "digest", "ntlm"]) -> bytes:
+    if scheme == "basic":
+        return f'Basic realm="{guard.realm}", charset="UTF-8"'.encode()
+    if scheme == "ntlm":
+        return b"NTLM"
+    return (
+        f'Digest realm="{guard.realm}", qop="auth", algorithm=MD5, '
+        f'nonce="{guard.nonce}", opaque="bitsd"'
+    ).encode()
+
+
+def _authorized(guard: _Guard, method: str, header: str | None) -> bool:
+    """Whether an ``Authorization`` header holds the guard's credentials in one of its schemes
+    (the server side of RFC 7617 and RFC 7616 with MD5 and qop=auth)."""
+    if not header:
+        return False
+    scheme, _, data = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "basic" and "basic" in guard.schemes:
+        expected = base64.b64encode(f"{guard.user}:{guard.password}".encode()).decode()
+        return hmac.compare_digest(data.strip(), expected)
+    if scheme != "digest" or "digest" not in guard.schemes:
+        return False
+    params = {
+        key.strip().lower(): value.strip().strip('"')
+        for key, _, value in (item.partition("=") for item in data.split(","))
+    }
+    if (params.get("username"), params.get("realm"), params.get("nonce")) != (
+        guard.user,
+        guard.realm,
+        guard.nonce,
+    ):
+        return False
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+    ha1 = md5(f"{guard.user}:{guard.realm}:{guard.password}")
+    ha2 = md5(f"{method}:{params.get('uri', '')}")
+    if params.get("qop") == "auth":
+        expected = md5(
+            f"{ha1}:{guard.nonce}:{params.get('nc', '')}:{params.get('cnonce', '')}:auth:{ha2}"
+        )
+    else:
+        expected = md5(f"{ha1}:{guard.nonce}:{ha2}")
+    return hmac.compare_digest(params.get("response", ""), expected)
 
 
 def _parse_range(header: str, total: int) -> tuple[int, int] | Literal["ignore", "unsatisfiable"]:

@@ -9,14 +9,17 @@ Rules:
 - Before the first byte of a response the transport calls ``sink.begin`` with what it learned:
   the size, the validator of the remote version, and whether the bytes restart from zero (the
   remote file changed, or dynamic content).
+- A sink that also has ``redirected`` (:class:`RedirectSink`) is told when the job's redirect
+  policy changes the file's remote name (ALLOW_REPORT: the final URL; DISALLOW: the URL
+  redirected to). Sinks without it keep the remote name.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-__all__ = ["FileRequest", "HttpOptions", "Sink", "Transport"]
+__all__ = ["FileRequest", "HttpOptions", "RedirectSink", "Sink", "Transport"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,6 +100,17 @@ class Sink(Protocol):
 
     async def advance(self, count: int) -> None:
         """Count ``count`` bytes that the transport wrote through :attr:`fd` itself."""
+        ...
+
+
+@runtime_checkable
+class RedirectSink(Protocol):
+    """The optional part of a :class:`Sink` that hears about redirects (SetSecurityFlags'
+    BG_HTTP_REDIRECT_POLICY_ALLOW_REPORT and _DISALLOW)."""
+
+    async def redirected(self, url: str) -> None:
+        """The file's remote name is now ``url``; later requests for the file may use it.
+        Called again with the same URL for each request that is redirected the same way."""
         ...
 
 

@@ -29,6 +29,7 @@ from bitsd._errors import TransferError
 from bitsd._ranges import Ranges, local_size, locate, resolve
 from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest, Sink
+from bitsd._transfer.exchange import Exchanger, conversation
 
 __all__ = ["HttpTransport"]
 
@@ -76,10 +77,12 @@ class HttpTransport:
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
+        self._exchanger = Exchanger(session, self._timeout)
 
     async def fetch(self, request: FileRequest, sink: Sink) -> None:
         try:
-            await self._fetch(request, sink)
+            with conversation(sink):
+                await self._fetch(request, sink)
         except TransferError:
             raise
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
@@ -89,18 +92,9 @@ class HttpTransport:
         self, request: FileRequest, headers: dict[str, str]
     ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         """Send one request of ``request``'s job: its method, custom headers and our own
-        headers (ours win: a custom header cannot change the range asked for)."""
-        merged = {"Accept-Encoding": "identity"}
-        for name, value in request.options.headers:
-            merged[name] = value
-        merged.update(headers)
-        return self._session.request(
-            request.options.method,
-            request.url,
-            headers=merged,
-            timeout=self._timeout,
-            auto_decompress=False,
-        )
+        headers (ours win: a custom header cannot change the range asked for), through the
+        job's proxies, TLS settings, credentials and redirect policy (exchange.py)."""
+        return self._exchanger.open(request, headers)
 
     async def _fetch(self, request: FileRequest, sink: Sink) -> None:
         if request.dynamic or request.options.method.upper() != "GET":
