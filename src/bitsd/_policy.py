@@ -9,8 +9,24 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+from collections.abc import Mapping
+
+# Runtime imports: the daemon reads these annotations with typing.get_type_hints.
+from bitsd._bandwidth import BandwidthSchedule, Limit, parse_limit, parse_priority_limits
+from bitsd._cost import DEFAULT_COST_POLL_INTERVAL, DEFAULT_METERED_COST
+from bitsd._courtesy import DEFAULT_COURTESY_FLOOR, DEFAULT_COURTESY_THRESHOLD
+from bitsd._enums import CostStates, Priority
+from bitsd._limits import (
+    DEFAULT_MAX_FILES_PER_JOB,
+    DEFAULT_MAX_JOBS_PER_USER,
+    DEFAULT_MAX_RANGES_PER_FILE,
+)
 
 __all__ = [
+    "DEFAULT_BACKGROUND_COURTESY",
+    "DEFAULT_BANDWIDTH_LIMIT",
     "DEFAULT_CHECKPOINT_BYTES",
     "DEFAULT_CHECKPOINT_SECONDS",
     "DEFAULT_CONNECT_TIMEOUT",
@@ -70,6 +86,15 @@ MAX_DISPLAY_NAME_LENGTH = 1024
 # Characters. SetNotifyCmdLine: program ≤ MAX_PATH (Linux PATH_MAX is 4,096), parameters ≤ 4,000.
 MAX_NOTIFY_PROGRAM_LENGTH = 4096
 MAX_NOTIFY_PARAMETERS_LENGTH = 4000
+# Policies (docs/policies.md). Bytes per second for all background jobs together; None = no
+# limit. BITS's MaxInternetBandwidth policy is not configured by default.
+DEFAULT_BANDWIDTH_LIMIT: float | None = None
+# BITS: background jobs use only idle bandwidth (bits-inventory §5.12); on by default.
+DEFAULT_BACKGROUND_COURTESY = True
+# The other policy defaults live beside their code: DEFAULT_MAX_JOBS_PER_USER (60),
+# DEFAULT_MAX_FILES_PER_JOB (200), DEFAULT_MAX_RANGES_PER_FILE (500) in bitsd._limits (BITS
+# group-policy defaults); DEFAULT_COURTESY_FLOOR, DEFAULT_COURTESY_THRESHOLD in bitsd._courtesy;
+# DEFAULT_COST_POLL_INTERVAL, DEFAULT_METERED_COST in bitsd._cost.
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -143,6 +168,22 @@ class EngineConfig:
         checkpoint_bytes, checkpoint_seconds: how often a transfer's progress is made durable.
         connect_timeout, read_timeout: network timeouts of one request, in seconds.
         chunk_size: bytes read from the network per write.
+        bandwidth_limit: bytes per second for all background jobs together (None: no limit,
+            0: background jobs are blocked).
+        bandwidth_schedule: a weekly limit for all background jobs together, one limit in
+            work hours and another outside (BITS MaxInternetBandwidth); a config-file table
+            with the same keys is accepted.
+        priority_limits: limits per background priority, each a byte rate, None or a
+            BandwidthSchedule (BITS EnableBandwidthLimits); keys may be priority names.
+        background_courtesy: background jobs back off while other traffic uses the link.
+        courtesy_interface: the network interface courtesy watches (None: the default
+            route's).
+        courtesy_floor: bytes per second background jobs keep under contention.
+        courtesy_threshold: share of the link others may use before background jobs back off.
+        max_jobs_per_user, max_files_per_job, max_ranges_per_file: BITS's MaxJobsPerUser,
+            MaxFilesPerJob, MaxRangesPerFile; 0 means unlimited.
+        cost_poll_interval: seconds between two reads of the network's cost.
+        metered_cost: the BITS cost state a metered network counts as.
     """
 
     max_background_jobs: int = DEFAULT_MAX_BACKGROUND_JOBS
@@ -157,8 +198,24 @@ class EngineConfig:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     chunk_size: int = 1024 * 1024
+    # -- policies (bitsd._bandwidth, _courtesy, _limits, _cost; docs/policies.md) --
+    bandwidth_limit: float | None = DEFAULT_BANDWIDTH_LIMIT
+    bandwidth_schedule: BandwidthSchedule | None = None
+    priority_limits: Mapping[Priority, Limit] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
+    background_courtesy: bool = DEFAULT_BACKGROUND_COURTESY
+    courtesy_interface: str | None = None
+    courtesy_floor: float = DEFAULT_COURTESY_FLOOR
+    courtesy_threshold: float = DEFAULT_COURTESY_THRESHOLD
+    max_jobs_per_user: int = DEFAULT_MAX_JOBS_PER_USER
+    max_files_per_job: int = DEFAULT_MAX_FILES_PER_JOB
+    max_ranges_per_file: int = DEFAULT_MAX_RANGES_PER_FILE
+    cost_poll_interval: float = DEFAULT_COST_POLL_INTERVAL
+    metered_cost: int = DEFAULT_METERED_COST
 
     def __post_init__(self) -> None:
+        self._check_policies()
         positive = (
             "max_background_jobs",
             "time_slice",
@@ -179,3 +236,41 @@ class EngineConfig:
             raise ValueError("default_minimum_retry_delay must be >= 0")
         if self.notify_retry_interval is not None and self.notify_retry_interval <= 0:
             raise ValueError("notify_retry_interval must be > 0 (or None)")
+
+    def _check_policies(self) -> None:
+        """Check, and normalise in place, the policy fields (config-file forms accepted)."""
+        set_ = object.__setattr__
+        limit = parse_limit("bandwidth_limit", self.bandwidth_limit)
+        if isinstance(limit, BandwidthSchedule):
+            raise ValueError("bandwidth_limit is a byte rate; use bandwidth_schedule for a window")
+        set_(self, "bandwidth_limit", limit)
+        schedule: object = self.bandwidth_schedule  # a config file gives a table
+        if isinstance(schedule, Mapping):
+            set_(self, "bandwidth_schedule", BandwidthSchedule.from_mapping(schedule))
+        elif schedule is not None and not isinstance(schedule, BandwidthSchedule):
+            raise ValueError(f"bandwidth_schedule must be a BandwidthSchedule, not {schedule!r}")
+        set_(self, "priority_limits", parse_priority_limits(self.priority_limits))
+        if not isinstance(self.background_courtesy, bool):
+            raise ValueError("background_courtesy must be true or false")
+        if self.courtesy_interface is not None and (
+            not isinstance(self.courtesy_interface, str)
+            or not self.courtesy_interface
+            or self.courtesy_interface == "lo"
+        ):
+            raise ValueError("courtesy_interface must name a network interface other than lo")
+        if not self.courtesy_floor > 0 or math.isinf(self.courtesy_floor):
+            raise ValueError("courtesy_floor must be a positive byte rate")
+        if not 0 < self.courtesy_threshold <= 1:
+            raise ValueError("courtesy_threshold must be a share in (0, 1]")
+        for name in ("max_jobs_per_user", "max_files_per_job", "max_ranges_per_file"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0 (0: unlimited)")
+        if not self.cost_poll_interval > 0:
+            raise ValueError("cost_poll_interval must be > 0")
+        metered = self.metered_cost
+        if isinstance(metered, bool) or not isinstance(metered, int):
+            raise ValueError("metered_cost must be a BITS_COST_STATE_* value")
+        if metered not in {int(s) for s in CostStates if int(s) <= 0x80}:
+            raise ValueError(f"metered_cost must be one BITS_COST_STATE_* bit, not {metered!r}")
+        set_(self, "metered_cost", CostStates(metered))

@@ -2,7 +2,8 @@
 
 Rules (bits-inventory §5.5):
 - At least one range; an offset of LENGTH_TO_EOF is BG_E_INVALID_RANGE; a length of 0 is
-  E_INVALIDARG; more than MaxRangesPerFile (500) is BG_E_TOO_MANY_RANGES_IN_FILE.
+  E_INVALIDARG; more than MaxRangesPerFile (500 by default, the engine's
+  ``max_ranges_per_file``) is BG_E_TOO_MANY_RANGES_IN_FILE.
 - Ranges are compared sorted by offset: duplicates and overlaps are BG_E_OVERLAPPING_RANGES
   (so the same offset twice fails whatever the lengths).
 - The local file is the ranges' bytes concatenated in the order given (100-199, 900-999,
@@ -26,17 +27,21 @@ MAX_RANGES_PER_FILE = 500
 Ranges = tuple[tuple[int, int], ...]
 
 
-def check_ranges(ranges: Sequence[tuple[int, int]]) -> Ranges:
-    """Validate AddFileWithRanges' ranges and return them as a tuple, in the given order."""
+def check_ranges(ranges: Sequence[tuple[int, int]], *, limit: int = MAX_RANGES_PER_FILE) -> Ranges:
+    """Validate AddFileWithRanges' ranges and return them as a tuple, in the given order.
+
+    Args:
+        limit: MaxRangesPerFile (the engine's ``max_ranges_per_file``); 0 means no limit.
+    """
     try:
         checked = tuple((int(o), int(n)) for o, n in ranges)
     except (TypeError, ValueError):
         raise InvalidArgumentError("ranges must be (offset, length) pairs of integers") from None
     if not checked:
         raise InvalidArgumentError("at least one range is needed")
-    if len(checked) > MAX_RANGES_PER_FILE:
+    if limit and len(checked) > limit:
         raise BitsError(
-            f"{len(checked)} ranges; at most {MAX_RANGES_PER_FILE}",
+            f"{len(checked)} ranges; at most {limit} (max_ranges_per_file)",
             hresult=codes.BG_E_TOO_MANY_RANGES_IN_FILE,
         )
     for offset, length in checked:

@@ -42,6 +42,8 @@ class Event(enum.Enum):
     FATAL_FAILURE = "FatalFailure"  # a fatal error, no-progress timeout, MaxDownloadTime
     RETRY = "Retry"  # the minimum retry delay expired
     VALIDATION_FAILED = "ValidationFailed"  # SetValidationState(FALSE) on a transferred file
+    BLOCKED = "Blocked"  # a policy forbids the transfer now (0 bandwidth limit, network cost)
+    UNBLOCKED = "Unblocked"  # the policy that held the job allows it again
 
     def __str__(self) -> str:
         return self.value
@@ -87,6 +89,17 @@ TRANSITIONS: Mapping[tuple[JobState, Event], JobState] = {
     (Q, Event.VALIDATION_FAILED): E,
     (C, Event.VALIDATION_FAILED): E,
     (T, Event.VALIDATION_FAILED): E,
+    # Policies (bits-inventory §3.3, §5.11, §5.12; docs/policies.md): a job that a policy
+    # forbids to transfer (MaxInternetBandwidth 0 → BG_E_BLOCKED_BY_POLICY; a network too
+    # expensive for its transfer policy → BG_E_BLOCKED_BY_COST_TRANSFER_POLICY) shows
+    # TRANSIENT_ERROR, from QUEUED or while at work; TE → TE when the reason changes. It is
+    # re-queued when the policy allows it again (after the window, when the cost changes),
+    # not on the retry timer.
+    (Q, Event.BLOCKED): TE,
+    (C, Event.BLOCKED): TE,
+    (T, Event.BLOCKED): TE,
+    (TE, Event.BLOCKED): TE,
+    (TE, Event.UNBLOCKED): Q,
 }
 
 

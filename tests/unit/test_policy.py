@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -155,8 +156,9 @@ ENGINE_POSITIVE_FIELDS = [
 @pytest.mark.parametrize("value", [0, -1])
 def test_engine_config_rejects_non_positive_values(field: str, value: int) -> None:
     """EngineConfig refuses zero or negative limits, timeouts and sizes with ValueError."""
+    settings: dict[str, Any] = {field: value}
     with pytest.raises(ValueError, match=field):
-        EngineConfig(**{field: value})
+        EngineConfig(**settings)
 
 
 def test_engine_config_rejects_negative_notify_retry_interval() -> None:

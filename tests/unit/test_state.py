@@ -93,6 +93,15 @@ EXPECTED_ROWS: list[tuple[JobState, Event, JobState]] = [
     (QUEUED, Event.VALIDATION_FAILED, ERROR),
     (CONNECTING, Event.VALIDATION_FAILED, ERROR),
     (TRANSFERRING, Event.VALIDATION_FAILED, ERROR),
+    # A policy forbids the transfer now (0 bandwidth limit in the window: BG_E_BLOCKED_BY_POLICY;
+    # network cost not in the transfer policy: BG_E_BLOCKED_BY_COST_TRANSFER_POLICY): the job
+    # shows TRANSIENT_ERROR (§3.3, §5.11, §5.12), also when a new reason replaces the old one.
+    (QUEUED, Event.BLOCKED, TRANSIENT_ERROR),
+    (CONNECTING, Event.BLOCKED, TRANSIENT_ERROR),
+    (TRANSFERRING, Event.BLOCKED, TRANSIENT_ERROR),
+    (TRANSIENT_ERROR, Event.BLOCKED, TRANSIENT_ERROR),
+    # The window ends / the cost changes: re-queued without the retry delay.
+    (TRANSIENT_ERROR, Event.UNBLOCKED, QUEUED),
 ]
 EXPECTED: dict[tuple[JobState, Event], JobState] = {(s, e): t for s, e, t in EXPECTED_ROWS}
 
