@@ -1,0 +1,301 @@
+"""The control API of docs/control-api.md: a Starlette app over a running engine.
+
+Rules:
+- One route per engine verb. Bodies are checked by ``shapes`` before anything changes; answers
+  are built by ``shapes`` and ``bitsd._wire``.
+- Every non-2xx answer is ``{"error": {"hresult", "name", "message"}}``: a caller error
+  (BitsError) gets ``http_status_for`` its class; an unknown route 404 and a wrong method 405
+  (both E_NOTIMPL: something this daemon does not have); malformed JSON 400 (E_INVALIDARG).
+  Any other exception is a bug: 500 (E_UNEXPECTED), logged with its traceback, and the daemon
+  goes on serving.
+- ``wait`` waits at most 60 s and answers at once (``timed_out``) when the daemon stops, so a
+  long poll never delays a shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import bitsd
+from bitsd import codes
+from bitsd._engine import Engine
+from bitsd._errors import BitsError, InvalidArgumentError
+from bitsd._job import Job
+from bitsd._wire import (
+    API_VERSION,
+    error_info_to_json,
+    error_to_json,
+    file_info_to_json,
+    http_status_for,
+)
+from bitsd.daemon import logs, openapi
+from bitsd.daemon.events import EventHub
+from bitsd.daemon.shapes import (
+    file_pairs,
+    job_changes,
+    job_to_json,
+    new_job,
+    page_params,
+    wait_params,
+)
+
+__all__ = ["build_app"]
+
+log = logging.getLogger("bitsd.daemon")
+
+
+def build_app(engine: Engine, hub: EventHub, *, stopping: asyncio.Event) -> Starlette:
+    """The control API over ``engine``, with ``hub`` serving ``/v1/events``.
+
+    Args:
+        stopping: set when the daemon stops; pending ``wait`` requests answer at once.
+    """
+    api = _Api(engine, stopping)
+    routes: list[BaseRoute] = [
+        Route("/v1/version", api.version, methods=["GET"]),
+        Route("/v1/openapi.json", api.openapi, methods=["GET"]),
+        Route("/v1/jobs", api.list_jobs, methods=["GET"]),
+        Route("/v1/jobs", api.create_job, methods=["POST"]),
+        Route("/v1/jobs/{id}", api.get_job, methods=["GET"]),
+        Route("/v1/jobs/{id}", api.patch_job, methods=["PATCH"]),
+        Route("/v1/jobs/{id}/files", api.list_files, methods=["GET"]),
+        Route("/v1/jobs/{id}/files", api.add_files, methods=["POST"]),
+        Route("/v1/jobs/{id}/resume", api.resume, methods=["POST"]),
+        Route("/v1/jobs/{id}/suspend", api.suspend, methods=["POST"]),
+        Route("/v1/jobs/{id}/cancel", api.cancel, methods=["POST"]),
+        Route("/v1/jobs/{id}/complete", api.complete, methods=["POST"]),
+        Route("/v1/jobs/{id}/error", api.get_error, methods=["GET"]),
+        Route("/v1/jobs/{id}/wait", api.wait, methods=["GET"]),
+        WebSocketRoute("/v1/events", hub.endpoint),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(_Guard)],
+        exception_handlers={HTTPException: _http_error, BitsError: _bits_error},
+    )
+
+
+class _Api:
+    """The HTTP endpoints, bound to one engine."""
+
+    def __init__(self, engine: Engine, stopping: asyncio.Event) -> None:
+        self._engine = engine
+        self._stopping = stopping
+
+    async def version(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "version": bitsd.__version__,
+                "api": API_VERSION,
+                "pid": os.getpid(),
+                "uid": os.geteuid(),
+            }
+        )
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi.DOCUMENT)
+
+    async def list_jobs(self, request: Request) -> Response:
+        offset, limit = page_params(request.query_params)
+        jobs = await self._engine.jobs()
+        end = offset + limit
+        return JSONResponse(
+            {
+                "jobs": [await job_to_json(job) for job in jobs[offset:end]],
+                "total": len(jobs),
+                "next_offset": end if end < len(jobs) else None,
+            }
+        )
+
+    async def create_job(self, request: Request) -> Response:
+        name, job_type = new_job(await _body(request))
+        job = await self._engine.create_job(name, job_type)
+        return JSONResponse(await job_to_json(job), status_code=201)
+
+    async def get_job(self, request: Request) -> Response:
+        return JSONResponse(await job_to_json(await self._job(request)))
+
+    async def patch_job(self, request: Request) -> Response:
+        job = await self._job(request)
+        for change in job_changes(await _body(request)):
+            await change(job)
+        return JSONResponse(await job_to_json(job))
+
+    async def list_files(self, request: Request) -> Response:
+        job = await self._job(request)
+        return JSONResponse({"files": [file_info_to_json(f) for f in await job.files()]})
+
+    async def add_files(self, request: Request) -> Response:
+        job = await self._job(request)
+        pairs = file_pairs(await _body(request))
+        before = len(await job.files())
+        await job.add_file_set(pairs)
+        added = (await job.files())[before:]
+        return JSONResponse({"files": [file_info_to_json(f) for f in added]})
+
+    async def resume(self, request: Request) -> Response:
+        job = await self._job(request)
+        await job.resume()
+        return await _verb_result(job, codes.S_OK)
+
+    async def suspend(self, request: Request) -> Response:
+        job = await self._job(request)
+        await job.suspend()
+        return await _verb_result(job, codes.S_OK)
+
+    async def cancel(self, request: Request) -> Response:
+        job = await self._job(request)
+        return await _verb_result(job, await job.cancel())
+
+    async def complete(self, request: Request) -> Response:
+        job = await self._job(request)
+        return await _verb_result(job, await job.complete())
+
+    async def get_error(self, request: Request) -> Response:
+        job = await self._job(request)
+        return JSONResponse(error_info_to_json(await job.get_error()))
+
+    async def wait(self, request: Request) -> Response:
+        job = await self._job(request)
+        states, timeout = wait_params(request.query_params)
+        waiter = asyncio.ensure_future(job.wait(states, timeout))
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait((waiter, stopper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiter, stopper):
+                task.cancel()
+            await asyncio.gather(waiter, stopper, return_exceptions=True)
+        if not waiter.cancelled():
+            with contextlib.suppress(TimeoutError):
+                return JSONResponse({"state": waiter.result().name, "timed_out": False})
+        # Timed out, or the daemon stops: the state now (a zero timeout may still find it).
+        state = await job.get_state()
+        return JSONResponse({"state": state.name, "timed_out": state not in states})
+
+    async def _job(self, request: Request) -> Job:
+        return await self._engine.get_job(request.path_params["id"])
+
+
+async def _verb_result(job: Job, hresult: int) -> Response:
+    state = await job.get_state()
+    return JSONResponse({"hresult": hresult, "name": codes.name_of(hresult), "state": state.name})
+
+
+async def _body(request: Request) -> object:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"the body is not valid JSON: {exc}") from None
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+def _error_response(
+    status: int, error: BitsError, headers: Mapping[str, str] | None = None
+) -> Response:
+    return JSONResponse(error_to_json(error), status_code=status, headers=headers)
+
+
+def _bits_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BitsError)
+    return _error_response(http_status_for(exc), exc)
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    """404 and 405 of the router (and any other HTTPException) as JSON errors."""
+    assert isinstance(exc, HTTPException)
+    where = f"{request.method} {request.url.path}"
+    headers = exc.headers
+    if exc.status_code == 404:
+        error = BitsError(f"no route {where}", hresult=codes.E_NOTIMPL)
+    elif exc.status_code == 405:
+        # The router names the methods of the first route of the path only; a path has several.
+        allowed = ", ".join(_methods_of(request))
+        headers = {"Allow": allowed}
+        error = BitsError(
+            f"{where}: method not allowed (allowed: {allowed})", hresult=codes.E_NOTIMPL
+        )
+    else:
+        hresult = codes.E_INVALIDARG if exc.status_code < 500 else codes.E_UNEXPECTED
+        error = BitsError(f"{where}: {exc.detail}", hresult=hresult)
+    return _error_response(exc.status_code, error, headers)
+
+
+def _methods_of(request: Request) -> list[str]:
+    """The methods of every route whose path matches the request's."""
+    routes = request.app.routes
+    path = request.url.path
+    return sorted(
+        {
+            method
+            for route in routes
+            if isinstance(route, Route) and route.path_regex.match(path)
+            for method in route.methods or ()
+        }
+    )
+
+
+class _Guard:
+    """The app's outer middleware: an exception that escaped the routes is a bug; it is logged
+    with its traceback and answered 500 (E_UNEXPECTED). Each request is logged at debug."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        status = 0
+        started = time.monotonic()
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._app(scope, receive, tracking_send)
+        except Exception as exc:
+            logs.event(
+                log,
+                "http.bug",
+                level=logging.ERROR,
+                exc_info=True,
+                method=scope["method"],
+                path=scope["path"],
+            )
+            if status == 0:  # else the answer has begun: the connection is cut instead
+                status = 500
+                bug = BitsError(
+                    f"internal error of the daemon: {exc!r}", hresult=codes.E_UNEXPECTED
+                )
+                await _error_response(status, bug)(scope, receive, send)
+        finally:
+            logs.event(
+                log,
+                "http.request",
+                level=logging.DEBUG,
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round((time.monotonic() - started) * 1000, 1),
+            )

@@ -1,0 +1,485 @@
+"""The OpenAPI 3.1 document of the control API, served at ``/v1/openapi.json``.
+
+Rules:
+- :data:`DOCUMENT` is the machine-readable twin of docs/control-api.md. Enum names come from the
+  enums themselves and limits from the constants the daemon applies, so they cannot drift.
+- ``docs/openapi.json`` is :func:`render` of it (``python -m bitsd.daemon.openapi >
+  docs/openapi.json``); tests/daemon/test_openapi.py fails when the file is stale or when a
+  route of the app is missing from the document (or the reverse).
+- OpenAPI has no WebSocket operations: ``/v1/events`` is described as the GET that upgrades,
+  with the messages of both directions as schemas.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import bitsd
+from bitsd._enums import ErrorContext, JobState, JobType, Priority
+from bitsd._policy import MAX_DESCRIPTION_LENGTH, MAX_DISPLAY_NAME_LENGTH
+from bitsd.daemon.shapes import (
+    PAGE_LIMIT_DEFAULT,
+    PAGE_LIMIT_MAX,
+    WAIT_TIMEOUT_DEFAULT,
+    WAIT_TIMEOUT_MAX,
+)
+
+__all__ = ["DOCUMENT", "render"]
+
+JSON = dict[str, Any]
+
+
+def _ref(name: str) -> JSON:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: JSON) -> JSON:
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def _object(properties: JSON, *, required: tuple[str, ...] | None = None) -> JSON:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties if required is None else required),
+        "additionalProperties": False,
+    }
+
+
+def _names(kind: type[Any], description: str) -> JSON:
+    return {"type": "string", "enum": [member.name for member in kind], "description": description}
+
+
+def _name_or_number(kind: type[Any], what: str) -> JSON:
+    return {
+        "oneOf": [
+            {"type": "string", "description": f"a {what} name, any case"},
+            {"type": "integer", "enum": [int(member) for member in kind]},
+        ]
+    }
+
+
+def _answer(schema: JSON, description: str) -> JSON:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _body(schema: JSON) -> JSON:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> JSON:
+    return {str(s): {"$ref": f"#/components/responses/{_ERROR_RESPONSES[s][0]}"} for s in statuses}
+
+
+_ERROR_RESPONSES = {
+    400: ("BadRequest", "E_INVALIDARG or BG_E_STRING_TOO_LONG: a malformed body, field or query"),
+    404: ("NotFound", "BG_E_NOT_FOUND (no such job), or E_NOTIMPL for an unknown route"),
+    405: ("MethodNotAllowed", "E_NOTIMPL: the route exists, the method does not"),
+    409: (
+        "Conflict",
+        "BG_E_INVALID_STATE, BG_E_EMPTY, BG_E_ERROR_INFORMATION_UNAVAILABLE or "
+        "BG_E_READ_ONLY_PROPERTY_*: the job's state refuses it",
+    ),
+    500: ("InternalError", "E_UNEXPECTED: a bug of the daemon (logged); it keeps serving"),
+    501: ("NotImplemented", "E_NOTIMPL: a feature bitsd does not have (e.g. upload jobs)"),
+}
+
+_JOB_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "The job's id (a UUID; braces and upper case are accepted).",
+    "schema": {"type": "string"},
+}
+
+_SECONDS = {"type": "number", "minimum": 0, "description": "seconds"}
+_UINT = {"type": "integer", "minimum": 0}
+_HRESULT = {"type": "integer", "minimum": 0, "maximum": 0xFFFFFFFF, "description": "unsigned"}
+
+_ERROR_DETAIL = _object(
+    {
+        "hresult": _HRESULT,
+        "name": {"type": "string", "description": "e.g. BG_E_NOT_FOUND"},
+        "message": {"type": "string"},
+    }
+)
+_NOTIFY_METHODS = ["job_error", "job_transferred", "job_modification", "file_transferred"]
+
+_SCHEMAS: JSON = {
+    "Error": _object({"error": _ERROR_DETAIL}),
+    "JobState": _names(JobState, "BG_JOB_STATE"),
+    "JobType": _names(JobType, "BG_JOB_TYPE"),
+    "Priority": _names(Priority, "BG_JOB_PRIORITY"),
+    "ErrorContext": _names(ErrorContext, "BG_ERROR_CONTEXT"),
+    "JobProgress": _object(
+        {
+            "bytes_total": {**_UINT, "description": "18446744073709551615 while unknown"},
+            "bytes_transferred": _UINT,
+            "files_total": _UINT,
+            "files_transferred": _UINT,
+        }
+    ),
+    "JobTimes": _object(
+        {
+            "creation_time": {"type": "string", "format": "date-time"},
+            "modification_time": {"type": "string", "format": "date-time"},
+            "transfer_completion_time": _nullable({"type": "string", "format": "date-time"}),
+        }
+    ),
+    "File": _object(
+        {
+            "remote_name": {"type": "string"},
+            "local_name": {"type": "string"},
+            "temporary_name": {"type": "string"},
+            "progress": _object(
+                {
+                    "bytes_total": {**_UINT, "description": "18446744073709551615 while unknown"},
+                    "bytes_transferred": _UINT,
+                    "completed": {"type": "boolean"},
+                }
+            ),
+        }
+    ),
+    "ErrorInfo": _object(
+        {
+            "code": _HRESULT,
+            "name": {"type": "string"},
+            "context": _ref("ErrorContext"),
+            "description": {"type": "string"},
+            "context_description": {"type": "string"},
+            "file": _nullable(_ref("File")),
+            "protocol": _nullable({"type": "string", "enum": ["http", "https", "file"]}),
+        }
+    ),
+    "NotifyCmdLine": _object(
+        {
+            "program": _nullable({"type": "string", "description": "an absolute path"}),
+            "parameters": _nullable(
+                {"type": "string", "description": "the whole command line, program name first"}
+            ),
+        },
+        required=("program",),
+    ),
+    "Job": _object(
+        {
+            "id": {"type": "string"},
+            "display_name": {"type": "string"},
+            "description": {"type": "string"},
+            "type": _ref("JobType"),
+            "state": _ref("JobState"),
+            "priority": _ref("Priority"),
+            "owner": {"type": "integer", "description": "the owner's uid"},
+            "notify_flags": {"type": "integer", "description": "BG_NOTIFY_* bits"},
+            "notify_cmd_line": _ref("NotifyCmdLine"),
+            "minimum_retry_delay": _SECONDS,
+            "no_progress_timeout": _SECONDS,
+            "maximum_download_time": _SECONDS,
+            "dynamic_content": {"type": "boolean"},
+            "error_count": _UINT,
+            "progress": _ref("JobProgress"),
+            "times": _ref("JobTimes"),
+            "error": {
+                "oneOf": [_ref("ErrorInfo"), {"type": "null"}],
+                "description": "set in ERROR and TRANSIENT_ERROR",
+            },
+        }
+    ),
+    "JobPage": _object(
+        {
+            "jobs": {"type": "array", "items": _ref("Job")},
+            "total": {**_UINT, "description": "non-final jobs in all pages"},
+            "next_offset": _nullable({**_UINT, "description": "offset of the next page"}),
+        }
+    ),
+    "NewJob": _object(
+        {
+            "display_name": {"type": "string", "maxLength": MAX_DISPLAY_NAME_LENGTH},
+            "type": {**_name_or_number(JobType, "job type"), "default": "DOWNLOAD"},
+        },
+        required=("display_name",),
+    ),
+    "JobPatch": {
+        **_object(
+            {
+                "display_name": {"type": "string", "maxLength": MAX_DISPLAY_NAME_LENGTH},
+                "description": {"type": "string", "maxLength": MAX_DESCRIPTION_LENGTH},
+                "priority": _name_or_number(Priority, "priority"),
+                "minimum_retry_delay": {**_SECONDS, "description": "seconds; under 5 become 5"},
+                "no_progress_timeout": _SECONDS,
+                "maximum_download_time": {**_SECONDS, "description": "seconds; 0: no limit"},
+                "dynamic_content": {"type": "boolean"},
+                "notify_flags": {"type": "integer", "minimum": 0, "maximum": 0x3F},
+                "notify_cmd_line": _ref("NotifyCmdLine"),
+            },
+            required=(),
+        ),
+        "description": "Every field is checked before any is applied.",
+    },
+    "NewFiles": _object(
+        {
+            "files": {
+                "type": "array",
+                "minItems": 1,
+                "items": _object(
+                    {"remote_name": {"type": "string"}, "local_name": {"type": "string"}}
+                ),
+            }
+        }
+    ),
+    "FileList": _object({"files": {"type": "array", "items": _ref("File")}}),
+    "VerbResult": _object(
+        {
+            "hresult": {**_HRESULT, "description": "S_OK, or Cancel's and Complete's BG_S_* code"},
+            "name": {"type": "string"},
+            "state": _ref("JobState"),
+        }
+    ),
+    "WaitResult": _object(
+        {
+            "state": _ref("JobState"),
+            "timed_out": {"type": "boolean", "description": "true when state is not one asked"},
+        }
+    ),
+    "Version": _object(
+        {
+            "version": {"type": "string"},
+            "api": {"type": "integer", "const": 1},
+            "pid": {"type": "integer"},
+            "uid": {"type": "integer"},
+        }
+    ),
+    "ClientMessage": {
+        "description": "Messages a client sends on /v1/events (JSON text).",
+        "oneOf": [
+            _object(
+                {
+                    "op": {"const": "register"},
+                    "job": {"type": "string"},
+                    "methods": {"type": "array", "items": {"enum": _NOTIFY_METHODS}},
+                }
+            ),
+            _object({"op": {"const": "unregister"}, "job": {"type": "string"}}),
+            _object({"op": {"const": "watch"}}),
+            _object({"op": {"const": "result"}, "call": {"type": "integer"}, "hresult": _HRESULT}),
+        ],
+    },
+    "DaemonMessage": {
+        "description": "Messages the daemon sends on /v1/events (JSON text).",
+        "oneOf": [
+            _object({"type": {"const": "registered"}, "job": {"type": "string"}}),
+            _object(
+                {
+                    "type": {"const": "error"},
+                    "job": {"type": "string"},
+                    "error": _ERROR_DETAIL,
+                },
+                required=("type", "error"),
+            ),
+            _object(
+                {
+                    "type": {"const": "notify"},
+                    "call": {"type": "integer"},
+                    "job": {"type": "string"},
+                    "method": {"enum": _NOTIFY_METHODS},
+                    "error": _ref("ErrorInfo"),
+                    "file": _ref("File"),
+                },
+                required=("type", "call", "job", "method"),
+            ),
+            _object(
+                {
+                    "type": {"const": "job"},
+                    "job": {"type": "string"},
+                    "what": {"enum": ["state", "property", "files", "progress"]},
+                    "state": _ref("JobState"),
+                    "progress": _ref("JobProgress"),
+                }
+            ),
+        ],
+    },
+}
+
+
+def _operation(
+    summary: str,
+    answers: JSON,
+    *errors: int,
+    body: str | None = None,
+    parameters: list[JSON] | None = None,
+) -> JSON:
+    operation: JSON = {"summary": summary, "responses": {**answers, **_errors(*errors, 500)}}
+    if body is not None:
+        operation["requestBody"] = _body(_ref(body))
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+def _ok(schema: str, description: str = "OK") -> JSON:
+    return {"200": _answer(_ref(schema), description)}
+
+
+def _verb(name: str, what: str) -> JSON:
+    return {
+        "post": _operation(
+            f"{name}: {what}",
+            _ok("VerbResult", "The verb's HRESULT and the job's state after it"),
+            404,
+            409,
+            parameters=[_JOB_ID],
+        )
+    }
+
+
+_PATHS: JSON = {
+    "/v1/version": {
+        "get": _operation("The daemon's version and identity", _ok("Version")),
+    },
+    "/v1/openapi.json": {
+        "get": _operation(
+            "This document", {"200": _answer({"type": "object"}, "The OpenAPI document")}
+        ),
+    },
+    "/v1/jobs": {
+        "get": _operation(
+            "Non-final jobs, oldest first, one page at a time (EnumJobs)",
+            _ok("JobPage"),
+            400,
+            parameters=[
+                {
+                    "name": "offset",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 0, "default": 0},
+                },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": PAGE_LIMIT_MAX,
+                        "default": PAGE_LIMIT_DEFAULT,
+                    },
+                },
+            ],
+        ),
+        "post": _operation(
+            "Create a SUSPENDED job with no files (CreateJob)",
+            {"201": _answer(_ref("Job"), "The new job")},
+            400,
+            501,
+            body="NewJob",
+        ),
+    },
+    "/v1/jobs/{id}": {
+        "get": _operation("A job (GetJob)", _ok("Job"), 404, parameters=[_JOB_ID]),
+        "patch": _operation(
+            "Change a job's properties, all or none",
+            _ok("Job", "The job after the change"),
+            400,
+            404,
+            409,
+            body="JobPatch",
+            parameters=[_JOB_ID],
+        ),
+    },
+    "/v1/jobs/{id}/files": {
+        "get": _operation(
+            "The job's files in transfer order (EnumFiles)",
+            _ok("FileList"),
+            404,
+            parameters=[_JOB_ID],
+        ),
+        "post": _operation(
+            "Add files, all or none (AddFileSet)",
+            _ok("FileList", "The files added"),
+            400,
+            404,
+            409,
+            body="NewFiles",
+            parameters=[_JOB_ID],
+        ),
+    },
+    "/v1/jobs/{id}/resume": _verb("Resume", "queue the job for transfer"),
+    "/v1/jobs/{id}/suspend": _verb("Suspend", "stop transferring, keep the progress"),
+    "/v1/jobs/{id}/cancel": _verb("Cancel", "remove the job and its temporary files"),
+    "/v1/jobs/{id}/complete": _verb("Complete", "move the files to their final names"),
+    "/v1/jobs/{id}/error": {
+        "get": _operation(
+            "The error of a job in ERROR or TRANSIENT_ERROR (GetError)",
+            _ok("ErrorInfo"),
+            404,
+            409,
+            parameters=[_JOB_ID],
+        ),
+    },
+    "/v1/jobs/{id}/wait": {
+        "get": _operation(
+            "Wait until the job is in one of the states",
+            _ok("WaitResult"),
+            400,
+            404,
+            parameters=[
+                _JOB_ID,
+                {
+                    "name": "states",
+                    "in": "query",
+                    "required": True,
+                    "description": "Comma-separated state names or numbers",
+                    "schema": {"type": "string"},
+                    "example": "TRANSFERRED,ERROR",
+                },
+                {
+                    "name": "timeout",
+                    "in": "query",
+                    "description": f"Seconds; larger values are capped at {WAIT_TIMEOUT_MAX:g}",
+                    "schema": {"type": "number", "minimum": 0, "default": WAIT_TIMEOUT_DEFAULT},
+                },
+            ],
+        ),
+    },
+    "/v1/events": {
+        "get": {
+            "summary": "The event stream (WebSocket): remote callbacks and job events",
+            "description": (
+                "Upgrade to a WebSocket. Client messages: ClientMessage; daemon messages: "
+                "DaemonMessage. register makes the connection the job's notify interface (the "
+                "last registration wins) and is answered registered or error; the daemon then "
+                "sends notify calls and waits for the result of each. watch subscribes to job "
+                "events of every job. When the connection closes, unanswered calls fail "
+                "(E_FAIL) and its registrations are removed."
+            ),
+            "responses": {"101": {"description": "Switching Protocols"}},
+        },
+    },
+}
+
+DOCUMENT: JSON = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "bitsd control API",
+        "version": bitsd.__version__,
+        "description": (
+            "HTTP/1.1 and JSON over the daemon's Unix socket (docs/control-api.md). Any non-2xx "
+            "answer has the body Error."
+        ),
+    },
+    "paths": _PATHS,
+    "components": {
+        "schemas": _SCHEMAS,
+        "responses": {
+            name: _answer(_ref("Error"), description)
+            for name, description in _ERROR_RESPONSES.values()
+        },
+    },
+}
+
+
+def render() -> str:
+    """The text of docs/openapi.json."""
+    return json.dumps(DOCUMENT, indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

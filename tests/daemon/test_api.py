@@ -1,0 +1,305 @@
+"""The control API over a real Unix socket: every route, its errors, and a daemon that keeps
+serving after each of them (daemon served in the test's event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+import bitsd
+from bitsd import codes
+from bitsd.daemon import shapes
+from bitsd.daemon.paths import Paths
+from bitsd.daemon.service import Daemon
+from tests.daemon.conftest import unix_session, write_config
+
+
+async def call(
+    api: aiohttp.ClientSession, method: str, path: str, body: Any = None, *, data: str | None = None
+) -> tuple[int, Any]:
+    """(status, decoded JSON body) of one request."""
+    async with api.request(method, path, json=body, data=data) as response:
+        assert response.content_type == "application/json", await response.text()
+        return response.status, await response.json()
+
+
+async def still_serves(api: aiohttp.ClientSession) -> None:
+    """The daemon answers a plain request."""
+    assert (await call(api, "GET", "/v1/version"))[0] == 200
+
+
+async def new_job(api: aiohttp.ClientSession, name: str = "job") -> dict[str, Any]:
+    status, job = await call(api, "POST", "/v1/jobs", {"display_name": name})
+    assert status == 201
+    return dict(job)
+
+
+def error_of(body: dict[str, Any]) -> tuple[int, str]:
+    """(hresult, name) of an error body, checking its shape."""
+    detail = body["error"]
+    assert set(detail) == {"hresult", "name", "message"}
+    assert detail["message"]
+    return detail["hresult"], detail["name"]
+
+
+async def test_version_names_the_daemon(api: aiohttp.ClientSession) -> None:
+    """GET /v1/version: the package version, API 1, and the serving process's pid and uid."""
+    assert await call(api, "GET", "/v1/version") == (
+        200,
+        {"version": bitsd.__version__, "api": 1, "pid": os.getpid(), "uid": os.geteuid()},
+    )
+
+
+async def test_download_through_every_verb(api: aiohttp.ClientSession, short_dir: Path) -> None:
+    """Create, add files, list them, resume, wait, complete: the file appears at its final name;
+    the completed job is gone (404)."""
+    source = short_dir / "source.bin"
+    source.write_bytes(os.urandom(100_000))
+    job = await new_job(api, "copy")
+    assert (job["state"], job["type"], job["priority"]) == ("SUSPENDED", "DOWNLOAD", "NORMAL")
+    assert job["owner"] == os.geteuid()
+    base = f"/v1/jobs/{job['id']}"
+    status, added = await call(
+        api,
+        "POST",
+        f"{base}/files",
+        {"files": [{"remote_name": source.as_uri(), "local_name": str(short_dir / "copy.bin")}]},
+    )
+    assert status == 200
+    assert [f["local_name"] for f in added["files"]] == [str(short_dir / "copy.bin")]
+    assert (await call(api, "GET", f"{base}/files"))[1] == added
+    status, resumed = await call(api, "POST", f"{base}/resume")
+    assert (status, resumed["hresult"], resumed["name"]) == (200, 0, "S_OK")
+    status, waited = await call(api, "GET", f"{base}/wait?states=TRANSFERRED,ERROR&timeout=10")
+    assert waited == {"state": "TRANSFERRED", "timed_out": False}
+    status, done = await call(api, "GET", base)
+    assert done["progress"]["bytes_transferred"] == 100_000
+    assert done["times"]["transfer_completion_time"] is not None
+    assert await call(api, "POST", f"{base}/complete") == (
+        200,
+        {"hresult": 0, "name": "S_OK", "state": "ACKNOWLEDGED"},
+    )
+    assert (short_dir / "copy.bin").read_bytes() == source.read_bytes()
+    status, body = await call(api, "GET", base)
+    assert (status, error_of(body)) == (404, (codes.BG_E_NOT_FOUND, "BG_E_NOT_FOUND"))
+
+
+async def test_suspend_and_cancel(api: aiohttp.ClientSession, short_dir: Path) -> None:
+    """Suspend answers S_OK and SUSPENDED; cancel answers its code and CANCELLED."""
+    job = await new_job(api)
+    base = f"/v1/jobs/{job['id']}"
+    assert (await call(api, "POST", f"{base}/suspend"))[1]["state"] == "SUSPENDED"
+    assert await call(api, "POST", f"{base}/cancel") == (
+        200,
+        {"hresult": 0, "name": "S_OK", "state": "CANCELLED"},
+    )
+    assert (await call(api, "GET", "/v1/jobs"))[1]["total"] == 0
+
+
+async def test_jobs_are_listed_oldest_first_in_pages(api: aiohttp.ClientSession) -> None:
+    """GET /v1/jobs pages through the jobs with offset and limit; next_offset ends with null."""
+    ids = [(await new_job(api, f"j{i}"))["id"] for i in range(5)]
+    seen: list[str] = []
+    offset: int | None = 0
+    while offset is not None:
+        status, page = await call(api, "GET", f"/v1/jobs?offset={offset}&limit=2")
+        assert status == 200
+        assert page["total"] == 5
+        seen += [job["id"] for job in page["jobs"]]
+        offset = page["next_offset"]
+    assert seen == ids
+    assert [j["id"] for j in (await call(api, "GET", "/v1/jobs"))[1]["jobs"]] == ids
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=10001", "offset=-1", "limit=two", "offset=1.5"]
+)
+async def test_bad_page_parameters_are_400(api: aiohttp.ClientSession, query: str) -> None:
+    """limit is 1..10000 and offset >= 0, both integers."""
+    status, body = await call(api, "GET", f"/v1/jobs?{query}")
+    assert (status, error_of(body)[1]) == (400, "E_INVALIDARG")
+
+
+async def test_patch_sets_every_property(api: aiohttp.ClientSession) -> None:
+    """Every PATCH field reaches its setter; enums accept names in any case or numbers."""
+    job = await new_job(api)
+    patch = {
+        "display_name": "renamed",
+        "description": "about",
+        "priority": "foreground",
+        "minimum_retry_delay": 1,
+        "no_progress_timeout": 120,
+        "maximum_download_time": 0,
+        "dynamic_content": True,
+        "notify_flags": 0x1B,
+        "notify_cmd_line": {"program": "/bin/true", "parameters": "true --done"},
+    }
+    status, patched = await call(api, "PATCH", f"/v1/jobs/{job['id']}", patch)
+    assert status == 200
+    assert {key: patched[key] for key in patch} == {
+        **patch,
+        "priority": "FOREGROUND",
+        "minimum_retry_delay": 5.0,  # BITS's floor
+    }
+    status, patched = await call(api, "PATCH", f"/v1/jobs/{job['id']}", {"priority": 3})
+    assert patched["priority"] == "LOW"
+
+
+@pytest.mark.parametrize(
+    ("patch", "status", "name"),
+    [
+        ({"description": "ok", "priority": "URGENT"}, 400, "E_INVALIDARG"),
+        ({"display_name": "ok", "no_progress_timeout": -1}, 400, "E_INVALIDARG"),
+        ({"display_name": "ok", "colour": "red"}, 400, "E_INVALIDARG"),
+        ({"display_name": "ok", "notify_flags": 0x40}, 400, "E_INVALIDARG"),
+        ({"display_name": "ok", "notify_flags": True}, 400, "E_INVALIDARG"),
+        ({"display_name": "ok", "dynamic_content": "yes"}, 400, "E_INVALIDARG"),
+        ({"display_name": "ok", "description": "x" * 1025}, 400, "BG_E_STRING_TOO_LONG"),
+        ({"display_name": "ok", "notify_cmd_line": {"program": "true"}}, 400, "E_INVALIDARG"),
+        ({"display_name": "ok", "notify_cmd_line": {"parameters": "x"}}, 400, "E_INVALIDARG"),
+        (["display_name"], 400, "E_INVALIDARG"),
+    ],
+)
+async def test_patch_changes_nothing_when_a_field_is_bad(
+    api: aiohttp.ClientSession, patch: Any, status: int, name: str
+) -> None:
+    """One bad field refuses the whole PATCH: the good fields beside it are not applied."""
+    job = await new_job(api, "original")
+    answer, body = await call(api, "PATCH", f"/v1/jobs/{job['id']}", patch)
+    assert (answer, error_of(body)[1]) == (status, name)
+    after = (await call(api, "GET", f"/v1/jobs/{job['id']}"))[1]
+    assert after["display_name"] == "original"
+    assert after["times"] == job["times"]
+
+
+async def test_patch_refused_by_the_state_changes_nothing(
+    api: aiohttp.ClientSession, short_dir: Path
+) -> None:
+    """dynamic_content after the first Resume is 409 BG_E_READ_ONLY_PROPERTY_AFTER_RESUME, and
+    the display name sent with it is not applied."""
+    job = await new_job(api, "original")
+    base = f"/v1/jobs/{job['id']}"
+    source = short_dir / "s"
+    source.write_bytes(b"x")
+    files = {"files": [{"remote_name": str(source), "local_name": str(short_dir / "d")}]}
+    assert (await call(api, "POST", f"{base}/files", files))[0] == 200
+    assert (await call(api, "POST", f"{base}/resume"))[0] == 200
+    status, body = await call(api, "PATCH", base, {"display_name": "new", "dynamic_content": True})
+    assert (status, error_of(body)[1]) == (409, "BG_E_READ_ONLY_PROPERTY_AFTER_RESUME")
+    assert (await call(api, "GET", base))[1]["display_name"] == "original"
+
+
+async def test_add_files_is_all_or_none(api: aiohttp.ClientSession, short_dir: Path) -> None:
+    """A set with one bad file adds none of them."""
+    job = await new_job(api)
+    base = f"/v1/jobs/{job['id']}"
+    files = [
+        {"remote_name": "https://example.org/a", "local_name": str(short_dir / "a")},
+        {"remote_name": "https://example.org/b", "local_name": "relative/b"},
+    ]
+    status, body = await call(api, "POST", f"{base}/files", {"files": files})
+    assert (status, error_of(body)[1]) == (400, "E_INVALIDARG")
+    assert await call(api, "GET", f"{base}/files") == (200, {"files": []})
+    status, body = await call(api, "POST", f"{base}/files", {"files": []})
+    assert status == 400
+
+
+async def test_caller_errors_and_the_daemon_goes_on(api: aiohttp.ClientSession) -> None:
+    """Each caller error gets its status and BITS code, and the daemon keeps serving."""
+    job = await new_job(api)
+    base = f"/v1/jobs/{job['id']}"
+    unknown = "/v1/jobs/0b9c0000-0000-0000-0000-000000000000"
+    cases = [
+        ("GET", unknown, None, None, 404, "BG_E_NOT_FOUND"),
+        ("GET", "/v1/jobs/not-a-uuid", None, None, 404, "BG_E_NOT_FOUND"),
+        ("POST", f"{base}/resume", None, None, 409, "BG_E_EMPTY"),
+        ("GET", f"{base}/error", None, None, 409, "BG_E_ERROR_INFORMATION_UNAVAILABLE"),
+        ("POST", "/v1/jobs", None, '{"display_name": ', 400, "E_INVALIDARG"),
+        ("POST", "/v1/jobs", None, "\xff", 400, "E_INVALIDARG"),
+        ("POST", "/v1/jobs", [1, 2], None, 400, "E_INVALIDARG"),
+        ("POST", "/v1/jobs", {"display_name": 7}, None, 400, "E_INVALIDARG"),
+        ("POST", "/v1/jobs", {"display_name": "x" * 1025}, None, 400, "BG_E_STRING_TOO_LONG"),
+        ("POST", "/v1/jobs", {"display_name": "u", "type": "UPLOAD"}, None, 501, "E_NOTIMPL"),
+        ("GET", "/v1/nothing", None, None, 404, "E_NOTIMPL"),
+        ("GET", "/v2/jobs", None, None, 404, "E_NOTIMPL"),
+        ("DELETE", "/v1/jobs", None, None, 405, "E_NOTIMPL"),
+        ("PUT", base, {}, None, 405, "E_NOTIMPL"),
+    ]
+    for method, path, body, data, status, name in cases:
+        answer, error = await call(api, method, path, body, data=data)
+        assert (answer, error_of(error)[1]) == (status, name), (method, path, error)
+        await still_serves(api)
+
+
+async def test_wrong_method_lists_every_allowed_method(api: aiohttp.ClientSession) -> None:
+    """405 carries an Allow header with the methods of all routes of the path."""
+    async with api.delete("/v1/jobs") as response:
+        assert response.status == 405
+        assert response.headers["Allow"] == "GET, HEAD, POST"
+
+
+async def test_bug_is_500_logged_and_the_daemon_goes_on(
+    api: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected exception in a route answers 500 E_UNEXPECTED, is logged with its
+    traceback, and the next request is served."""
+    job = await new_job(api)
+
+    async def broken(job: object) -> dict[str, Any]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("bitsd.daemon.app.job_to_json", broken)
+    with caplog.at_level(logging.ERROR, "bitsd.daemon"):
+        status, body = await call(api, "GET", f"/v1/jobs/{job['id']}")
+    assert (status, error_of(body)[1]) == (500, "E_UNEXPECTED")
+    (record,) = [r for r in caplog.records if r.getMessage() == "http.bug"]
+    assert record.exc_info is not None
+    await still_serves(api)
+
+
+async def test_wait_times_out_with_the_current_state(api: aiohttp.ClientSession) -> None:
+    """A wait that runs out answers the current state and timed_out; a state already reached
+    answers at once even with a zero timeout."""
+    job = await new_job(api)
+    base = f"/v1/jobs/{job['id']}/wait"
+    started = time.monotonic()
+    assert await call(api, "GET", f"{base}?states=transferred,6&timeout=0.2") == (
+        200,
+        {"state": "SUSPENDED", "timed_out": True},
+    )
+    assert time.monotonic() - started < 2
+    assert await call(api, "GET", f"{base}?states=SUSPENDED&timeout=0") == (
+        200,
+        {"state": "SUSPENDED", "timed_out": False},
+    )
+    for query in ("", "states=", "states=DONE", "states=ERROR&timeout=-1", "states=3&timeout=x"):
+        status, body = await call(api, "GET", f"{base}?{query}")
+        assert (status, error_of(body)[1]) == (400, "E_INVALIDARG"), query
+
+
+def test_wait_timeout_is_capped() -> None:
+    """A longer timeout waits 60 s at most; none given waits 30 s."""
+    assert shapes.wait_params({"states": "ERROR", "timeout": "3600"})[1] == 60.0
+    assert shapes.wait_params({"states": "ERROR"})[1] == 30.0
+
+
+async def test_stopping_daemon_answers_pending_waits(paths: Paths) -> None:
+    """A wait in progress answers timed_out as soon as the daemon stops, so the stop is quick."""
+    write_config(paths.config)
+    async with unix_session(paths.socket) as api:
+        async with Daemon(paths):
+            job = await new_job(api)
+            waiting = asyncio.ensure_future(
+                call(api, "GET", f"/v1/jobs/{job['id']}/wait?states=ERROR&timeout=30")
+            )
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+        assert time.monotonic() - started < 2
+        assert await waiting == (200, {"state": "SUSPENDED", "timed_out": True})
