@@ -1,0 +1,956 @@
+"""The asyncio client of the bitsd daemon: the same verbs as the in-process engine, over the
+control API (docs/control-api.md).
+
+Rules:
+- A :class:`Manager` owns one aiohttp session on the daemon's Unix socket. Every call is one
+  request; a non-2xx answer raises :func:`bitsd._wire.error_from_json` of its body, so callers
+  catch the same exception classes, with the same HRESULTs, as with ``bitsd.aio.Engine``.
+- A failure to reach the daemon (no socket, connection refused or cut, no answer in time) is
+  mapped once, in :meth:`Manager._request`, to ``BitsError`` with :data:`DAEMON_UNAVAILABLE`
+  (``HRESULT_FROM_WIN32(RPC_S_SERVER_UNAVAILABLE)``, 0x800706BA: what a Windows BITS client
+  gets when the service is gone). Nothing else decides that the daemon is unreachable.
+- A :class:`RemoteJob` holds only its manager and the job's id, like ``bitsd.aio.Job``; every
+  getter asks the daemon, so two processes always see the same job.
+- The daemon forgets a job once it is final (404), while the engine's handles still answer
+  getters on it and refuse changes with BG_E_INVALID_STATE. A manager keeps what the jobs *it*
+  completed or cancelled ended as, and its handles answer the same way; a job another process
+  ended is simply not found, as for a second engine.
+- Where the daemon would answer a caller mistake with another code than the engine (a
+  priority or notify flags BITS does not define: E_INVALIDARG there, E_NOTIMPL in-process),
+  the client checks first and raises the engine's error.
+- A request on a kept-alive connection the daemon had closed is sent again once when that is
+  safe (see :meth:`Manager._request`).
+- Callbacks: the first ``set_notify_interface(obj)`` opens the manager's one event stream
+  (WebSocket ``/v1/events``) and registers the job on it. The daemon's ``notify`` messages are
+  dispatched each in its own task, so several may be in flight; coroutine functions run on the
+  client's loop, plain functions in a worker thread. Every call is answered with a ``result``
+  on the connection it came from. When the stream drops, it reconnects with a clamped
+  exponential backoff and registers every object again; delivering what was missed meanwhile
+  is the daemon's part (at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import inspect
+import json
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import aiohttp
+
+from bitsd import _autostart, _wire, codes
+from bitsd._enums import JobState, JobType, NotifyFlags, Priority
+from bitsd._errors import (
+    BitsError,
+    ErrorInfoUnavailableError,
+    InvalidStateError,
+    NotFoundError,
+    NotSupportedError,
+)
+from bitsd._records import ErrorInfo, FileInfo, JobProgress, JobTimes
+
+__all__ = [
+    "DAEMON_UNAVAILABLE",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_PAGE_SIZE",
+    "Manager",
+    "RemoteJob",
+    "connect",
+]
+
+log = logging.getLogger("bitsd.client")
+
+# HRESULT_FROM_WIN32(RPC_S_SERVER_UNAVAILABLE = 1722): "The RPC server is unavailable." A
+# Windows client of BITS sees it when the service is not there; no BG_E_* code means that.
+DAEMON_UNAVAILABLE: Final = codes.HRESULT_FROM_WIN32(1722)
+
+# Seconds to find (and, with autostart, start) the daemon: bitsd's choice.
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+# Jobs asked for per request of jobs(): bitsd's choice (the API allows 1-10,000).
+DEFAULT_PAGE_SIZE: Final = 1000
+# Seconds one request may take before the daemon counts as unreachable: bitsd's choice, long
+# enough for Complete to rename big files on a slow disk.
+REQUEST_TIMEOUT: Final = 120.0
+# Longest wait the daemon grants per request (docs/control-api.md: capped at 60 s).
+WAIT_SLICE: Final = 60.0
+# Seconds between connection attempts while the daemon starts (doubling, clamped).
+_CONNECT_BACKOFF: Final = (0.01, 0.2)
+# Seconds between attempts to reopen a dropped event stream (doubling, clamped, with jitter).
+_EVENTS_BACKOFF: Final = (0.05, 2.0)
+
+_BASE: Final = "http://bitsd"
+_NOTIFY_METHODS: Final = ("job_error", "job_transferred", "job_modification", "file_transferred")
+# The BG_NOTIFY_* bits BITS defines.
+_NOTIFY_FLAGS_MASK: Final = 0x3F
+_SPAWN_ERRNOS: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED})  # nobody listens there
+
+
+def _unreachable(what: str, cause: object = None) -> BitsError:
+    detail = f": {cause}" if cause is not None and str(cause) else ""
+    return BitsError(
+        f"the bitsd daemon is unreachable ({what}){detail}", hresult=DAEMON_UNAVAILABLE
+    )
+
+
+def _normalise_id(job_id: str) -> str:
+    """The canonical form of a job id, as the engine writes it (NotFoundError if malformed)."""
+    try:
+        return str(uuid.UUID(str(job_id).strip("{}")))
+    except ValueError:
+        raise NotFoundError(f"no job with id {job_id}") from None
+
+
+def result_hresult(value: object) -> int:
+    """What a callback's return value answers the daemon: 0 accepts (None, a bool, any value
+    that is not an int, a success code); a failure HRESULT is sent unsigned."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int):
+        return codes.S_OK
+    if codes.is_success(value):
+        return codes.S_OK
+    unsigned = codes.to_unsigned(value)
+    return unsigned if 0 <= unsigned <= 0xFFFFFFFF else codes.E_FAIL
+
+
+async def connect(
+    *,
+    socket_path: str | os.PathLike[str] | None = None,
+    autostart: bool = True,
+    timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> Manager:
+    """Connect to the user's bitsd daemon, starting it first if needed.
+
+    Args:
+        socket_path: the daemon's control socket; default per docs/control-api.md
+            (``BITSD_SOCKET``, else ``$XDG_RUNTIME_DIR/bitsd/bitsd.sock``, else in the state
+            folder).
+        autostart: when nobody listens on the socket, run ``python -m bitsd.daemon`` in the
+            background (stderr appended to ``<state dir>/daemon.log``) and connect to it.
+        timeout: seconds to wait for the daemon to answer ``GET /v1/version``.
+
+    Returns:
+        A :class:`Manager`; close it with ``await manager.close()`` or ``async with``.
+
+    Raises:
+        BitsError: DAEMON_UNAVAILABLE (0x800706BA) when no daemon answered in time;
+            BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH when it speaks another API version.
+    """
+    path = os.fspath(socket_path) if socket_path is not None else str(_autostart.socket_path())
+    session = aiohttp.ClientSession(
+        connector=aiohttp.UnixConnector(path=path, limit=0),
+        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+    )
+    try:
+        version = await _reach(session, path, autostart=autostart, timeout=timeout)
+    except BaseException:
+        await session.close()
+        raise
+    return Manager(session, path, version, timeout=timeout)
+
+
+async def _reach(
+    session: aiohttp.ClientSession, path: str, *, autostart: bool, timeout: float
+) -> Mapping[str, Any]:
+    """Ask ``GET /v1/version`` until it answers 200, spawning the daemon once if nobody
+    listens. Returns the version document."""
+    deadline = time.monotonic() + timeout
+    delay = _CONNECT_BACKOFF[0]
+    spawned = None
+    last: BaseException | None = None
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            async with session.get(
+                f"{_BASE}/v1/version", timeout=aiohttp.ClientTimeout(total=max(remaining, 0.05))
+            ) as resp:
+                body = await _json_body(resp)
+                if resp.status != 200:
+                    raise _wire.error_from_json(body)
+                if not isinstance(body, Mapping) or body.get("api") != _wire.API_VERSION:
+                    api = body.get("api") if isinstance(body, Mapping) else None
+                    raise BitsError(
+                        f"the daemon at {path} speaks control API {api!r}; this client speaks "
+                        f"{_wire.API_VERSION}",
+                        hresult=codes.BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH,
+                    )
+                return body
+        except aiohttp.ClientConnectorError as exc:
+            last = exc
+            if autostart and spawned is None and exc.os_error.errno in _SPAWN_ERRNOS:
+                log.info("no bitsd daemon at %s; starting one", path)
+                try:
+                    spawned = _autostart.spawn_daemon(path)
+                except OSError as spawn_error:
+                    raise _unreachable(f"cannot start it: {spawn_error}") from spawn_error
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            last = exc  # e.g. a daemon that is starting, or one that closed on us
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            what = f"no answer on {path} within {timeout:g} s"
+            if spawned is not None:
+                status = spawned.poll()
+                if status is not None and status != _autostart.EXIT_LOCKED:
+                    what += f"; the daemon it started exited with status {status}"
+                what += f"; see {_autostart.log_path()}"
+            raise _unreachable(what, last) from last
+        await asyncio.sleep(min(delay, remaining))
+        delay = min(delay * 2, _CONNECT_BACKOFF[1])
+
+
+async def _json_body(resp: aiohttp.ClientResponse) -> Any:
+    """The answer's JSON, or None when it has no body or an unreadable one."""
+    try:
+        return await resp.json(content_type=None)
+    except ValueError:
+        return None
+
+
+class Manager:
+    """A connection to the bitsd daemon: the daemon-side twin of ``bitsd.aio.Engine``.
+
+    Get one from :func:`connect`; do not construct it. Use it as an async context manager or
+    call :meth:`close`. ``create_job``, ``get_job`` and ``jobs`` behave as the engine's, and
+    return :class:`RemoteJob` handles with the same methods as ``bitsd.aio.Job``.
+
+    Attributes:
+        socket_path: the control socket this manager talks to.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        socket_path: str,
+        version: Mapping[str, Any],
+        *,
+        timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    ) -> None:
+        self.socket_path = socket_path
+        self._session = session
+        self._version = dict(version)
+        self._timeout = timeout
+        self._page_size = DEFAULT_PAGE_SIZE
+        self._events = _EventStream(self)
+        # Jobs this manager completed or cancelled: what they ended as (see RemoteJob).
+        self._ended: dict[str, _Ended] = {}
+        self._open = True
+
+    def __repr__(self) -> str:
+        return f"<bitsd.aio.Manager {self.socket_path}>"
+
+    async def __aenter__(self) -> Manager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the event stream (the daemon drops this process's callbacks) and the
+        connection. Jobs go on in the daemon. A second call does nothing."""
+        if not self._open:
+            return
+        self._open = False
+        await self._events.close()
+        await self._session.close()
+
+    # -- the manager's verbs ---------------------------------------------------------------
+
+    async def create_job(
+        self, display_name: str, job_type: JobType = JobType.DOWNLOAD
+    ) -> RemoteJob:
+        """Create a SUSPENDED job with no files (IBackgroundCopyManager::CreateJob).
+
+        Raises:
+            NotSupportedError: upload jobs (not available yet in bitsd).
+            InvalidArgumentError: a display name over 1,024 characters.
+            ValueError: ``job_type`` is no JobType value.
+        """
+        job_type = JobType(job_type)
+        body = await self._request(
+            "POST", "/v1/jobs", json={"display_name": display_name, "type": job_type.name}
+        )
+        return RemoteJob(self, _job_id(body))
+
+    async def get_job(self, job_id: str) -> RemoteJob:
+        """The job with this id (GetJob). Raises NotFoundError for unknown or final jobs."""
+        key = _normalise_id(job_id)
+        body = await self._request("GET", f"/v1/jobs/{key}")
+        if _wire.enum_from_json(JobState, body.get("state"), "state").is_final:
+            raise NotFoundError(f"no job with id {job_id}")
+        return RemoteJob(self, _job_id(body))
+
+    async def jobs(self) -> list[RemoteJob]:
+        """Every job that is not final (EnumJobs), oldest first; follows the pages."""
+        found: dict[str, tuple[datetime, str]] = {}
+        offset, total = 0, None
+        while True:
+            page = await self._request(
+                "GET", "/v1/jobs", params={"offset": offset, "limit": self._page_size}
+            )
+            items, next_offset = page.get("jobs"), page.get("next_offset")
+            if not isinstance(items, list):
+                raise BitsError("the daemon answered a malformed job list", hresult=codes.E_FAIL)
+            for item in items:
+                job_id = _job_id(item)
+                created = _wire.times_from_json(item.get("times")).creation_time
+                found[job_id] = (created, job_id)
+            if not isinstance(next_offset, int) or next_offset <= offset:
+                # The engine's order: oldest first, then by id.
+                return [RemoteJob(self, key[1]) for key in sorted(found.values())]
+            # New jobs go to the end; jobs that end between two pages move the later ones
+            # forward, so this page may have started past some. When the total shrank, read
+            # again from as many places back (a job seen twice is listed once).
+            now = page.get("total")
+            shrank = total - now if isinstance(now, int) and total is not None else 0
+            total = now if isinstance(now, int) else None
+            offset = max(offset - shrank, 0) if shrank > 0 else next_offset
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise InvalidStateError("the manager is closed; connect again")
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        params: Mapping[str, str | int | float] | None = None,
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> Any:
+        """One call of the control API: its JSON answer, or the error it stands for.
+
+        Raises:
+            BitsError: the daemon's error (same class as in-process), or DAEMON_UNAVAILABLE.
+        """
+        self._check_open()
+        # A request on a kept-alive connection that the daemon had closed (it restarted, or
+        # it closes idle connections) is sent again once: always when the write itself failed
+        # with EPIPE (on a Unix socket the daemon then cannot have read it), and for a GET
+        # also when the answer did not come (a GET changes nothing).
+        attempts = 2
+        for attempt in range(attempts):
+            try:
+                async with self._session.request(
+                    method,
+                    _BASE + path,
+                    json=json,
+                    params=params,
+                    timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=self._timeout),
+                ) as resp:
+                    body = await _json_body(resp)
+                    if not 200 <= resp.status < 300:
+                        raise _wire.error_from_json(body if isinstance(body, Mapping) else {})
+                    if body is None:
+                        return {}
+                    return body
+            except aiohttp.ServerDisconnectedError as exc:
+                if method == "GET" and attempt + 1 < attempts:
+                    continue
+                raise _unreachable(f"{method} {path}: the connection was closed", exc) from exc
+            except aiohttp.ClientOSError as exc:
+                if exc.errno == errno.EPIPE and attempt + 1 < attempts:
+                    continue
+                raise _unreachable(f"{method} {path}", exc) from exc
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                raise _unreachable(f"{method} {path}", exc) from exc
+            except TimeoutError as exc:
+                raise _unreachable(f"{method} {path}: no answer in {timeout:g} s") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _job_id(body: object) -> str:
+    if isinstance(body, Mapping) and isinstance(body.get("id"), str):
+        return str(body["id"])
+    raise BitsError("the daemon answered a job without an id", hresult=codes.E_FAIL)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Ended:
+    """A job this manager completed or cancelled, as it ended: its state, its Job object and
+    its files (as the daemon last reported them)."""
+
+    state: JobState
+    job: Mapping[str, Any]
+    files: list[Any]
+
+
+class RemoteJob:
+    """A BITS job of the daemon, with the methods of ``bitsd.aio.Job``. Obtain one from
+    :class:`Manager`'s ``create_job``, ``get_job`` or ``jobs``; do not construct it."""
+
+    __slots__ = ("_manager", "id")
+
+    def __init__(self, manager: Manager, job_id: str) -> None:
+        self._manager = manager
+        self.id: str = job_id
+
+    def __repr__(self) -> str:
+        return f"<RemoteJob {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, RemoteJob) and other.id == self.id and other._manager is self._manager
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def _path(self) -> str:
+        return f"/v1/jobs/{self.id}"
+
+    def _ended(self) -> _Ended | None:
+        return self._manager._ended.get(self.id)
+
+    def _final_state_error(self, ended: _Ended) -> InvalidStateError:
+        return InvalidStateError(f"the job is {ended.state}; it accepts no changes")
+
+    async def _read(self, suffix: str = "", **kwargs: Any) -> Any:
+        """GET the job (or a sub-resource); NotFoundError for a job this manager ended is
+        left to the caller, which answers from what the job ended as."""
+        return await self._manager._request("GET", self._path + suffix, **kwargs)
+
+    async def _change(self, method: str, suffix: str = "", json: object = None) -> Any:
+        """A request that changes the job. On a job this manager ended, the daemon no longer
+        knows the id (404); the engine answers BG_E_INVALID_STATE there, and so do we."""
+        try:
+            return await self._manager._request(method, self._path + suffix, json=json)
+        except NotFoundError:
+            ended = self._ended()
+            if ended is None:
+                raise
+            raise self._final_state_error(ended) from None
+
+    async def _get(self) -> Mapping[str, Any]:
+        try:
+            body: Mapping[str, Any] = await self._read()
+        except NotFoundError:
+            ended = self._ended()
+            if ended is None:
+                raise
+            return ended.job
+        return body
+
+    async def _field(self, name: str) -> Any:
+        body = await self._get()
+        if name not in body:
+            raise BitsError(f"the daemon answered a job without {name!r}", hresult=codes.E_FAIL)
+        return body[name]
+
+    async def _patch(self, **changes: object) -> None:
+        await self._change("PATCH", json=changes)
+
+    async def _verb(self, verb: str) -> int:
+        body = await self._change("POST", f"/{verb}")
+        hresult = body.get("hresult", codes.S_OK)
+        return int(hresult) if isinstance(hresult, int) else codes.S_OK
+
+    async def _end(self, verb: str) -> int:
+        """Cancel or Complete, keeping what the job ends as: the daemon forgets a final job,
+        while the engine's handles still answer getters on it (with its final state), and
+        verbs with BG_E_INVALID_STATE. This manager does the same for the jobs it ended."""
+        try:
+            job, files = await asyncio.gather(self._read(), self._read("/files"))
+        except NotFoundError:
+            ended = self._ended()
+            if ended is None:
+                raise
+            raise self._final_state_error(ended) from None
+        body = await self._change("POST", f"/{verb}")
+        state = body.get("state")
+        final = JobState.ACKNOWLEDGED if verb == "complete" else JobState.CANCELLED
+        if isinstance(state, str) and state in JobState.__members__:
+            final = JobState[state]
+        self._manager._ended[self.id] = _Ended(
+            final, {**job, "state": final.name, "error": None}, list(files.get("files") or [])
+        )
+        self._manager._events.forget(self.id)
+        hresult = body.get("hresult", codes.S_OK)
+        return int(hresult) if isinstance(hresult, int) else codes.S_OK
+
+    # -- files -----------------------------------------------------------------------------
+
+    async def add_file(
+        self, remote_url: str, local_path: str, *, sha256: str | None = None
+    ) -> None:
+        """Add one file (IBackgroundCopyJob::AddFile).
+
+        Args:
+            remote_url: http://, https:// or file:// URL, or an absolute path.
+            local_path: absolute path of the file to create, as the daemon (the same user)
+                sees it; its folder must exist.
+            sha256: must be None: control API v1 has no field for the expected checksum, and
+                a check silently dropped would be worse than none.
+
+        Raises:
+            InvalidArgumentError: a malformed or unsupported URL, a relative local path, a name
+                already used in the job.
+            BitsError: the local folder does not exist or is not writable.
+            InvalidStateError: the job is final.
+            NotSupportedError: ``sha256`` was given (E_NOTIMPL through the daemon).
+        """
+        if sha256 is not None:
+            raise NotSupportedError(
+                "add_file(sha256=...) is not available through the daemon (control API v1)"
+            )
+        await self.add_file_set([(remote_url, local_path)])
+
+    async def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
+        """Add several files at once, all or none (AddFileSet)."""
+        body = [{"remote_name": remote, "local_name": local} for remote, local in files]
+        await self._change("POST", "/files", json={"files": body})
+
+    async def files(self) -> list[FileInfo]:
+        """The job's files, in transfer order (EnumFiles)."""
+        try:
+            body = await self._read("/files")
+        except NotFoundError:
+            ended = self._ended()
+            if ended is None:
+                raise
+            body = {"files": ended.files}
+        items = body.get("files")
+        if not isinstance(items, list):
+            raise BitsError("the daemon answered a malformed file list", hresult=codes.E_FAIL)
+        return [_wire.file_info_from_json(item) for item in items]
+
+    # -- verbs -----------------------------------------------------------------------------
+
+    async def resume(self) -> None:
+        """Queue the job for transfer (Resume). Raises EmptyJobError with no files."""
+        await self._verb("resume")
+
+    async def suspend(self) -> None:
+        """Stop transferring and keep the progress (Suspend)."""
+        await self._verb("suspend")
+
+    async def cancel(self) -> int:
+        """Remove the job and delete its temporary files (Cancel).
+
+        Returns:
+            S_OK, or BG_S_UNABLE_TO_DELETE_FILES if a temporary file could not be deleted.
+        """
+        return await self._end("cancel")
+
+    async def complete(self) -> int:
+        """Move finished files to their final names and end the job (Complete).
+
+        Returns:
+            S_OK, or BG_S_PARTIAL_COMPLETE when some files had not finished (they are deleted).
+        """
+        return await self._end("complete")
+
+    async def wait(
+        self, states: Iterable[JobState] | JobState, timeout: float | None = None
+    ) -> JobState:
+        """Wait until the job is in one of ``states`` and return that state. Asks the daemon
+        to wait at most 60 s at a time, again until ``timeout`` passes.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds (real time) passed first.
+        """
+        wanted = frozenset([states] if isinstance(states, JobState) else states)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        names = ",".join(sorted(JobState(s).name for s in wanted))
+        while True:
+            slice_ = WAIT_SLICE if deadline is None else deadline - time.monotonic()
+            state = await self._wait_once(wanted, names, min(max(slice_, 0.0), WAIT_SLICE))
+            if state in wanted:
+                return state
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {self.id} did not reach {names or 'any state'} in time")
+
+    async def _wait_once(self, wanted: frozenset[JobState], names: str, seconds: float) -> JobState:
+        """One wait of at most ``seconds``: the state then."""
+        if wanted:
+            try:
+                body = await self._read(
+                    "/wait",
+                    params={"states": names, "timeout": round(seconds, 3)},
+                    timeout=seconds + REQUEST_TIMEOUT,
+                )
+                return _wire.enum_from_json(JobState, body.get("state"), "state")
+            except NotFoundError:
+                if self._ended() is None:
+                    raise
+        # Nothing can match (no states, or a job this manager ended): wait the time out, as
+        # the engine does.
+        state = await self.get_state()
+        if state not in wanted:
+            await asyncio.sleep(seconds)
+        return state
+
+    # -- state and progress ----------------------------------------------------------------
+
+    async def get_state(self) -> JobState:
+        """The job's state (GetState)."""
+        return _wire.enum_from_json(JobState, await self._field("state"), "state")
+
+    async def get_type(self) -> JobType:
+        """The job's type (GetType)."""
+        return _wire.enum_from_json(JobType, await self._field("type"), "type")
+
+    async def get_progress(self) -> JobProgress:
+        """Bytes and files transferred so far (GetProgress)."""
+        return _wire.progress_from_json(await self._field("progress"))
+
+    async def get_times(self) -> JobTimes:
+        """Creation, modification and transfer-completion times (GetTimes)."""
+        return _wire.times_from_json(await self._field("times"))
+
+    async def get_error(self) -> ErrorInfo:
+        """The error that put the job in ERROR or TRANSIENT_ERROR (GetError).
+
+        Raises:
+            ErrorInfoUnavailableError: the job is in neither state.
+        """
+        try:
+            body = await self._read("/error")
+        except NotFoundError:
+            ended = self._ended()
+            if ended is None:
+                raise
+            raise ErrorInfoUnavailableError(
+                f"the job is {ended.state}; error information exists only in ERROR and "
+                "TRANSIENT_ERROR"
+            ) from None
+        return _wire.error_info_from_json(body)
+
+    async def get_error_count(self) -> int:
+        """How many errors the job has had (GetErrorCount)."""
+        return int(await self._field("error_count"))
+
+    # -- properties ------------------------------------------------------------------------
+
+    async def set_priority(self, priority: Priority) -> None:
+        """Set the priority (SetPriority); the default is NORMAL."""
+        try:
+            value = Priority(priority)
+        except ValueError:
+            # As the engine answers it (SetPriority with an unknown value is E_NOTIMPL).
+            raise NotSupportedError(f"{priority!r} is not a priority") from None
+        await self._patch(priority=value.name)
+
+    async def get_priority(self) -> Priority:
+        return _wire.enum_from_json(Priority, await self._field("priority"), "priority")
+
+    async def set_display_name(self, name: str) -> None:
+        """Set the display name (SetDisplayName); it need not be unique."""
+        await self._patch(display_name=name)
+
+    async def get_display_name(self) -> str:
+        return str(await self._field("display_name"))
+
+    async def set_description(self, description: str) -> None:
+        """Set the description, at most 1,024 characters (SetDescription)."""
+        await self._patch(description=description)
+
+    async def get_description(self) -> str:
+        return str(await self._field("description"))
+
+    async def set_minimum_retry_delay(self, seconds: float) -> None:
+        """Seconds before a transient error is retried; values under 5 become 5."""
+        await self._patch(minimum_retry_delay=seconds)
+
+    async def get_minimum_retry_delay(self) -> float:
+        return float(await self._field("minimum_retry_delay"))
+
+    async def set_no_progress_timeout(self, seconds: float) -> None:
+        """Seconds without progress after which a transient error becomes fatal; 0 makes every
+        error fatal."""
+        await self._patch(no_progress_timeout=seconds)
+
+    async def get_no_progress_timeout(self) -> float:
+        return float(await self._field("no_progress_timeout"))
+
+    async def set_maximum_download_time(self, seconds: float) -> None:
+        """Seconds the job may spend CONNECTING or TRANSFERRING before it fails with
+        BG_E_MAXDOWNLOAD_TIMEOUT; 0 removes the limit (SetMaximumDownloadTime)."""
+        await self._patch(maximum_download_time=seconds)
+
+    async def get_maximum_download_time(self) -> float:
+        return float(await self._field("maximum_download_time"))
+
+    async def set_dynamic_content(self, enabled: bool) -> None:
+        """Download without ranges, from zero on every try (BITS_JOB_PROPERTY_DYNAMIC_CONTENT);
+        only before the first Resume."""
+        await self._patch(dynamic_content=enabled)
+
+    async def get_dynamic_content(self) -> bool:
+        return bool(await self._field("dynamic_content"))
+
+    async def set_notify_flags(self, flags: NotifyFlags | int) -> None:
+        """Which events notify (SetNotifyFlags); the default is JOB_TRANSFERRED | JOB_ERROR."""
+        value = int(flags)
+        if value < 0 or value & ~_NOTIFY_FLAGS_MASK:
+            # As the engine answers it (the daemon would say E_INVALIDARG).
+            raise NotSupportedError(f"invalid notify flags 0x{value:X}")
+        await self._patch(notify_flags=value)
+
+    async def get_notify_flags(self) -> NotifyFlags:
+        return NotifyFlags(int(await self._field("notify_flags")))
+
+    async def set_notify_interface(self, callback: object | None) -> None:
+        """Register the object whose ``job_error``, ``job_transferred``, ``job_modification``
+        and ``file_transferred`` methods the daemon calls in this process
+        (SetNotifyInterface); None clears it. The registration lives as long as this
+        manager: when it closes or its process exits, the daemon runs the job's command line
+        instead, or keeps the notification for the next registration.
+
+        Raises:
+            InvalidStateError: the job is final.
+            NotFoundError: no such job.
+        """
+        if callback is None:
+            state = _wire.enum_from_json(JobState, await self._field("state"), "state")
+            if state.is_final:
+                raise InvalidStateError(f"the job is {state}; it accepts no changes")
+            await self._manager._events.unregister(self.id)
+        else:
+            try:
+                await self._manager._events.register(self.id, callback)
+            except NotFoundError:
+                ended = self._ended()
+                if ended is None:
+                    raise
+                raise self._final_state_error(ended) from None
+
+    async def get_notify_interface(self) -> object | None:
+        """The object this process registered for the job, or None."""
+        await self._get()
+        return self._manager._events.registered(self.id)
+
+    async def set_notify_cmd_line(self, program: str | None, parameters: str | None = None) -> None:
+        """The program to run when the job is TRANSFERRED or in ERROR (SetNotifyCmdLine).
+
+        Args:
+            program: absolute path of the program; None (with parameters None) removes it.
+            parameters: the whole command line, whose first token is the program's name; None
+                runs the program with no arguments.
+        """
+        await self._patch(notify_cmd_line={"program": program, "parameters": parameters})
+
+    async def get_notify_cmd_line(self) -> tuple[str | None, str | None]:
+        line = (await self._get()).get("notify_cmd_line") or {}
+        program, parameters = line.get("program"), line.get("parameters")
+        return (
+            None if program is None else str(program),
+            None if parameters is None else str(parameters),
+        )
+
+    async def get_owner(self) -> int:
+        """The uid of the job's owner (GetOwner)."""
+        return int(await self._field("owner"))
+
+
+class _EventStream:
+    """The manager's WebSocket to ``/v1/events``: registrations out, notify calls in.
+
+    One task (``_run``) owns the connection: it connects, starts the reader, registers every
+    known object again, then waits for the reader to end and reconnects. Register and
+    unregister exchanges are serialised (``_exchange``), so an answer is matched to the one
+    request waiting for it.
+    """
+
+    def __init__(self, manager: Manager) -> None:
+        self._manager = manager
+        self._objects: dict[str, object] = {}
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ready = asyncio.Event()
+        self._exchange = asyncio.Lock()
+        self._send_lock = asyncio.Lock()
+        self._waiting: tuple[str, asyncio.Future[None], object | None] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._calls: set[asyncio.Task[None]] = set()
+        self._last_error: BaseException | None = None
+
+    def registered(self, job_id: str) -> object | None:
+        return self._objects.get(job_id)
+
+    def forget(self, job_id: str) -> None:
+        """The job is final: the daemon dropped its registration."""
+        self._objects.pop(job_id, None)
+
+    async def register(self, job_id: str, obj: object) -> None:
+        methods = [m for m in _NOTIFY_METHODS if callable(getattr(obj, m, None))]
+        await self._connected()
+        async with self._exchange:
+            await self._ask(job_id, {"op": "register", "job": job_id, "methods": methods}, obj)
+
+    async def unregister(self, job_id: str) -> None:
+        if self._objects.pop(job_id, None) is None or not self._ready.is_set():
+            return  # never registered here, or the dropped connection took it along
+        async with self._exchange:
+            await self._send({"op": "unregister", "job": job_id})
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._runner, *self._calls) if t is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self._ws is not None:
+            await self._ws.close()
+        self._objects.clear()
+
+    # -- connection ------------------------------------------------------------------------
+
+    async def _connected(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run(), name="bitsd-client-events")
+        try:
+            await asyncio.wait_for(self._ready.wait(), self._manager._timeout)
+        except TimeoutError:
+            raise _unreachable("cannot open the event stream", self._last_error) from None
+
+    async def _run(self) -> None:
+        delay = _EVENTS_BACKOFF[0]
+        while True:
+            try:
+                ws = await self._manager._session.ws_connect(f"{_BASE}/v1/events")
+            except (aiohttp.ClientError, OSError) as exc:
+                self._last_error = exc
+                log.debug("event stream: cannot connect: %s", exc)
+            else:
+                self._ws = ws
+                reader = asyncio.create_task(self._read(ws), name="bitsd-client-events-reader")
+                try:
+                    await self._register_all()
+                    if not reader.done():
+                        self._ready.set()
+                        delay = _EVENTS_BACKOFF[0]
+                    await reader
+                finally:
+                    self._ready.clear()
+                    self._ws = None
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await reader
+                    await ws.close()
+                log.warning("the event stream of the bitsd daemon closed; reconnecting")
+            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 (jitter)
+            delay = min(delay * 2, _EVENTS_BACKOFF[1])
+
+    async def _register_all(self) -> None:
+        """Register every known object on a new connection; drop those the daemon refuses
+        (the job ended meanwhile)."""
+        async with self._exchange:
+            for job_id, obj in list(self._objects.items()):
+                methods = [m for m in _NOTIFY_METHODS if callable(getattr(obj, m, None))]
+                try:
+                    await self._ask(
+                        job_id, {"op": "register", "job": job_id, "methods": methods}, obj
+                    )
+                except BitsError as exc:
+                    if exc.hresult == DAEMON_UNAVAILABLE:
+                        return
+                    log.warning("job %s: callback not registered again: %s", job_id, exc)
+                    self._objects.pop(job_id, None)
+
+    async def _ask(self, job_id: str, message: Mapping[str, Any], obj: object | None) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting = (job_id, future, obj)
+        try:
+            await self._send(message)
+            await asyncio.wait_for(future, REQUEST_TIMEOUT)
+        except TimeoutError:
+            raise _unreachable(f"no answer to {message.get('op')} of job {job_id}") from None
+        finally:
+            self._waiting = None
+
+    async def _send(self, message: Mapping[str, Any]) -> None:
+        ws = self._ws
+        if ws is None or ws.closed:
+            raise _unreachable("the event stream is closed")
+        try:
+            async with self._send_lock:
+                await ws.send_str(json.dumps(message))
+        except (ConnectionError, aiohttp.ClientError) as exc:
+            raise _unreachable("the event stream is closed", exc) from exc
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            async for msg in ws:
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    continue
+                try:
+                    data = json.loads(msg.data)
+                except ValueError:
+                    log.warning("event stream: unreadable message %.200r", msg.data)
+                    continue
+                if isinstance(data, dict):
+                    self._dispatch(ws, data)
+        finally:
+            waiting = self._waiting
+            if waiting is not None and not waiting[1].done():
+                waiting[1].set_exception(_unreachable("the event stream closed"))
+
+    def _dispatch(self, ws: aiohttp.ClientWebSocketResponse, data: dict[str, Any]) -> None:
+        kind = data.get("type")
+        if kind == "notify":
+            task = asyncio.create_task(self._notify(ws, data))
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+            return
+        if kind not in ("registered", "error"):
+            return  # watch events and future message types
+        waiting = self._waiting
+        if waiting is None or data.get("job") != waiting[0] or waiting[1].done():
+            log.warning("event stream: unexpected %s answer for job %s", kind, data.get("job"))
+            return
+        job_id, future, obj = waiting
+        if kind == "registered":
+            # Installed here, before the reader looks at the next message, which may already
+            # be a notify call for this job.
+            if obj is not None:
+                self._objects[job_id] = obj
+            future.set_result(None)
+        else:
+            future.set_exception(_wire.error_from_json({"error": data.get("error")}))
+
+    async def _notify(self, ws: aiohttp.ClientWebSocketResponse, data: dict[str, Any]) -> None:
+        hresult = await self._invoke(data)
+        reply = {"op": "result", "call": data.get("call"), "hresult": hresult}
+        try:
+            async with self._send_lock:
+                await ws.send_str(json.dumps(reply))
+        except (ConnectionError, aiohttp.ClientError):
+            # The connection is gone; the daemon has failed the call already.
+            log.debug("could not answer notify call %s", data.get("call"))
+
+    async def _invoke(self, data: Mapping[str, Any]) -> int:
+        """Call the registered method for one notify message; the HRESULT it answers."""
+        job_id, method = data.get("job"), data.get("method")
+        obj = self._objects.get(job_id) if isinstance(job_id, str) else None
+        fn = getattr(obj, method, None) if method in _NOTIFY_METHODS else None
+        if job_id is None or fn is None:
+            log.warning("notify %s of job %s: nothing registered for it here", method, job_id)
+            return codes.E_FAIL
+        try:
+            args: list[object] = [RemoteJob(self._manager, str(job_id))]
+            if method == "job_error":
+                args.append(_wire.error_info_from_json(data.get("error")))
+            elif method == "file_transferred":
+                args.append(_wire.file_info_from_json(data.get("file")))
+            if inspect.iscoroutinefunction(fn):
+                result = await fn(*args)
+            else:
+                result = await asyncio.to_thread(fn, *args)
+                if inspect.isawaitable(result):
+                    result = await result
+        except Exception:
+            log.warning("%s callback of job %s raised", method, job_id, exc_info=True)
+            return codes.E_FAIL
+        return result_hresult(result)

@@ -1,0 +1,163 @@
+"""The synchronous client, ``bitsd.connect()``: the async client's results as blocking calls,
+callbacks in worker threads, and a private loop thread that close() stops."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import bitsd
+from bitsd import (
+    EmptyJobError,
+    ErrorContext,
+    ErrorInfo,
+    InvalidArgumentError,
+    InvalidStateError,
+    JobProgress,
+    JobState,
+    NotFoundError,
+    codes,
+)
+from bitsd._client import RemoteJob
+from bitsd._sync import Job
+from tests.client.daemon import Daemon
+from tests.client.test_roundtrip import body, unique_path
+from tests.servers.faulty import FaultServer
+
+pytestmark = pytest.mark.e2e  # every test here talks to a real daemon process
+
+DONE = (JobState.TRANSFERRED, JobState.ERROR)
+
+
+def loop_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "bitsd-client-loop"]
+
+
+@pytest.fixture
+def manager(daemon: Daemon) -> Iterator[bitsd.Manager]:
+    """A sync client of the shared daemon."""
+    with bitsd.connect(socket_path=daemon.socket, autostart=False) as m:
+        yield m
+
+
+def wait_until(predicate: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_sync_download_round_trip(manager: bitsd.Manager, server: FaultServer, dest: Path) -> None:
+    """create_job, add_file, resume, wait, get_progress, complete: the async client's results,
+    blocking; the job is listed while live and gone after complete()."""
+    data = body(200_000, seed=5)
+    path = unique_path("sync")
+    server.add(path, data)
+    job = manager.create_job("sync")
+    assert isinstance(job, Job)
+    assert job.get_state() is JobState.SUSPENDED
+    job.add_file(server.url(path), str(dest / "s"))
+    assert job in manager.jobs()
+    assert manager.get_job(job.id) == job
+    job.resume()
+    assert job.wait(DONE, timeout=15) is JobState.TRANSFERRED
+    assert job.get_progress() == JobProgress(len(data), len(data), 1, 1)
+    assert [f.progress.completed for f in job.files()] == [True]
+    assert job.complete() == codes.S_OK
+    assert (dest / "s").read_bytes() == data
+    assert job not in manager.jobs()
+
+
+def test_sync_errors_are_the_same_exceptions(manager: bitsd.Manager, dest: Path) -> None:
+    """Caller errors raise the same classes and HRESULTs as the async client; wait raises
+    TimeoutError."""
+    job = manager.create_job("sync errors")
+    with pytest.raises(EmptyJobError):
+        job.resume()
+    with pytest.raises(InvalidArgumentError) as bad:
+        job.add_file("gopher://x/y", str(dest / "x"))
+    assert bad.value.hresult == codes.E_INVALIDARG
+    with pytest.raises(NotFoundError):
+        manager.get_job("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(TimeoutError):
+        job.wait(JobState.TRANSFERRED, timeout=0.1)
+    job.set_description("x")
+    assert job.get_description() == "x"
+    assert job.cancel() == codes.S_OK
+    with pytest.raises(InvalidStateError):
+        job.set_description("y")
+
+
+def test_plain_callback_runs_in_a_worker_thread_with_a_sync_job(
+    manager: bitsd.Manager, server: FaultServer, dest: Path
+) -> None:
+    """A plain callback registered through the sync API runs in a worker thread (not the
+    private loop, not the caller's thread) and gets a sync Job it can call, here cancel()."""
+    seen: list[tuple[object, int, ErrorContext, str]] = []
+
+    class Cb:
+        def job_error(self, job: Job, error: ErrorInfo) -> None:
+            cancelled = job.cancel()
+            seen.append((type(job), cancelled, error.context, threading.current_thread().name))
+
+    cb = Cb()
+    job = manager.create_job("sync cb")
+    job.set_notify_interface(cb)
+    assert job.get_notify_interface() is cb
+    job.add_file(server.url(unique_path("missing")), str(dest / "m"))
+    job.resume()
+    wait_until(lambda: seen)
+    [(kind, cancelled, context, thread)] = seen
+    assert (kind, cancelled, context) == (Job, codes.S_OK, ErrorContext.REMOTE_FILE)
+    assert thread not in ("bitsd-client-loop", threading.current_thread().name)
+    assert job.get_state() is JobState.CANCELLED
+
+
+def test_async_callback_runs_on_the_private_loop_with_a_remote_job(
+    manager: bitsd.Manager, server: FaultServer, dest: Path
+) -> None:
+    """An async callback registered through the sync API runs on the private loop thread and
+    gets the RemoteJob to await; calling the sync API from there raises RuntimeError rather
+    than deadlocking."""
+    seen: list[tuple[object, str, int]] = []
+    errors: list[BaseException] = []
+
+    class Cb:
+        async def job_transferred(self, job: RemoteJob) -> None:
+            try:
+                sync_job.get_state()
+            except RuntimeError as exc:
+                errors.append(exc)
+            seen.append((type(job), threading.current_thread().name, await job.complete()))
+
+    path = unique_path("sync-async")
+    server.add(path, b"x" * 1000)
+    sync_job = manager.create_job("sync async cb")
+    sync_job.set_notify_interface(Cb())
+    sync_job.add_file(server.url(path), str(dest / "a"))
+    sync_job.resume()
+    wait_until(lambda: seen)
+    assert seen == [(RemoteJob, "bitsd-client-loop", codes.S_OK)]
+    assert len(errors) == 1
+    assert (dest / "a").read_bytes() == b"x" * 1000
+
+
+def test_close_stops_the_loop_thread(daemon: Daemon) -> None:
+    """close() stops the private thread; later calls raise InvalidStateError; a second close()
+    does nothing."""
+    before = len(loop_threads())
+    m = bitsd.connect(socket_path=daemon.socket, autostart=False)
+    assert len(loop_threads()) == before + 1
+    job = m.create_job("closing")
+    job.cancel()
+    m.close()
+    assert len(loop_threads()) == before
+    with pytest.raises(InvalidStateError):
+        m.jobs()
+    with pytest.raises(InvalidStateError):
+        job.get_state()
+    m.close()
