@@ -1,0 +1,607 @@
+"""The handlers of the ``bitsadmin`` switches that bitsd supports.
+
+Every handler has the signature ``(ctx, call) -> exit status``. It reads its arguments from
+the :class:`~bitsd.cli.bitsadmin_core.Call` (the parser has already checked their number),
+talks to the daemon through ``ctx``, prints through ``ctx.console``, and lets a ``BitsError``
+escape: the dispatcher reports it as ``Unable to <the switch's action> - 0x...``. A handler
+raises :class:`CallFailedError` itself only when the failing step is not the switch's main action.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bitsd import codes
+from bitsd._enums import JobState, JobType, Priority
+from bitsd._errors import (
+    BitsError,
+    ErrorInfoUnavailableError,
+    InvalidArgumentError,
+    NotFoundError,
+)
+from bitsd._sync import Job
+from bitsd.cli.bitsadmin_core import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    Call,
+    CallFailedError,
+    Context,
+    UnsupportedError,
+    UsageError,
+    owner_name,
+    read_view,
+)
+from bitsd.cli.bitsadmin_format import (
+    cmd_line_text,
+    error_lines,
+    file_line,
+    guid,
+    info_lines,
+    list_line,
+    seconds_text,
+    size_text,
+    time_text,
+    transfer_lines,
+)
+
+__all__ = [
+    "Handler",
+    "add_file",
+    "add_file_set",
+    "cancel",
+    "complete",
+    "create",
+    "get_error",
+    "get_temporary_name",
+    "getter",
+    "info",
+    "list_files",
+    "list_jobs",
+    "monitor",
+    "reset",
+    "resume",
+    "set_notify_cmd_line",
+    "setter",
+    "suspend",
+    "transfer",
+]
+
+Handler = Callable[[Context, Call], int]
+
+# Seconds /transfer waits for TRANSFERRED or ERROR between two progress reports: bitsd's
+# choice (bitsadmin does not document its refresh rate).
+TRANSFER_POLL_SECONDS = 0.5
+# /monitor's refresh when /refresh is not given: bitsadmin's default.
+DEFAULT_MONITOR_REFRESH = 5.0
+
+_TYPE_OPTIONS = {
+    "/download": JobType.DOWNLOAD,
+    "/upload": JobType.UPLOAD,
+    "/upload-reply": JobType.UPLOAD_REPLY,
+}
+
+
+# -- argument parsing helpers ----------------------------------------------------------------
+
+
+def _job_type(call: Call) -> JobType:
+    given = [_TYPE_OPTIONS[o] for o in _TYPE_OPTIONS if call.has(o)]
+    if len(given) > 1:
+        raise UsageError("give at most one of /DOWNLOAD, /UPLOAD and /UPLOAD-REPLY")
+    return given[0] if given else JobType.DOWNLOAD
+
+
+def parse_priority(text: str) -> Priority:
+    """FOREGROUND, HIGH, NORMAL or LOW, in any case."""
+    try:
+        return Priority[text.upper()]
+    except KeyError:
+        names = "|".join(p.name for p in Priority)
+        raise InvalidArgumentError(f"'{text}' is not a priority; use {names}") from None
+
+
+def parse_seconds(text: str) -> float:
+    """A non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise InvalidArgumentError(f"'{text}' is not a number of seconds")
+    return value
+
+
+def parse_flags(text: str) -> int:
+    """Notify flags as a number: ``3`` or ``0x3``."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise InvalidArgumentError(f"'{text}' is not a number (e.g. 3 or 0x3)") from None
+
+
+def _null(text: str) -> str | None:
+    return None if text.upper() == "NULL" else text
+
+
+# -- job lifecycle ---------------------------------------------------------------------------
+
+
+def create(ctx: Context, call: Call) -> int:
+    """``/create [/download|/upload|/upload-reply] name``: a SUSPENDED job; prints its GUID."""
+    job = ctx.manager().create_job(call.args[0], _job_type(call))
+    ctx.console.info(f"Created job {guid(job.id)}.")
+    if ctx.console.raw:
+        ctx.console.data(guid(job.id))
+    return EXIT_OK
+
+
+def add_file(ctx: Context, call: Call) -> int:
+    """``/addfile job remote_url local_name``."""
+    job = ctx.job(call.args[0])
+    remote, local = call.args[1], call.args[2]
+    job.add_file(remote, local)
+    ctx.console.info(f"Added {remote} -> {local} to job.")
+    return EXIT_OK
+
+
+def read_file_set(path: str) -> list[tuple[str, str]]:
+    """The pairs of an /addfileset text file: ``remote local`` per line; ``#`` comments and
+    blank lines are skipped; names with spaces may be quoted as in a POSIX shell."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        errno = exc.errno or 0
+        raise CallFailedError(
+            "read the file set", codes.hresult_from_errno(errno), str(exc)
+        ) from exc
+    pairs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"{path}, line {number}: {exc}") from None
+        if len(words) != 2:
+            raise UsageError(
+                f"{path}, line {number}: expected 'remote_url local_name', got {len(words)} names"
+            )
+        pairs.append((words[0], words[1]))
+    if not pairs:
+        raise UsageError(f"{path} lists no files")
+    return pairs
+
+
+def add_file_set(ctx: Context, call: Call) -> int:
+    """``/addfileset job textfile``: all files of the text file, all or none."""
+    job = ctx.job(call.args[0])
+    pairs = read_file_set(call.args[1])
+    job.add_file_set(pairs)
+    ctx.console.info(f"Added {len(pairs)} file(s) to job.")
+    return EXIT_OK
+
+
+def _verb(do: Callable[[Job], object], message: str) -> Handler:
+    def handler(ctx: Context, call: Call) -> int:
+        do(ctx.job(call.args[0]))
+        ctx.console.info(message)
+        return EXIT_OK
+
+    return handler
+
+
+resume = _verb(Job.resume, "Job resumed.")
+suspend = _verb(Job.suspend, "Job suspended.")
+
+
+def cancel(ctx: Context, call: Call) -> int:
+    """``/cancel job``: removes the job and its temporary files."""
+    result = ctx.job(call.args[0]).cancel()
+    ctx.console.info("Job canceled.")
+    if result == codes.BG_S_UNABLE_TO_DELETE_FILES:
+        ctx.console.error(
+            "Warning: some temporary files could not be deleted (BG_S_UNABLE_TO_DELETE_FILES)."
+        )
+    return EXIT_OK
+
+
+def complete(ctx: Context, call: Call) -> int:
+    """``/complete job``: the transferred files appear at their local names."""
+    result = ctx.job(call.args[0]).complete()
+    if result == codes.BG_S_PARTIAL_COMPLETE:
+        ctx.console.info(
+            "Job partially completed: files that had not finished were deleted "
+            "(BG_S_PARTIAL_COMPLETE)."
+        )
+    else:
+        ctx.console.info("Job completed.")
+    return EXIT_OK
+
+
+def _all_users(call: Call) -> None:
+    """``/allusers``: bitsd keeps each user's jobs in that user's own daemon, so the jobs a
+    user can reach are all the jobs "all users" can mean, except for root, who would expect
+    every other user's jobs too."""
+    if call.has("/allusers") and os.geteuid() == 0:
+        raise UnsupportedError(
+            "/ALLUSERS",
+            "each user's jobs live in that user's own daemon; run bitsadmin as each user",
+        )
+
+
+def reset(ctx: Context, call: Call) -> int:
+    """``/reset [/allusers]``: cancel every job of the user."""
+    _all_users(call)
+    jobs = list(ctx.each_job())
+    done = 0
+    for job in jobs:
+        try:
+            job.cancel()
+        except NotFoundError:
+            done += 1  # it ended on its own meanwhile: it is gone all the same
+            continue
+        except BitsError as exc:
+            for line in CallFailedError.of(f"cancel {guid(job.id)}", exc).lines():
+                ctx.console.error(line)
+            continue
+        done += 1
+        ctx.console.info(f"{guid(job.id)} canceled.")
+    ctx.console.info(f"{done} out of {len(jobs)} jobs canceled.")
+    return EXIT_OK if done == len(jobs) else EXIT_FAILURE
+
+
+# -- /transfer -------------------------------------------------------------------------------
+
+
+def transfer(ctx: Context, call: Call) -> int:
+    """``/transfer name [/download|/upload] [/priority P] [/dynamic] remote local ...``.
+
+    Creates the job (NORMAL priority unless /priority says otherwise), adds every file,
+    resumes it and prints its progress until it ends: TRANSFERRED is completed (exit 0),
+    ERROR is reported and cancelled (exit 1). Transient errors are reported and waited
+    through. Ctrl+C stops waiting and leaves the job to the daemon (exit 1).
+    """
+    name, rest = call.args[0], list(call.args[1:])
+    if not rest or len(rest) % 2:
+        raise UsageError("/TRANSFER needs remote_url local_name pairs after the job name")
+    if call.has("/aclflags"):
+        raise UnsupportedError(
+            "/ACLFLAGS", "bitsd does not copy owner, group or ACLs to local files"
+        )
+    job_type = _job_type(call)
+    priority_text = call.value("/priority")
+    try:
+        priority = parse_priority(priority_text) if priority_text is not None else None
+    except InvalidArgumentError as exc:
+        raise CallFailedError.of("set priority", exc) from exc
+    pairs = list(zip(rest[::2], rest[1::2], strict=True))
+
+    try:
+        job = ctx.manager().create_job(name, job_type)
+    except BitsError as exc:
+        raise CallFailedError.of("create job", exc) from exc
+    try:
+        if priority is not None and priority != Priority.NORMAL:
+            job.set_priority(priority)
+        if call.has("/dynamic"):
+            job.set_dynamic_content(True)
+        try:
+            job.add_file_set(pairs)
+        except BitsError as exc:
+            raise CallFailedError.of("add file", exc) from exc
+        job.resume()
+    except BaseException:
+        # bitsadmin does not leave a half-made job behind.
+        with contextlib.suppress(BitsError):
+            job.cancel()
+        raise
+    ident = guid(job.id)
+    try:
+        return _watch(ctx, job)
+    except KeyboardInterrupt:
+        ctx.console.error(
+            f"Stopped waiting. Job {ident} stays with the bitsd daemon, which goes on with it; "
+            f"follow it with: bitsadmin /info {ident}"
+        )
+        return EXIT_FAILURE
+    except (CallFailedError, BitsError) as exc:
+        failure = exc if isinstance(exc, CallFailedError) else CallFailedError.of("transfer", exc)
+        for line in failure.lines():
+            ctx.console.error(line)
+        ctx.console.error(f"Job {ident} stays with the bitsd daemon.")
+        return EXIT_FAILURE
+
+
+def _watch(ctx: Context, job: Job) -> int:
+    console = ctx.console
+    last: tuple[object, ...] | None = None
+    last_error: tuple[int, str] | None = None
+    while True:
+        try:
+            with contextlib.suppress(TimeoutError):
+                job.wait((JobState.TRANSFERRED, JobState.ERROR), TRANSFER_POLL_SECONDS)
+            view = read_view(job, "info")
+        except NotFoundError:
+            console.error(f"Job {guid(job.id)} was completed or cancelled by another program.")
+            return EXIT_FAILURE
+        except BitsError as exc:
+            raise CallFailedError.of("follow the transfer", exc) from exc
+        shown = (view.state, view.progress)
+        if shown != last:
+            console.status(transfer_lines(view))
+            last = shown
+        if view.state == JobState.TRANSIENT_ERROR:
+            with contextlib.suppress(ErrorInfoUnavailableError):
+                error = job.get_error()
+                if (error.code, error.description) != last_error:
+                    last_error = (error.code, error.description)
+                    for line in error_lines(error):
+                        console.info(line)
+                    console.info(
+                        "A transient error: the daemon retries after the retry delay. "
+                        "Press Ctrl+C to stop waiting (the job stays with the daemon)."
+                    )
+        elif view.state == JobState.TRANSFERRED:
+            try:
+                job.complete()
+            except BitsError as exc:
+                raise CallFailedError.of("complete job", exc) from exc
+            console.info("Transfer complete.")
+            return EXIT_OK
+        elif view.state == JobState.ERROR:
+            return _give_up(ctx, job)
+
+
+def _give_up(ctx: Context, job: Job) -> int:
+    """A fatal error: report it, cancel the job (bitsadmin's /transfer does), exit 1."""
+    try:
+        error = job.get_error()
+    except ErrorInfoUnavailableError:
+        error = None
+    with contextlib.suppress(BitsError):
+        job.cancel()
+    if error is None:
+        ctx.console.error("Unable to complete transfer; the job was cancelled.")
+        return EXIT_FAILURE
+    for line in error_lines(error):
+        ctx.console.error(line)
+    ctx.console.error(f"Unable to complete transfer - 0x{codes.to_unsigned(error.code):08x}")
+    ctx.console.error("The job was cancelled.")
+    return EXIT_FAILURE
+
+
+# -- queries ---------------------------------------------------------------------------------
+
+
+def info(ctx: Context, call: Call) -> int:
+    """``/info job [/verbose]``."""
+    view = read_view(ctx.job(call.args[0]), "verbose" if call.has("/verbose") else "info")
+    for line in info_lines(view, verbose=call.has("/verbose")):
+        ctx.console.data(line)
+    return EXIT_OK
+
+
+def _views(ctx: Context, verbose: bool) -> list[tuple[str, list[str]]]:
+    shown = []
+    for job in ctx.each_job():
+        try:
+            view = read_view(job, "verbose" if verbose else "list")
+        except NotFoundError:
+            continue  # it ended while we listed
+        lines = info_lines(view, verbose=True) if verbose else [list_line(view)]
+        shown.append((job.id, lines))
+    return shown
+
+
+def list_jobs(ctx: Context, call: Call) -> int:
+    """``/list [/allusers] [/verbose]``."""
+    _all_users(call)
+    verbose = call.has("/verbose")
+    shown = _views(ctx, verbose)
+    for index, (_, lines) in enumerate(shown):
+        if verbose and index:
+            ctx.console.info()
+        for line in lines:
+            ctx.console.data(line)
+    ctx.console.info()
+    ctx.console.info(f"Listed {len(shown)} job(s).")
+    return EXIT_OK
+
+
+def list_files(ctx: Context, call: Call) -> int:
+    """``/listfiles job``."""
+    files = ctx.job(call.args[0]).files()
+    for f in files:
+        ctx.console.data(file_line(f))
+    ctx.console.info()
+    ctx.console.info(f"Listed {len(files)} file(s).")
+    return EXIT_OK
+
+
+def monitor(ctx: Context, call: Call) -> int:
+    """``/monitor [/allusers] [/refresh sec]``: /list every ``sec`` seconds until Ctrl+C.
+
+    The hidden option ``/count K`` stops after K screens (for tests and scripts).
+    """
+    _all_users(call)
+    text = call.value("/refresh")
+    try:
+        refresh = parse_seconds(text) if text is not None else DEFAULT_MONITOR_REFRESH
+    except InvalidArgumentError as exc:
+        raise UsageError(f"/REFRESH: {exc.message}") from None
+    count_text = call.value("/count")
+    count = None
+    if count_text is not None:
+        if not count_text.isdigit() or int(count_text) < 1:
+            raise UsageError(f"/COUNT: '{count_text}' is not a positive whole number")
+        count = int(count_text)
+    screens = 0
+    try:
+        while True:
+            shown = _views(ctx, verbose=False)
+            if screens:
+                ctx.console.clear_screen()
+            ctx.console.data(
+                f"MONITORING BACKGROUND COPY MANAGER({seconds_text(refresh)} second refresh)"
+            )
+            for _, lines in shown:
+                for line in lines:
+                    ctx.console.data(line)
+            screens += 1
+            if count is not None and screens >= count:
+                return EXIT_OK
+            time.sleep(refresh)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+# -- getters and setters ---------------------------------------------------------------------
+
+
+def getter(read: Callable[[Job], str]) -> Handler:
+    """A ``/get... job`` handler that prints ``read(job)`` (the bare value)."""
+
+    def handler(ctx: Context, call: Call) -> int:
+        ctx.console.data(read(ctx.job(call.args[0])))
+        return EXIT_OK
+
+    return handler
+
+
+def setter(apply: Callable[[Job, str], str]) -> Handler:
+    """A ``/set... job value`` handler: ``apply`` sets the value and returns the message."""
+
+    def handler(ctx: Context, call: Call) -> int:
+        job = ctx.job(call.args[0])
+        ctx.console.info(apply(job, call.args[1]))
+        return EXIT_OK
+
+    return handler
+
+
+def get_error(ctx: Context, call: Call) -> int:
+    """``/geterror job``: the ERROR FILE / ERROR CODE / ERROR CONTEXT block."""
+    for line in error_lines(ctx.job(call.args[0]).get_error()):
+        ctx.console.data(line)
+    return EXIT_OK
+
+
+def get_temporary_name(ctx: Context, call: Call) -> int:
+    """``/gettemporaryname job file_index``: the temporary file of file number file_index."""
+    job = ctx.job(call.args[0])
+    text = call.args[1]
+    files = job.files()
+    if not text.isdigit() or int(text) >= len(files):
+        raise InvalidArgumentError(
+            f"'{text}' is not a file index of the job (0 to {len(files) - 1})"
+            if files
+            else "the job has no files"
+        )
+    ctx.console.data(files[int(text)].temporary_name)
+    return EXIT_OK
+
+
+def get_state(job: Job) -> str:
+    return job.get_state().name
+
+
+def get_bytes_total(job: Job) -> str:
+    return size_text(job.get_progress().bytes_total)
+
+
+def get_bytes_transferred(job: Job) -> str:
+    return str(job.get_progress().bytes_transferred)
+
+
+def get_files_total(job: Job) -> str:
+    return str(job.get_progress().files_total)
+
+
+def get_files_transferred(job: Job) -> str:
+    return str(job.get_progress().files_transferred)
+
+
+def get_creation_time(job: Job) -> str:
+    return time_text(job.get_times().creation_time)
+
+
+def get_modification_time(job: Job) -> str:
+    return time_text(job.get_times().modification_time)
+
+
+def get_completion_time(job: Job) -> str:
+    return time_text(job.get_times().transfer_completion_time)
+
+
+def get_owner(job: Job) -> str:
+    return owner_name(job.get_owner())
+
+
+def get_notify_cmd_line(job: Job) -> str:
+    return cmd_line_text(*job.get_notify_cmd_line())
+
+
+def set_priority(job: Job, text: str) -> str:
+    priority = parse_priority(text)
+    job.set_priority(priority)
+    return f"Priority set to {priority.name}."
+
+
+def set_display_name(job: Job, text: str) -> str:
+    job.set_display_name(text)
+    return f"Display name set to {text}."
+
+
+def set_description(job: Job, text: str) -> str:
+    job.set_description(text)
+    return f"Description set to {text}."
+
+
+def set_minimum_retry_delay(job: Job, text: str) -> str:
+    job.set_minimum_retry_delay(parse_seconds(text))
+    return f"Minimum retry delay set to {seconds_text(job.get_minimum_retry_delay())}."
+
+
+def set_no_progress_timeout(job: Job, text: str) -> str:
+    job.set_no_progress_timeout(parse_seconds(text))
+    return f"No progress timeout set to {seconds_text(parse_seconds(text))}."
+
+
+def set_maximum_download_time(job: Job, text: str) -> str:
+    job.set_maximum_download_time(parse_seconds(text))
+    return f"Maximum download time set to {seconds_text(parse_seconds(text))}."
+
+
+def set_notify_flags(job: Job, text: str) -> str:
+    flags = parse_flags(text)
+    job.set_notify_flags(flags)
+    return f"Notification flags set to {flags}."
+
+
+def set_notify_cmd_line(ctx: Context, call: Call) -> int:
+    """``/setnotifycmdline job program [parameters...]``; each may be NULL.
+
+    One parameters argument is the whole command line as given (``"touch /tmp/x"``);
+    several are joined as a POSIX shell would quote them. The first token of the command
+    line is the program's name, as in BITS.
+    """
+    job = ctx.job(call.args[0])
+    program = _null(call.args[1])
+    rest = list(call.args[2:])
+    if not rest:
+        parameters = None
+    elif len(rest) == 1:
+        parameters = _null(rest[0])
+    else:
+        parameters = shlex.join(rest)
+    job.set_notify_cmd_line(program, parameters)
+    if program is None and parameters is None:
+        ctx.console.info("Notification command line removed.")
+    else:
+        ctx.console.info(f"Notification command line set to {cmd_line_text(program, parameters)}.")
+    return EXIT_OK

@@ -1,0 +1,163 @@
+"""The pure parts of bitsadmin: its output layout and its switch table, without a daemon."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bitsd import codes
+from bitsd._enums import ErrorContext, JobState
+from bitsd._records import ErrorInfo, FileInfo, FileProgress, JobProgress
+from bitsd.cli.bitsadmin import SWITCHES, UTIL_SWITCHES, main
+from bitsd.cli.bitsadmin_format import (
+    JobView,
+    cmd_line_text,
+    error_lines,
+    guid,
+    list_line,
+    seconds_text,
+    size_text,
+    time_text,
+)
+
+LOCAL = datetime.now().astimezone().tzinfo
+
+
+# Every switch of Microsoft's bitsadmin (shared/reference/bits-inventory.md, section 7.1).
+WINDOWS_SWITCHES = """
+/create /addfile /addfileset /addfilewithranges /resume /suspend /cancel /complete /reset
+/takeownership /transfer /info /list /listfiles /monitor /getstate /gettype /geterror
+/geterrorcount /getbytestotal /getbytestransferred /getfilestotal /getfilestransferred
+/getcreationtime /getmodificationtime /getcompletiontime /getowner /getdisplayname
+/getdescription /getpriority /getminretrydelay /getnoprogresstimeout /getmaxdownloadtime
+/getnotifycmdline /getnotifyflags /getnotifyinterface /getproxyusage /getproxylist
+/getproxybypasslist /getreplydata /getreplyfilename /getreplyprogress /getaclflags
+/getcustomheaders /getclientcertificate /getsecurityflags /gethttpmethod
+/gethelpertokenflags /gethelpertokensid /getpeercachingflags /gettemporaryname
+/getvalidationstate /setdisplayname /setdescription /setpriority /setminretrydelay
+/setnoprogresstimeout /setmaxdownloadtime /setnotifycmdline /setnotifyflags
+/setproxysettings /setreplyfilename /setaclflag /setcredentials /removecredentials
+/setcustomheaders /makecustomheaderswriteonly /setclientcertificatebyid
+/setclientcertificatebyname /removeclientcertificate /setsecurityflags /sethttpmethod
+/sethelpertoken /sethelpertokenflags /setpeercachingflags /setvalidationstate
+/replaceremoteprefix /cache /peercaching /peers /util /help
+"""
+
+
+def test_guid_is_upper_case_in_braces() -> None:
+    """Job ids print as Windows prints GUIDs, whatever form they come in."""
+    expected = "{0B9C6F2E-1D2A-4E5F-8A9B-0C1D2E3F4A5B}"
+    assert guid("0b9c6f2e-1d2a-4e5f-8a9b-0c1d2e3f4a5b") == expected
+    assert guid("{0B9C6F2E-1D2A-4E5F-8A9B-0C1D2E3F4A5B}") == expected
+
+
+@pytest.mark.parametrize(
+    ("when", "text"),
+    [
+        (datetime(2002, 12, 17, 13, 21, 17, tzinfo=LOCAL), "12/17/2002 1:21:17 PM"),
+        (datetime(2026, 1, 2, 0, 5, 9, tzinfo=LOCAL), "1/2/2026 12:05:09 AM"),
+        (datetime(2026, 7, 4, 12, 0, 0, tzinfo=LOCAL), "7/4/2026 12:00:00 PM"),
+        (None, "UNKNOWN"),
+    ],
+)
+def test_times_print_as_en_us_windows(when: datetime | None, text: str) -> None:
+    """Times print as M/D/YYYY h:mm:ss AM|PM in local time; no time is UNKNOWN."""
+    assert time_text(when) == text
+
+
+def test_times_are_converted_to_local_time() -> None:
+    """A UTC time from the daemon is shown in the local time zone."""
+    utc = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    assert time_text(utc) == time_text(utc.astimezone(LOCAL))
+    assert time_text(utc + timedelta(hours=1)) != time_text(utc)
+
+
+def test_sizes_seconds_and_command_lines() -> None:
+    """BG_SIZE_UNKNOWN prints UNKNOWN; whole seconds print without a fraction; the notify
+    command line prints quoted parts, NULL for a missing part, none for no command line."""
+    assert size_text(codes.SIZE_UNKNOWN) == "UNKNOWN"
+    assert size_text(0) == "0"
+    assert seconds_text(600.0) == "600"
+    assert seconds_text(0.5) == "0.5"
+    assert cmd_line_text("/bin/true", "true x") == "'/bin/true' 'true x'"
+    assert cmd_line_text("/bin/true", None) == "'/bin/true' NULL"
+    assert cmd_line_text(None, None) == "none"
+
+
+def test_list_line_layout() -> None:
+    """`{GUID} 'name' STATE files / files bytes / bytes`, as bitsadmin /list prints it."""
+    view = JobView(
+        id="482fcaf0-74bf-469b-8929-5ccd028c9499",
+        display_name="job2",
+        state=JobState.TRANSIENT_ERROR,
+        progress=JobProgress(codes.SIZE_UNKNOWN, 0, 1, 0),
+    )
+    assert list_line(view) == (
+        "{482FCAF0-74BF-469B-8929-5CCD028C9499} 'job2' TRANSIENT_ERROR 0 / 1 0 / UNKNOWN"
+    )
+
+
+def test_error_lines_layout() -> None:
+    """The error block aligns its labels and names the code and the context."""
+    error = ErrorInfo(
+        code=codes.BG_E_HTTP_ERROR_404,
+        context=ErrorContext.REMOTE_FILE,
+        description="Not found.",
+        context_description="The remote file.",
+        file=FileInfo("http://h/f", "/tmp/f", FileProgress(codes.SIZE_UNKNOWN, 0, False), "/t"),
+        protocol="http",
+    )
+    assert error_lines(error) == [
+        "ERROR FILE:    http://h/f -> /tmp/f",
+        "ERROR CODE:    0x80190194 (BG_E_HTTP_ERROR_404) - Not found.",
+        "ERROR CONTEXT: 0x00000005 (REMOTE_FILE) - The remote file.",
+    ]
+
+
+def test_switch_table_covers_bitsadmin() -> None:
+    """Every switch of Microsoft's bitsadmin (inventory section 7.1) is in the table, either
+    with a handler or with the reason bitsd does not support it, and names are unique."""
+    names = [s.name for s in SWITCHES]
+    assert len(names) == len(set(names))
+    for switch in SWITCHES:
+        assert (switch.handler is None) == (switch.unsupported is not None), switch.name
+    windows = WINDOWS_SWITCHES.split()
+    known = {n.lower() for n in names}
+    assert [w for w in windows if w not in known] == []
+    assert {u.name for u in UTIL_SWITCHES} >= {
+        "/VERSION",
+        "/GETIEPROXY",
+        "/SETIEPROXY",
+        "/REPAIRSERVICE",
+        "/ENABLEANALYTICCHANNEL",
+    }
+
+
+def test_no_switch_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """`bitsadmin` alone prints the help and succeeds."""
+    assert main([]) == 0
+    assert "USAGE: bitsadmin [/RAWRETURN] [/WRAP | /NOWRAP] command" in capsys.readouterr().out
+
+
+def test_wrap_breaks_lines_at_the_terminal_width(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/wrap` breaks long lines at the terminal's width; `/nowrap` (the default) does not."""
+    monkeypatch.setenv("COLUMNS", "40")
+    assert main(["/wrap", "/?"]) == 0
+    wrapped = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in wrapped) <= 40
+    assert main(["/nowrap", "/?"]) == 0
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) > 40
+
+
+def test_rawreturn_version_has_no_banner_and_no_newline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`/rawreturn /util /version` prints the bare version."""
+    assert main(["/RawReturn", "/Util", "/Version"]) == 0
+    out = capsys.readouterr().out
+    assert out
+    assert "\n" not in out
+    assert "bitsadmin" not in out
