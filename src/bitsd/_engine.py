@@ -37,8 +37,11 @@ from typing import Any
 import aiohttp
 
 from bitsd import codes
+from bitsd._bandwidth import BandwidthManager
 from bitsd._clock import Clock, SystemClock
-from bitsd._enums import ErrorContext, JobState, JobType, NotifyFlags, Priority
+from bitsd._cost import CostMonitor, CostSource, NetworkManagerCost
+from bitsd._courtesy import CourtesyController, CourtesyMonitor, LinkCounter, ProcNetDev
+from bitsd._enums import CostStates, ErrorContext, JobState, JobType, NotifyFlags, Priority
 from bitsd._errors import (
     BitsError,
     EmptyJobError,
@@ -66,6 +69,7 @@ from bitsd._httpopts import (
     parse_custom_headers,
 )
 from bitsd._job import Job
+from bitsd._limits import blocked_by, check_file_count, check_job_count, held_by_policy
 from bitsd._model import ErrorRecord, FileRecord, JobRecord
 from bitsd._notify import JOB_ERROR, JOB_TRANSFERRED, CommandRunner, Notifier, NotifyTarget
 from bitsd._notify import run_command as _run_command
@@ -79,7 +83,14 @@ from bitsd._policy import (
     RetryPolicy,
 )
 from bitsd._ranges import check_ranges
-from bitsd._records import ErrorInfo, FileInfo, FileProgress, JobProgress, JobTimes
+from bitsd._records import (
+    ErrorInfo,
+    FileInfo,
+    FileProgress,
+    JobProgress,
+    JobSnapshot,
+    JobTimes,
+)
 from bitsd._scheduler import Candidate, plan
 from bitsd._sink import FileSink
 from bitsd._state import Event, apply
@@ -149,6 +160,11 @@ class Engine:
         store: the job store (default: ``SqliteStore(state_dir / "jobs.sqlite")``).
         session: an aiohttp session to transfer with (default: one owned by the engine).
         command_runner: how notify command lines run (default: a real subprocess).
+        cost_source: the current network's cost, asked every ``cost_poll_interval`` (default:
+            NetworkManager's metered flag over D-Bus, else UNRESTRICTED).
+        link_counter: the monitored interface's received-bytes counter for background
+            courtesy (default: ``/proc/net/dev`` of ``courtesy_interface`` or the default
+            route's interface).
     """
 
     def __init__(
@@ -160,6 +176,8 @@ class Engine:
         store: Store | None = None,
         session: aiohttp.ClientSession | None = None,
         command_runner: CommandRunner | None = None,
+        cost_source: CostSource | None = None,
+        link_counter: LinkCounter | None = None,
         **overrides: Any,
     ) -> None:
         self.state_dir = Path(state_dir).expanduser()
@@ -180,6 +198,13 @@ class Engine:
         self._last_progress_note: dict[str, float] = {}
         self._listeners: list[Listener] = []
         self._open = False
+        # Policies (docs/policies.md): bandwidth buckets, network cost, background courtesy.
+        self._bandwidth = BandwidthManager(self.clock, self._rate_of)
+        self._cost_source: CostSource = cost_source or self._network_cost
+        self._link_counter: LinkCounter = link_counter or self._proc_link_counter
+        self._proc_counter = ProcNetDev()
+        self._courtesy: CourtesyMonitor | None = None
+        self._blocked_at: dict[str, float] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -225,6 +250,14 @@ class Engine:
                 if n.job_id in self._jobs
             ]
         )
+        self._cost = CostMonitor(
+            self.clock,
+            self._cost_source,
+            lambda: self.config.cost_poll_interval,
+            lambda _cost: self._kick.set(),
+        )
+        await self._cost.refresh()  # know the network's cost before the first job starts
+        self._cost.start()
         self._open = True
         self._scheduler = asyncio.create_task(self._schedule_loop(), name="bitsd-scheduler")
         return self
@@ -246,6 +279,10 @@ class Engine:
             if self._jobs[job_id].state in _RUNNING:
                 self._transition(job_id, Event.REQUEUE)
         await self._notifier.close()
+        await self._cost.close()
+        if self._courtesy is not None:
+            await self._courtesy.close()
+            self._courtesy = None
         if self._own_session:
             await self._session.close()
         if self._store_arg is None:
@@ -307,6 +344,7 @@ class Engine:
         if job_type is not JobType.DOWNLOAD:
             raise NotSupportedError(f"{job_type} jobs are not supported by bitsd yet")
         _check_length("display name", display_name, MAX_DISPLAY_NAME_LENGTH)
+        check_job_count(len(self._jobs), self.config.max_jobs_per_user)
         now = self.clock.wall()
         job = JobRecord(
             id=str(uuid.uuid4()),
@@ -418,6 +456,50 @@ class Engine:
             file = self._file_info(files[err.file_index])
         return ErrorInfo(
             err.code, err.context, err.description, _CONTEXT_TEXT[err.context], file, err.protocol
+        )
+
+    def snapshot(self, job_id: str) -> JobSnapshot:
+        """Everything about a job that may be shown, read at once (no await: safe from
+        listeners). Works for final jobs still held by handles.
+
+        Raises:
+            NotFoundError: no such job.
+        """
+        job = self._record(job_id)
+        error = None
+        if job.state in (JobState.ERROR, JobState.TRANSIENT_ERROR) and job.error is not None:
+            error = self._error_info(job_id)
+        return JobSnapshot(
+            id=job.id,
+            display_name=job.display_name,
+            description=job.description,
+            type=job.type,
+            state=job.state,
+            priority=job.priority,
+            owner=self.owner_uid,
+            notify_flags=job.notify_flags,
+            notify_program=job.notify_program,
+            notify_parameters=job.notify_parameters,
+            minimum_retry_delay=job.minimum_retry_delay,
+            no_progress_timeout=job.no_progress_timeout,
+            maximum_download_time=job.maximum_download_time,
+            dynamic_content=job.dynamic_content,
+            error_count=job.error_count,
+            progress=self._progress(job_id),
+            times=self._times(job_id),
+            error=error,
+            maximum_download_size=job.maximum_download_size,
+            custom_headers=None if job.custom_headers_write_only else job.custom_headers,
+            custom_headers_write_only=job.custom_headers_write_only,
+            http_method=job.http_method,
+            security_flags=job.security_flags,
+            proxy_usage=job.proxy_usage,
+            proxy_list=job.proxy_list,
+            proxy_bypass=job.proxy_bypass,
+            ca_bundle=job.ca_bundle,
+            client_certificate=job.client_certificate,
+            transfer_policy=job.transfer_policy,
+            bandwidth_limit=job.bandwidth_limit,
         )
 
     def _notify_interface(self, job_id: str) -> object | None:
@@ -626,6 +708,7 @@ class Engine:
         if not pairs:
             raise InvalidArgumentError("no files given")
         existing = self._files[job_id]
+        check_file_count(len(existing), len(pairs), self.config.max_files_per_job)
         used = {f.local_name for f in existing}
         added: list[FileRecord] = []
         checked_ranges = None
@@ -635,7 +718,7 @@ class Engine:
                     "file ranges do not go with dynamic content",
                     hresult=codes.BG_E_UNSUPPORTED_JOB_CONFIGURATION,
                 )
-            checked_ranges = check_ranges(ranges)
+            checked_ranges = check_ranges(ranges, limit=self.config.max_ranges_per_file)
         if sha256 is not None and not _SHA256.match(sha256):
             raise InvalidArgumentError(f"not a SHA-256 in hex: {sha256!r}")
         for remote, local in pairs:
@@ -987,6 +1070,9 @@ class Engine:
                         )
                 else:
                     deadlines.append(limit)
+        policy_change = await self._apply_policies(now)
+        if policy_change is not None:
+            deadlines.append(policy_change)
         candidates = [
             Candidate(
                 j.id,
@@ -1036,6 +1122,100 @@ class Engine:
         run.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await run.task
+
+    # -- policies: bandwidth windows, network cost, courtesy (docs/policies.md) -------------
+
+    async def _apply_policies(self, now: float) -> float | None:
+        """Set the bandwidth rates for now; hold jobs a policy forbids in TRANSIENT_ERROR and
+        re-queue those it no longer forbids (bitsd._limits). Returns the monotonic time of the
+        next scheduled limit change, or None."""
+        config = self.config
+        await self._sync_courtesy()
+        wall = self.clock.wall()
+        change = self._bandwidth.update(
+            wall=wall,
+            bandwidth_limit=config.bandwidth_limit,
+            schedule=config.bandwidth_schedule,
+            priority_limits=config.priority_limits,
+        )
+        for job_id in list(self._jobs):
+            job = self._jobs.get(job_id)  # read again: stopping a run below awaits
+            if job is None:
+                continue
+            reason = blocked_by(
+                priority=job.priority,
+                transfer_policy=job.transfer_policy,
+                cost=self._cost.current,
+                bandwidth_blocked=self._bandwidth.blocked(job.priority),
+            )
+            if held_by_policy(job):
+                assert job.error is not None
+                if reason is None:
+                    self._unblock(job, now)
+                elif reason != job.error.code:
+                    self._block(job.id, reason, now)
+            elif reason is not None and (job.state is JobState.QUEUED or job.id in self._runs):
+                await self._stop_run(job.id)
+                state = self._jobs[job.id].state if job.id in self._jobs else None
+                if state is JobState.QUEUED or state in _RUNNING:
+                    self._block(job.id, reason, now)
+        return None if change is None else now + (change - wall)
+
+    def _block(self, job_id: str, code: int, now: float) -> None:
+        """Hold a job in TRANSIENT_ERROR for a policy: no retry timer, no error count."""
+        if self._jobs[job_id].state is JobState.TRANSIENT_ERROR:
+            self._blocked_at.setdefault(job_id, now)  # held already; only the reason changed
+        else:
+            self._blocked_at[job_id] = now
+        error = ErrorRecord(
+            code, ErrorContext.GENERAL_QUEUE_MANAGER, codes.describe(code), None, None
+        )
+        self._transition(job_id, Event.BLOCKED, error=error, retry_at=None)
+
+    def _unblock(self, job: JobRecord, now: float) -> None:
+        """Re-queue a held job; time held does not count toward its no-progress timeout."""
+        since = job.no_progress_since
+        held_from = self._blocked_at.pop(job.id, now)
+        if since is not None:
+            since += now - held_from
+        self._transition(job.id, Event.UNBLOCKED, error=None, no_progress_since=since)
+
+    def _rate_of(self, job_id: str) -> tuple[Priority, float | None] | None:
+        """A job's priority and own bandwidth limit, for the bandwidth manager."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        limit = None if job.bandwidth_limit is None else float(job.bandwidth_limit)
+        return job.priority, limit
+
+    async def _network_cost(self) -> CostStates:
+        """The default cost source: NetworkManager's metered flag."""
+        return await NetworkManagerCost(metered_cost=CostStates(self.config.metered_cost))()
+
+    def _proc_link_counter(self) -> int | None:
+        """The default link counter: /proc/net/dev of the configured or default interface."""
+        self._proc_counter.interface = self.config.courtesy_interface
+        return self._proc_counter()
+
+    async def _sync_courtesy(self) -> None:
+        """Start, stop or retune background courtesy to match the config."""
+        config = self.config
+        if not config.background_courtesy:
+            if self._courtesy is not None:
+                await self._courtesy.close()
+                self._courtesy = None
+            return
+        if self._courtesy is None:
+            self._courtesy = CourtesyMonitor(
+                self.clock,
+                self._link_counter,
+                lambda: self._bandwidth.received,
+                self._bandwidth.set_courtesy,
+                CourtesyController(),
+            )
+            self._courtesy.start()
+        self._courtesy.controller.floor = config.courtesy_floor
+        self._courtesy.controller.threshold = config.courtesy_threshold
 
     # -- transfers -------------------------------------------------------------------------
 
@@ -1120,7 +1300,7 @@ class Engine:
                 if f.index != record.index
             )
             budget = job.maximum_download_size - others
-        sink = FileSink(self, record, budget=budget)
+        sink = FileSink(self, record, budget=budget, throttle=self._bandwidth.pacer(job_id))
         try:
             await transport.fetch(
                 FileRequest(
@@ -1148,6 +1328,11 @@ class Engine:
         files[record.index] = record
         if durable:
             self._store.put_files([record])
+
+    def _file_renamed_remotely(self, job_id: str) -> None:
+        """A redirect policy rewrote a file's remote name: tell listeners and the owner."""
+        self._emit(job_id, "files")
+        self._notifier.modification(job_id)
 
     def _connected(self, job_id: str) -> None:
         job = self._jobs.get(job_id)

@@ -24,7 +24,7 @@ from bitsd._enums import (
     ProxyUsage,
     SecurityFlags,
 )
-from bitsd._records import ErrorInfo, FileInfo, JobProgress, JobTimes
+from bitsd._records import ErrorInfo, FileInfo, JobProgress, JobSnapshot, JobTimes
 
 if TYPE_CHECKING:
     from bitsd._engine import Engine
@@ -165,6 +165,11 @@ class Job:
         return await self._engine._wait(self.id, wanted, timeout)
 
     # -- state and progress ----------------------------------------------------------------
+
+    async def snapshot(self) -> JobSnapshot:
+        """Everything about the job that may be shown, read at one moment: state, progress,
+        times, error and every property except credentials."""
+        return self._engine.snapshot(self.id)
 
     async def get_state(self) -> JobState:
         """The job's state (GetState)."""

@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from bitsd._enums import ErrorContext
+from bitsd._enums import ErrorContext, JobState, JobType, NotifyFlags, Priority
 
 __all__ = [
     "ErrorInfo",
     "FileInfo",
     "FileProgress",
     "JobProgress",
+    "JobSnapshot",
     "JobTimes",
     "ReplyProgress",
 ]
@@ -89,3 +90,43 @@ class ErrorInfo:
     context_description: str
     file: FileInfo | None
     protocol: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobSnapshot:
+    """Everything about a job that may be shown, read at one moment (credentials never are).
+
+    Attributes mirror the job's getters; ``error`` is set in ERROR and TRANSIENT_ERROR only;
+    ``custom_headers`` is None when the headers are write-only.
+    """
+
+    id: str
+    display_name: str
+    description: str
+    type: JobType
+    state: JobState
+    priority: Priority
+    owner: int
+    notify_flags: NotifyFlags
+    notify_program: str | None
+    notify_parameters: str | None
+    minimum_retry_delay: float
+    no_progress_timeout: float
+    maximum_download_time: float
+    dynamic_content: bool
+    error_count: int
+    progress: JobProgress
+    times: JobTimes
+    error: ErrorInfo | None
+    maximum_download_size: int | None = None
+    custom_headers: str | None = None
+    custom_headers_write_only: bool = False
+    http_method: str | None = None
+    security_flags: int = 0
+    proxy_usage: int = 0
+    proxy_list: str | None = None
+    proxy_bypass: str | None = None
+    ca_bundle: str | None = None
+    client_certificate: str | None = None
+    transfer_policy: int = 0x80000067
+    bandwidth_limit: int | None = None

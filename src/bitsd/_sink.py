@@ -11,6 +11,10 @@ Rules:
   digest matched; a mismatch empties the file and fails the job with BG_E_VALIDATION_FAILED.
 - Bytes beyond the job's maximum download size fail the job with
   BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED before they are written.
+- Throttling (``bitsd._bandwidth``): with a :class:`Throttle`, ``write`` cuts the data into
+  the throttle's pieces and awaits the throttle before writing each; bytes a transport wrote
+  itself (``advance``) are paced after the fact. Every byte is counted as bitsd's own traffic
+  (background courtesy subtracts it from the link's).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from bitsd._model import FileRecord
 from bitsd._policy import EngineConfig
 from bitsd._transfer import classify
 
-__all__ = ["FileSink", "SinkHost"]
+__all__ = ["FileSink", "SinkHost", "Throttle"]
 
 log = logging.getLogger("bitsd.engine")
 
@@ -48,6 +52,24 @@ class SinkHost(Protocol):
 
     def _made_progress(self, job_id: str) -> None: ...
 
+    def _file_renamed_remotely(self, job_id: str) -> None: ...
+
+
+class Throttle(Protocol):
+    """The bandwidth hook of one job's transfer (``BandwidthManager.pacer``)."""
+
+    def piece(self) -> int | None:
+        """Bytes to write at once now; None writes what arrived in one go."""
+        ...
+
+    async def pace(self, count: int) -> None:
+        """Wait until ``count`` bytes may move."""
+        ...
+
+    def count(self, count: int) -> None:
+        """Count ``count`` bytes received."""
+        ...
+
 
 class FileSink:
     """One file's temporary file during a transfer: writes, progress, checkpoints.
@@ -57,10 +79,19 @@ class FileSink:
         record: the file.
         budget: bytes this file may have (what the job's maximum download size leaves), or
             None.
+        throttle: the job's bandwidth hook, or None (unthrottled, uncounted).
     """
 
-    def __init__(self, engine: SinkHost, record: FileRecord, *, budget: int | None = None) -> None:
+    def __init__(
+        self,
+        engine: SinkHost,
+        record: FileRecord,
+        *,
+        budget: int | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
         self._engine = engine
+        self._throttle = throttle
         self._record = record
         self._budget = budget
         self._config = engine.config
@@ -92,6 +123,14 @@ class FileSink:
         self._record = dataclasses.replace(self._record, **changes)
         self._engine._file_changed(self._record, durable=durable)
 
+    async def redirected(self, url: str) -> None:
+        """The redirect policy changed the file's remote name (ALLOW_REPORT, DISALLOW): store
+        the new name at once, so it survives a restart and the owner sees it."""
+        if url == self._record.remote_name:
+            return
+        self._set(remote_name=url, durable=True)
+        self._engine._file_renamed_remotely(self._record.job_id)
+
     async def begin(self, *, bytes_total: int | None, validator: str | None, restart: bool) -> None:
         if bytes_total is not None:
             self._check_budget(bytes_total)
@@ -120,13 +159,30 @@ class FileSink:
 
     async def write(self, data: bytes) -> None:
         self._check_budget(self._offset + len(data))
+        if not data:
+            await self._advance(0)
+            return
         view = memoryview(data)
+        throttle = self._throttle
         while view:
-            written = self._local(os.write, self._fd, view)
-            view = view[written:]
-        await self.advance(len(data))
+            step = (throttle.piece() if throttle is not None else None) or len(view)
+            piece, view = view[:step], view[step:]
+            size = len(piece)
+            if throttle is not None:
+                await throttle.pace(size)
+            while piece:
+                written = self._local(os.write, self._fd, piece)
+                piece = piece[written:]
+            await self._advance(size)
 
     async def advance(self, count: int) -> None:
+        await self._advance(count)
+        if self._throttle is not None:
+            await self._throttle.pace(count)  # the transport wrote them: pace after the fact
+
+    async def _advance(self, count: int) -> None:
+        if self._throttle is not None:
+            self._throttle.count(count)
         self._offset += count
         self._record = dataclasses.replace(self._record, bytes_transferred=self._offset)
         self._engine._file_changed(self._record, durable=False)

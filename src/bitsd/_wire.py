@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from bitsd import codes
-from bitsd._enums import ErrorContext
+from bitsd._enums import ErrorContext, JobState, JobType, NotifyFlags, Priority
 from bitsd._errors import (
     BitsError,
     EmptyJobError,
@@ -32,7 +32,7 @@ from bitsd._errors import (
     ReadOnlyPropertyError,
     StoreError,
 )
-from bitsd._records import ErrorInfo, FileInfo, FileProgress, JobProgress, JobTimes
+from bitsd._records import ErrorInfo, FileInfo, FileProgress, JobProgress, JobSnapshot, JobTimes
 
 __all__ = [
     "API_VERSION",
@@ -47,6 +47,8 @@ __all__ = [
     "http_status_for",
     "progress_from_json",
     "progress_to_json",
+    "snapshot_from_json",
+    "snapshot_to_json",
     "times_from_json",
     "times_to_json",
 ]
@@ -231,4 +233,87 @@ def error_info_from_json(value: object) -> ErrorInfo:
         _str(d.get("context_description"), "context_description"),
         None if file is None else file_info_from_json(file),
         None if protocol is None else _str(protocol, "protocol"),
+    )
+
+
+# Optional fields of a Job object beside the ones docs/control-api.md draws, with their types.
+_EXTRA_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "maximum_download_size": (int, type(None)),
+    "custom_headers": (str, type(None)),
+    "custom_headers_write_only": bool,
+    "http_method": (str, type(None)),
+    "security_flags": int,
+    "proxy_usage": int,
+    "proxy_list": (str, type(None)),
+    "proxy_bypass": (str, type(None)),
+    "ca_bundle": (str, type(None)),
+    "client_certificate": (str, type(None)),
+    "transfer_policy": int,
+    "bandwidth_limit": (int, type(None)),
+}
+
+
+def snapshot_to_json(s: JobSnapshot) -> JSON:
+    """The Job object of the control API."""
+    body: JSON = {
+        "id": s.id,
+        "display_name": s.display_name,
+        "description": s.description,
+        "type": s.type.name,
+        "state": s.state.name,
+        "priority": s.priority.name,
+        "owner": s.owner,
+        "notify_flags": int(s.notify_flags),
+        "notify_cmd_line": {"program": s.notify_program, "parameters": s.notify_parameters},
+        "minimum_retry_delay": s.minimum_retry_delay,
+        "no_progress_timeout": s.no_progress_timeout,
+        "maximum_download_time": s.maximum_download_time,
+        "dynamic_content": s.dynamic_content,
+        "error_count": s.error_count,
+        "progress": progress_to_json(s.progress),
+        "times": times_to_json(s.times),
+        "error": error_info_to_json(s.error) if s.error else None,
+    }
+    body.update({name: getattr(s, name) for name in _EXTRA_FIELDS})
+    return body
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise InvalidArgumentError(f"{what} must be a number, not {value!r}")
+
+
+def snapshot_from_json(value: object) -> JobSnapshot:
+    """A JobSnapshot from a Job object (what the daemon answers for a job)."""
+    d = _obj(value, "job")
+    cmd = _obj(d.get("notify_cmd_line") or {}, "notify_cmd_line")
+    error = d.get("error")
+    extras: dict[str, Any] = {}
+    for name, kind in _EXTRA_FIELDS.items():
+        if name in d:
+            if not isinstance(d[name], kind) or (kind is int and isinstance(d[name], bool)):
+                raise InvalidArgumentError(f"{name} has the wrong type: {d[name]!r}")
+            extras[name] = d[name]
+    program, parameters = cmd.get("program"), cmd.get("parameters")
+    return JobSnapshot(
+        id=_str(d.get("id"), "id"),
+        display_name=_str(d.get("display_name"), "display_name"),
+        description=_str(d.get("description", ""), "description"),
+        type=enum_from_json(JobType, d.get("type"), "type"),
+        state=enum_from_json(JobState, d.get("state"), "state"),
+        priority=enum_from_json(Priority, d.get("priority"), "priority"),
+        owner=_int(d.get("owner"), "owner"),
+        notify_flags=NotifyFlags(_int(d.get("notify_flags"), "notify_flags")),
+        notify_program=None if program is None else _str(program, "program"),
+        notify_parameters=None if parameters is None else _str(parameters, "parameters"),
+        minimum_retry_delay=_number(d.get("minimum_retry_delay"), "minimum_retry_delay"),
+        no_progress_timeout=_number(d.get("no_progress_timeout"), "no_progress_timeout"),
+        maximum_download_time=_number(d.get("maximum_download_time"), "maximum_download_time"),
+        dynamic_content=bool(d.get("dynamic_content")),
+        error_count=_int(d.get("error_count"), "error_count"),
+        progress=progress_from_json(d.get("progress")),
+        times=times_from_json(d.get("times")),
+        error=None if error is None else error_info_from_json(error),
+        **extras,
     )

@@ -429,6 +429,9 @@ _ERROR_FILENAME_EXCED_RANGE: Final[int] = 206
 _ERROR_DIRECTORY: Final[int] = 267
 _ERROR_IO_DEVICE: Final[int] = 1117
 _ERROR_CANT_RESOLVE_FILENAME: Final[int] = 1921
+_RPC_S_SERVER_UNAVAILABLE: Final[int] = 1722
+_ERROR_WINHTTP_CLIENT_AUTH_CERT_NEEDED: Final[int] = 12044
+_ERROR_WINHTTP_REDIRECT_FAILED: Final[int] = 12156
 
 # Win32 code -> (winerror.h name, system message text).
 _WIN32_ERRORS: Final[dict[int, tuple[str, str]]] = {
@@ -461,6 +464,16 @@ _WIN32_ERRORS: Final[dict[int, tuple[str, str]]] = {
     _ERROR_CANT_RESOLVE_FILENAME: (
         "ERROR_CANT_RESOLVE_FILENAME",
         "The name of the file cannot be resolved by the system.",
+    ),
+    # What a client sees when the service does not answer (bitsd: the daemon is unreachable).
+    _RPC_S_SERVER_UNAVAILABLE: ("RPC_S_SERVER_UNAVAILABLE", "The RPC server is unavailable."),
+    _ERROR_WINHTTP_CLIENT_AUTH_CERT_NEEDED: (
+        "ERROR_WINHTTP_CLIENT_AUTH_CERT_NEEDED",
+        "The server requires a client certificate.",
+    ),
+    _ERROR_WINHTTP_REDIRECT_FAILED: (
+        "ERROR_WINHTTP_REDIRECT_FAILED",
+        "The redirection failed: it was refused by policy, looped or went on too long.",
     ),
 }
 

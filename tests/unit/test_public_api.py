@@ -19,8 +19,12 @@ EXPECTED_ALL = [
     "LENGTH_TO_EOF",
     "SIZE_UNKNOWN",
     "S_OK",
+    "AuthScheme",
+    "AuthTarget",
+    "BandwidthSchedule",
     "BitsError",
     "Clock",
+    "CostStates",
     "EmptyJobError",
     "EngineConfig",
     "ErrorContext",
@@ -32,22 +36,27 @@ EXPECTED_ALL = [
     "InvalidArgumentError",
     "InvalidStateError",
     "JobProgress",
+    "JobSnapshot",
     "JobState",
     "JobTimes",
     "JobType",
+    "Manager",
     "NotFoundError",
     "NotSupportedError",
     "NotifyFlags",
     "Priority",
+    "ProxyUsage",
     "ReadOnlyPropertyError",
     "ReplyProgress",
     "RetryPolicy",
+    "SecurityFlags",
     "StoreError",
     "SystemClock",
     "TransferError",
     "__version__",
     "aio",
     "codes",
+    "connect",
 ]
 
 
@@ -71,8 +80,9 @@ def test_star_import_gives_exactly_all() -> None:
 
 
 def test_aio_all_is_pinned() -> None:
-    """bitsd.aio exports the engine and the job handle, and nothing else."""
-    assert bitsd.aio.__all__ == ["Engine", "Job"]
+    """bitsd.aio exports the engine, the job handle, the daemon's Manager and connect, and
+    nothing else."""
+    assert bitsd.aio.__all__ == ["Engine", "Job", "Manager", "connect"]
     assert all(hasattr(bitsd.aio, name) for name in bitsd.aio.__all__)
 
 
