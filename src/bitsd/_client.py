@@ -9,8 +9,9 @@ Rules:
   mapped once, in :meth:`Manager._request`, to ``BitsError`` with :data:`DAEMON_UNAVAILABLE`
   (``HRESULT_FROM_WIN32(RPC_S_SERVER_UNAVAILABLE)``, 0x800706BA: what a Windows BITS client
   gets when the service is gone). Nothing else decides that the daemon is unreachable.
-- A :class:`RemoteJob` holds only its manager and the job's id, like ``bitsd.aio.Job``; every
-  getter asks the daemon, so two processes always see the same job.
+- A :class:`RemoteJob` holds only its manager and the job's id, like ``bitsd.aio.Job``, and has
+  exactly its methods; every getter asks the daemon (one request each), so two processes
+  always see the same job. ``snapshot()`` reads every property in one request.
 - The daemon forgets a job once it is final (404), while the engine's handles still answer
   getters on it and refuse changes with BG_E_INVALID_STATE. A manager keeps what the jobs *it*
   completed or cancelled ended as, and its handles answer the same way; a job another process
@@ -32,6 +33,8 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import dataclasses
 import errno
@@ -41,6 +44,7 @@ import logging
 import os
 import random
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -49,15 +53,27 @@ from typing import Any, Final
 import aiohttp
 
 from bitsd import _autostart, _wire, codes
-from bitsd._enums import JobState, JobType, NotifyFlags, Priority
+from bitsd._enums import (
+    AuthScheme,
+    AuthTarget,
+    CostStates,
+    JobState,
+    JobType,
+    NotifyFlags,
+    Priority,
+    ProxyUsage,
+    SecurityFlags,
+)
 from bitsd._errors import (
     BitsError,
     ErrorInfoUnavailableError,
+    InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
     NotSupportedError,
 )
-from bitsd._records import ErrorInfo, FileInfo, JobProgress, JobTimes
+from bitsd._records import ErrorInfo, FileInfo, JobProgress, JobSnapshot, JobTimes, ReplyProgress
+from bitsd._upload import MAX_REPLY_DATA
 
 __all__ = [
     "DAEMON_UNAVAILABLE",
@@ -383,6 +399,7 @@ class _Ended:
     state: JobState
     job: Mapping[str, Any]
     files: list[Any]
+    reply: Mapping[str, Any] | None = None  # GET .../reply of an upload-reply job
 
 
 class RemoteJob:
@@ -462,6 +479,9 @@ class RemoteJob:
         verbs with BG_E_INVALID_STATE. This manager does the same for the jobs it ended."""
         try:
             job, files = await asyncio.gather(self._read(), self._read("/files"))
+            reply = None
+            if job.get("type") == JobType.UPLOAD_REPLY.name:
+                reply = await self._read("/reply")
         except NotFoundError:
             ended = self._ended()
             if ended is None:
@@ -473,7 +493,10 @@ class RemoteJob:
         if isinstance(state, str) and state in JobState.__members__:
             final = JobState[state]
         self._manager._ended[self.id] = _Ended(
-            final, {**job, "state": final.name, "error": None}, list(files.get("files") or [])
+            final,
+            {**job, "state": final.name, "error": None},
+            list(files.get("files") or []),
+            reply,
         )
         self._manager._events.forget(self.id)
         hresult = body.get("hresult", codes.S_OK)
@@ -490,21 +513,84 @@ class RemoteJob:
             remote_url: http://, https:// or file:// URL, or an absolute path.
             local_path: absolute path of the file to create, as the daemon (the same user)
                 sees it; its folder must exist.
-            sha256: must be None: control API v1 has no field for the expected checksum, and
-                a check silently dropped would be worse than none.
+            sha256: a bitsd extension: the expected SHA-256 (hex) of the file; a mismatch
+                fails the job with BG_E_VALIDATION_FAILED in LOCAL_FILE before TRANSFERRED.
 
         Raises:
             InvalidArgumentError: a malformed or unsupported URL, a relative local path, a name
-                already used in the job.
+                already used in the job, a malformed checksum.
             BitsError: the local folder does not exist or is not writable.
             InvalidStateError: the job is final.
-            NotSupportedError: ``sha256`` was given (E_NOTIMPL through the daemon).
         """
-        if sha256 is not None:
-            raise NotSupportedError(
-                "add_file(sha256=...) is not available through the daemon (control API v1)"
-            )
-        await self.add_file_set([(remote_url, local_path)])
+        if sha256 is None:
+            await self.add_file_set([(remote_url, local_path)])
+            return
+        entry = {"remote_name": remote_url, "local_name": local_path, "sha256": sha256}
+        await self._change("POST", "/files", json={"files": [entry]})
+
+    async def add_file_with_ranges(
+        self, remote_url: str, local_path: str, ranges: Iterable[tuple[int, int]]
+    ) -> None:
+        """Add a file made of byte ranges of the remote file (AddFileWithRanges): the local
+        file is the ranges concatenated in the given order. A length of ``LENGTH_TO_EOF`` runs
+        to the end of the remote file.
+
+        Raises:
+            InvalidArgumentError: no ranges, a zero length, a non-HTTP URL (E_INVALIDARG).
+            BitsError: BG_E_INVALID_RANGE, BG_E_OVERLAPPING_RANGES,
+                BG_E_TOO_MANY_RANGES_IN_FILE (more than 500), BG_E_UNSUPPORTED_JOB_CONFIGURATION
+                (a dynamic-content job).
+        """
+        try:
+            pairs = [[int(offset), int(length)] for offset, length in ranges]
+        except (TypeError, ValueError):
+            # As the engine answers it.
+            raise InvalidArgumentError(
+                "ranges must be (offset, length) pairs of integers"
+            ) from None
+        entry = {"remote_name": remote_url, "local_name": local_path, "ranges": pairs}
+        await self._change("POST", "/files", json={"files": [entry]})
+
+    async def get_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
+        """The ranges of a file added with ranges, or [] (IBackgroundCopyFile2::GetFileRanges).
+
+        Args:
+            file: the file's index in the job or its FileInfo.
+        """
+        items = await self._file_list()
+        ranges = items[_file_index(items, file)].get("ranges") or []
+        return [(int(offset), int(length)) for offset, length in ranges]
+
+    async def replace_remote_prefix(self, old_prefix: str, new_prefix: str) -> int:
+        """Replace a leading part of every matching remote name, case-sensitively
+        (ReplaceRemotePrefix). Files already transferred are not fetched again; others go on
+        where they were unless the new server's copy differs.
+
+        Returns:
+            S_OK, or S_FALSE if no remote name started with ``old_prefix``.
+        """
+        body = await self._change(
+            "POST", "/replace-remote-prefix", json={"old": old_prefix, "new": new_prefix}
+        )
+        return _hresult_of(body)
+
+    async def set_validation_state(self, file: int | FileInfo, valid: bool) -> None:
+        """Accept or reject a finished file (IBackgroundCopyFile3::SetValidationState).
+        ``False`` puts the job in ERROR with BG_E_VALIDATION_FAILED and its progress back to 0;
+        Resume downloads it again.
+
+        Raises:
+            BitsError: E_PENDING before the file has finished transferring.
+        """
+        index = file
+        if not isinstance(file, int):
+            index = _file_index(await self._file_list(), file)
+        await self._change("PUT", f"/files/{index}/validation", json={"valid": bool(valid)})
+
+    async def get_validation_state(self, file: int | FileInfo) -> bool:
+        """Whether ``set_validation_state(file, True)`` was called."""
+        items = await self._file_list()
+        return bool(items[_file_index(items, file)].get("validated"))
 
     async def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
         """Add several files at once, all or none (AddFileSet)."""
@@ -513,6 +599,11 @@ class RemoteJob:
 
     async def files(self) -> list[FileInfo]:
         """The job's files, in transfer order (EnumFiles)."""
+        return [_wire.file_info_from_json(item) for item in await self._file_list()]
+
+    async def _file_list(self) -> list[Mapping[str, Any]]:
+        """The job's File objects (with ranges and validation state), as the daemon lists them
+        or, for a job this manager ended, as it last listed them."""
         try:
             body = await self._read("/files")
         except NotFoundError:
@@ -521,9 +612,9 @@ class RemoteJob:
                 raise
             body = {"files": ended.files}
         items = body.get("files")
-        if not isinstance(items, list):
+        if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
             raise BitsError("the daemon answered a malformed file list", hresult=codes.E_FAIL)
-        return [_wire.file_info_from_json(item) for item in items]
+        return items
 
     # -- verbs -----------------------------------------------------------------------------
 
@@ -592,6 +683,11 @@ class RemoteJob:
         return state
 
     # -- state and progress ----------------------------------------------------------------
+
+    async def snapshot(self) -> JobSnapshot:
+        """Everything about the job that may be shown, read at one moment (one request):
+        state, progress, times, error and every property except credentials."""
+        return _wire.snapshot_from_json(await self._get())
 
     async def get_state(self) -> JobState:
         """The job's state (GetState)."""
@@ -749,9 +845,289 @@ class RemoteJob:
             None if parameters is None else str(parameters),
         )
 
+    async def set_maximum_download_size(self, size: int | None) -> None:
+        """Bytes the job may download in all; None removes the limit; only before the first
+        Resume (BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE). Exceeding it fails the job with
+        BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED."""
+        await self._patch(maximum_download_size=size)
+
+    async def get_maximum_download_size(self) -> int | None:
+        return _int_or_none(await self._field("maximum_download_size"))
+
+    async def set_custom_headers(self, headers: str | None) -> None:
+        """Headers sent with every request: ``"Name: value\\r\\n"`` lines, at most 16,384
+        characters; None or "" removes them (SetCustomHeaders)."""
+        await self._patch(custom_headers=headers)
+
+    async def get_custom_headers(self) -> str | None:
+        """The custom headers, or None (GetCustomHeaders).
+
+        Raises:
+            BitsError: E_ACCESSDENIED after ``make_custom_headers_write_only()``.
+        """
+        body = await self._get()
+        if body.get("custom_headers_write_only"):
+            raise BitsError("the custom headers are write-only", hresult=codes.E_ACCESSDENIED)
+        return _str_or_none(body.get("custom_headers"))
+
+    async def make_custom_headers_write_only(self) -> None:
+        """Make the custom headers unreadable from now on; cannot be undone."""
+        await self._change("POST", "/custom-headers/write-only")
+
+    async def set_http_method(self, method: str | None) -> None:
+        """Use another HTTP verb than GET (SetHttpMethod): the job becomes FOREGROUND for good,
+        errors that are normally transient are fatal, and Resume restarts from the beginning.
+        Only before the first Resume; not with dynamic content."""
+        await self._patch(http_method=method)
+
+    async def get_http_method(self) -> str | None:
+        return _str_or_none(await self._field("http_method"))
+
+    async def set_security_flags(self, flags: SecurityFlags | int) -> None:
+        """TLS leniency and the redirect policy (SetSecurityFlags)."""
+        await self._patch(security_flags=_plain_int(flags))
+
+    async def get_security_flags(self) -> SecurityFlags:
+        return SecurityFlags(int(await self._field("security_flags")))
+
+    async def set_proxy_settings(
+        self, usage: ProxyUsage, proxy_list: str | None = None, bypass_list: str | None = None
+    ) -> None:
+        """How requests reach servers (SetProxySettings): PRECONFIG uses the environment's
+        http_proxy/https_proxy/no_proxy; NO_PROXY connects directly; OVERRIDE uses
+        ``proxy_list`` (space-separated ``[scheme=][scheme://]host[:port]``) except for the
+        hosts of ``bypass_list`` (``<local>`` and ``*`` wildcards allowed); AUTODETECT is
+        PRECONFIG on Linux."""
+        try:
+            kind: object = ProxyUsage(usage).name
+        except ValueError:
+            if not isinstance(usage, int):
+                # As the engine answers it.
+                raise NotSupportedError(f"invalid proxy usage {usage!r}") from None
+            kind = int(usage)
+        await self._patch(proxy={"usage": kind, "list": proxy_list, "bypass": bypass_list})
+
+    async def get_proxy_settings(self) -> tuple[ProxyUsage, str | None, str | None]:
+        body = await self._get()
+        return (
+            ProxyUsage(int(body.get("proxy_usage", 0))),
+            _str_or_none(body.get("proxy_list")),
+            _str_or_none(body.get("proxy_bypass")),
+        )
+
+    async def set_credentials(
+        self, target: AuthTarget, scheme: AuthScheme, user_name: str, password: str
+    ) -> None:
+        """Credentials given to a server or proxy when it asks for them with this scheme
+        (SetCredentials); never sent to another host after a redirect, never logged, never
+        returned by the daemon."""
+        await self._change(
+            "PUT",
+            "/credentials",
+            json={
+                "target": _plain_int(target),
+                "scheme": _plain_int(scheme),
+                "user_name": user_name,
+                "password": password,
+            },
+        )
+
+    async def remove_credentials(self, target: AuthTarget, scheme: AuthScheme) -> int:
+        """Forget the credentials of (target, scheme). Returns S_OK, or S_FALSE if none."""
+        parts = (urllib.parse.quote(str(_plain_int(v)), safe="") for v in (target, scheme))
+        return _hresult_of(await self._change("DELETE", "/credentials/" + "/".join(parts)))
+
+    async def set_ca_bundle(self, path: str | None) -> None:
+        """A PEM file of CA certificates to trust instead of the system store (bitsd's form of
+        a certificate store); None returns to the system store."""
+        await self._patch(ca_bundle=path)
+
+    async def get_ca_bundle(self) -> str | None:
+        return _str_or_none(await self._field("ca_bundle"))
+
+    async def set_client_certificate(self, certificate: str, key: str | None = None) -> None:
+        """A client certificate (PEM file, with its key inside or in ``key``)."""
+        await self._patch(client_certificate={"certificate": certificate, "key": key})
+
+    async def remove_client_certificate(self) -> None:
+        await self._patch(client_certificate=None)
+
+    async def get_client_certificate(self) -> tuple[str, str | None] | None:
+        body = await self._get()
+        certificate = _str_or_none(body.get("client_certificate"))
+        if certificate is None:
+            return None
+        return certificate, _str_or_none(body.get("client_key"))
+
+    async def set_transfer_policy(self, policy: CostStates | int) -> None:
+        """The network cost states in which the job may transfer (BITS_JOB_PROPERTY_ID_COST_FLAGS);
+        the default is TRANSFER_STANDARD."""
+        await self._patch(transfer_policy=_plain_int(policy))
+
+    async def get_transfer_policy(self) -> CostStates:
+        return CostStates(int(await self._field("transfer_policy")))
+
+    async def set_bandwidth_limit(self, bytes_per_second: int | None) -> None:
+        """A bitsd extension: the most this job may transfer per second; None for no limit."""
+        await self._patch(bandwidth_limit=bytes_per_second)
+
+    async def get_bandwidth_limit(self) -> int | None:
+        return _int_or_none(await self._field("bandwidth_limit"))
+
     async def get_owner(self) -> int:
         """The uid of the job's owner (GetOwner)."""
         return int(await self._field("owner"))
+
+    # -- upload-reply jobs (docs/uploads.md) -----------------------------------------------
+
+    async def set_reply_file_name(self, path: str | None) -> None:
+        """Where the reply of an upload-reply job goes (IBackgroundCopyJob2::SetReplyFileName).
+        Unless set before the first Resume, bitsd names it after the upload file, in its
+        folder. The file appears there on ``complete()``.
+
+        Args:
+            path: an absolute path in an existing writable folder, as the daemon (the same
+                user) sees it; None returns to the generated name.
+
+        Raises:
+            NotSupportedError: not an upload-reply job (E_NOTIMPL).
+            InvalidStateError: the reply's download has begun (BG_E_INVALID_STATE).
+            InvalidArgumentError, BitsError: a bad path, as for ``add_file``'s local name.
+        """
+        await self._change("PUT", "/reply/file-name", json={"path": path})
+
+    async def get_reply_file_name(self) -> str | None:
+        """The reply file's name, or None before it is set or generated
+        (IBackgroundCopyJob2::GetReplyFileName). Raises NotSupportedError (E_NOTIMPL) for
+        other job types."""
+        return _str_or_none((await self._reply()).get("file_name"))
+
+    async def get_reply_progress(self) -> ReplyProgress:
+        """The reply's progress (IBackgroundCopyJob2::GetReplyProgress): ``bytes_total`` is
+        ``SIZE_UNKNOWN`` until the upload part is done. Raises NotSupportedError (E_NOTIMPL)
+        for other job types."""
+        return _reply_progress((await self._reply()).get("progress"))
+
+    async def get_reply_data(self) -> bytes:
+        """The reply, in memory (IBackgroundCopyJob2::GetReplyData); b"" when the server
+        application sent none. Works in TRANSFERRED and after ``complete()`` (then read from
+        the reply file, as the engine does).
+
+        Raises:
+            NotSupportedError: not an upload-reply job (E_NOTIMPL).
+            InvalidStateError: the job is not TRANSFERRED (BG_E_INVALID_STATE).
+            BitsError: BG_E_TOO_LARGE for a reply over 1 MiB (read the reply file instead).
+        """
+        try:
+            body = await self._read("/reply/data")
+        except NotFoundError:
+            ended = self._ended()
+            if ended is None:
+                raise
+            return await _ended_reply_data(ended, self._ended_reply(ended))
+        try:
+            return base64.b64decode(str(body.get("data", "")), validate=True)
+        except (binascii.Error, ValueError):
+            raise BitsError(
+                "the daemon answered malformed reply data", hresult=codes.E_FAIL
+            ) from None
+
+    async def _reply(self) -> Mapping[str, Any]:
+        """GET .../reply, or what it answered when this manager ended the job."""
+        try:
+            body: Mapping[str, Any] = await self._read("/reply")
+        except NotFoundError:
+            ended = self._ended()
+            if ended is None:
+                raise
+            return self._ended_reply(ended)
+        return body
+
+    @staticmethod
+    def _ended_reply(ended: _Ended) -> Mapping[str, Any]:
+        if ended.reply is None:
+            raise NotSupportedError(
+                f"only upload-reply jobs have a reply; this one is {ended.job.get('type')}"
+            )
+        return ended.reply
+
+
+def _reply_progress(value: object) -> ReplyProgress:
+    if not isinstance(value, Mapping):
+        raise BitsError("the daemon answered a malformed reply progress", hresult=codes.E_FAIL)
+    total, done = value.get("bytes_total"), value.get("bytes_transferred")
+    if not isinstance(total, int) or not isinstance(done, int):
+        raise BitsError("the daemon answered a malformed reply progress", hresult=codes.E_FAIL)
+    return ReplyProgress(total, done)
+
+
+async def _ended_reply_data(ended: _Ended, reply: Mapping[str, Any]) -> bytes:
+    """GetReplyData of a job this manager ended, as the engine answers it: after Complete
+    from the reply file (the same user's file, as the daemon sees it), else
+    BG_E_INVALID_STATE."""
+    if ended.state is not JobState.ACKNOWLEDGED:
+        raise InvalidStateError(
+            f"the job is {ended.state}; the reply is there once the job is TRANSFERRED"
+        )
+    size = _reply_progress(reply.get("progress")).bytes_total
+    size = 0 if size == codes.SIZE_UNKNOWN else size
+    if size > MAX_REPLY_DATA:
+        raise BitsError(
+            f"the reply has {size} bytes; get_reply_data() returns at most "
+            f"{MAX_REPLY_DATA}: read the reply file after complete()",
+            hresult=codes.BG_E_TOO_LARGE,
+        )
+    path = _str_or_none(reply.get("file_name"))
+    if size == 0 or path is None:
+        return b""
+
+    def read() -> bytes:
+        with open(path, "rb") as f:
+            return f.read(MAX_REPLY_DATA + 1)
+
+    try:
+        return await asyncio.to_thread(read)
+    except OSError as exc:
+        raise BitsError(
+            f"cannot read the reply {path}: {exc.strerror}",
+            hresult=codes.hresult_from_errno(exc.errno or 0),
+        ) from exc
+
+
+def _file_index(items: list[Mapping[str, Any]], file: int | FileInfo) -> int:
+    """The index of ``file`` (an index or a FileInfo, matched by local name) among the listed
+    files, checked as the engine checks it (InvalidArgumentError)."""
+    if isinstance(file, FileInfo):
+        for i, item in enumerate(items):
+            if item.get("local_name") == file.local_name:
+                return i
+        raise InvalidArgumentError(f"the job has no file {file.local_name}")
+    if not isinstance(file, int) or not 0 <= file < len(items):
+        raise InvalidArgumentError(f"the job has no file number {file!r}")
+    return file
+
+
+def _hresult_of(body: Mapping[str, Any]) -> int:
+    hresult = body.get("hresult", codes.S_OK)
+    return int(hresult) if isinstance(hresult, int) else codes.S_OK
+
+
+def _plain_int(value: object) -> object:
+    """An int (an enum member too) as a plain int for JSON; anything else as it is, for the
+    daemon to refuse with the engine's code."""
+    return int(value) if isinstance(value, int) else value
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int_or_none(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise BitsError(f"the daemon answered a malformed number {value!r}", hresult=codes.E_FAIL)
 
 
 class _EventStream:

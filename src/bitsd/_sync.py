@@ -25,9 +25,19 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from bitsd import _client
-from bitsd._enums import JobState, JobType, NotifyFlags, Priority
+from bitsd._enums import (
+    AuthScheme,
+    AuthTarget,
+    CostStates,
+    JobState,
+    JobType,
+    NotifyFlags,
+    Priority,
+    ProxyUsage,
+    SecurityFlags,
+)
 from bitsd._errors import InvalidStateError
-from bitsd._records import ErrorInfo, FileInfo, JobProgress, JobTimes
+from bitsd._records import ErrorInfo, FileInfo, JobProgress, JobSnapshot, JobTimes, ReplyProgress
 
 __all__ = ["Job", "Manager", "connect"]
 
@@ -197,8 +207,30 @@ class Job:
     # -- files -----------------------------------------------------------------------------
 
     def add_file(self, remote_url: str, local_path: str, *, sha256: str | None = None) -> None:
-        """Add one file (AddFile); ``sha256`` must be None through the daemon."""
+        """Add one file (AddFile); ``sha256``, a bitsd extension, is the expected SHA-256."""
         self._runner.run(self._job.add_file(remote_url, local_path, sha256=sha256))
+
+    def add_file_with_ranges(
+        self, remote_url: str, local_path: str, ranges: Iterable[tuple[int, int]]
+    ) -> None:
+        """Add a file made of byte ranges of the remote file (AddFileWithRanges)."""
+        self._runner.run(self._job.add_file_with_ranges(remote_url, local_path, list(ranges)))
+
+    def get_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
+        """The ranges of a file added with ranges, or [] (GetFileRanges)."""
+        return self._runner.run(self._job.get_file_ranges(file))
+
+    def replace_remote_prefix(self, old_prefix: str, new_prefix: str) -> int:
+        """Replace a leading part of the remote names (ReplaceRemotePrefix); S_OK or S_FALSE."""
+        return self._runner.run(self._job.replace_remote_prefix(old_prefix, new_prefix))
+
+    def set_validation_state(self, file: int | FileInfo, valid: bool) -> None:
+        """Accept or reject a finished file (SetValidationState)."""
+        self._runner.run(self._job.set_validation_state(file, valid))
+
+    def get_validation_state(self, file: int | FileInfo) -> bool:
+        """Whether ``set_validation_state(file, True)`` was called."""
+        return self._runner.run(self._job.get_validation_state(file))
 
     def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
         """Add several files at once, all or none (AddFileSet)."""
@@ -235,6 +267,10 @@ class Job:
         )
 
     # -- state and progress ----------------------------------------------------------------
+
+    def snapshot(self) -> JobSnapshot:
+        """Everything about the job that may be shown, read at one moment (one request)."""
+        return self._runner.run(self._job.snapshot())
 
     def get_state(self) -> JobState:
         """The job's state (GetState)."""
@@ -328,5 +364,93 @@ class Job:
     def get_notify_cmd_line(self) -> tuple[str | None, str | None]:
         return self._runner.run(self._job.get_notify_cmd_line())
 
+    def set_maximum_download_size(self, size: int | None) -> None:
+        self._runner.run(self._job.set_maximum_download_size(size))
+
+    def get_maximum_download_size(self) -> int | None:
+        return self._runner.run(self._job.get_maximum_download_size())
+
+    def set_custom_headers(self, headers: str | None) -> None:
+        self._runner.run(self._job.set_custom_headers(headers))
+
+    def get_custom_headers(self) -> str | None:
+        """The custom headers, or None; BitsError E_ACCESSDENIED when write-only."""
+        return self._runner.run(self._job.get_custom_headers())
+
+    def make_custom_headers_write_only(self) -> None:
+        self._runner.run(self._job.make_custom_headers_write_only())
+
+    def set_http_method(self, method: str | None) -> None:
+        self._runner.run(self._job.set_http_method(method))
+
+    def get_http_method(self) -> str | None:
+        return self._runner.run(self._job.get_http_method())
+
+    def set_security_flags(self, flags: SecurityFlags | int) -> None:
+        self._runner.run(self._job.set_security_flags(flags))
+
+    def get_security_flags(self) -> SecurityFlags:
+        return self._runner.run(self._job.get_security_flags())
+
+    def set_proxy_settings(
+        self, usage: ProxyUsage, proxy_list: str | None = None, bypass_list: str | None = None
+    ) -> None:
+        self._runner.run(self._job.set_proxy_settings(usage, proxy_list, bypass_list))
+
+    def get_proxy_settings(self) -> tuple[ProxyUsage, str | None, str | None]:
+        return self._runner.run(self._job.get_proxy_settings())
+
+    def set_credentials(
+        self, target: AuthTarget, scheme: AuthScheme, user_name: str, password: str
+    ) -> None:
+        """Credentials for a challenge of (target, scheme); never returned nor logged."""
+        self._runner.run(self._job.set_credentials(target, scheme, user_name, password))
+
+    def remove_credentials(self, target: AuthTarget, scheme: AuthScheme) -> int:
+        return self._runner.run(self._job.remove_credentials(target, scheme))
+
+    def set_ca_bundle(self, path: str | None) -> None:
+        self._runner.run(self._job.set_ca_bundle(path))
+
+    def get_ca_bundle(self) -> str | None:
+        return self._runner.run(self._job.get_ca_bundle())
+
+    def set_client_certificate(self, certificate: str, key: str | None = None) -> None:
+        self._runner.run(self._job.set_client_certificate(certificate, key))
+
+    def remove_client_certificate(self) -> None:
+        self._runner.run(self._job.remove_client_certificate())
+
+    def get_client_certificate(self) -> tuple[str, str | None] | None:
+        return self._runner.run(self._job.get_client_certificate())
+
+    def set_transfer_policy(self, policy: CostStates | int) -> None:
+        self._runner.run(self._job.set_transfer_policy(policy))
+
+    def get_transfer_policy(self) -> CostStates:
+        return self._runner.run(self._job.get_transfer_policy())
+
+    def set_bandwidth_limit(self, bytes_per_second: int | None) -> None:
+        self._runner.run(self._job.set_bandwidth_limit(bytes_per_second))
+
+    def get_bandwidth_limit(self) -> int | None:
+        return self._runner.run(self._job.get_bandwidth_limit())
+
     def get_owner(self) -> int:
         return self._runner.run(self._job.get_owner())
+
+    # -- upload-reply jobs -----------------------------------------------------------------
+
+    def set_reply_file_name(self, path: str | None) -> None:
+        """Where the reply of an upload-reply job goes (SetReplyFileName)."""
+        self._runner.run(self._job.set_reply_file_name(path))
+
+    def get_reply_file_name(self) -> str | None:
+        return self._runner.run(self._job.get_reply_file_name())
+
+    def get_reply_progress(self) -> ReplyProgress:
+        return self._runner.run(self._job.get_reply_progress())
+
+    def get_reply_data(self) -> bytes:
+        """The reply in memory (GetReplyData), at most 1 MiB."""
+        return self._runner.run(self._job.get_reply_data())

@@ -70,6 +70,12 @@ _ERRORS: dict[int, tuple[type[BitsError], int]] = {
     codes.BG_E_STRING_TOO_LONG: (InvalidArgumentError, 400),
     codes.E_NOTIMPL: (NotSupportedError, 501),
     codes.BG_E_DATABASE_CORRUPT: (StoreError, 500),
+    # The job's state or its other properties refuse the call.
+    codes.E_PENDING: (BitsError, 409),
+    codes.BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD: (BitsError, 409),
+    codes.BG_E_UNSUPPORTED_JOB_CONFIGURATION: (BitsError, 409),
+    # Write-only custom headers.
+    codes.E_ACCESSDENIED: (BitsError, 403),
 }
 
 

@@ -18,41 +18,6 @@ from bitsd._sync import Manager as SyncManager
 from bitsd.aio import Engine, Job, Manager
 
 MANAGER_VERBS = ["create_job", "get_job", "jobs", "close"]
-# The job verbs that control API v1 (docs/control-api.md) carries. bitsd.aio.Job has more
-# (HTTP options, ranges, validation...); the API has no routes for them yet.
-CONTRACT_JOB_METHODS = [
-    "add_file",
-    "add_file_set",
-    "files",
-    "resume",
-    "suspend",
-    "cancel",
-    "complete",
-    "wait",
-    "get_state",
-    "get_type",
-    "get_progress",
-    "get_times",
-    "get_error",
-    "get_error_count",
-    "get_owner",
-    *(
-        f"{verb}_{prop}"
-        for prop in (
-            "priority",
-            "display_name",
-            "description",
-            "minimum_retry_delay",
-            "no_progress_timeout",
-            "maximum_download_time",
-            "dynamic_content",
-            "notify_flags",
-            "notify_interface",
-            "notify_cmd_line",
-        )
-        for verb in ("set", "get")
-    ),
-]
 
 
 def public_methods(cls: type) -> list[str]:
@@ -74,22 +39,44 @@ def shape(fn: object, *, drop_async: bool = False) -> tuple[object, ...]:
     return (params, same(sig.return_annotation))
 
 
-def test_remote_job_has_the_contract_methods_with_the_engine_signatures() -> None:
-    """RemoteJob's public methods are the job verbs of control API v1, each a coroutine with
-    the same signature as bitsd.aio.Job's method of that name."""
-    assert public_methods(RemoteJob) == sorted(CONTRACT_JOB_METHODS)
-    for name in CONTRACT_JOB_METHODS:
+def test_remote_job_has_exactly_the_engine_job_methods_with_their_signatures() -> None:
+    """RemoteJob's public methods are exactly bitsd.aio.Job's (every verb has a route), each a
+    coroutine with the same signature: parameters, defaults, annotations and return."""
+    assert public_methods(RemoteJob) == public_methods(Job)
+    for name in public_methods(Job):
         assert inspect.iscoroutinefunction(getattr(RemoteJob, name)), name
         assert shape(getattr(RemoteJob, name)) == shape(getattr(Job, name)), name
 
 
-def test_sync_job_has_the_remote_job_methods_as_blocking_calls() -> None:
-    """The sync client's Job has RemoteJob's methods, plain functions with the same
-    signatures."""
-    assert public_methods(SyncJob) == public_methods(RemoteJob)
-    for name in public_methods(RemoteJob):
+def test_sync_job_has_exactly_the_engine_job_methods_as_blocking_calls() -> None:
+    """The sync client's Job has exactly bitsd.aio.Job's methods, plain functions with the
+    same signatures."""
+    assert public_methods(SyncJob) == public_methods(Job)
+    for name in public_methods(Job):
         assert not inspect.iscoroutinefunction(getattr(SyncJob, name)), name
         assert shape(getattr(SyncJob, name)) == shape(getattr(Job, name)), name
+
+
+def test_the_issue_6_methods_are_part_of_the_surface() -> None:
+    """The surface compared above holds the HTTP options, ranges, validation and snapshot
+    verbs (so a Job that lost them could not make the comparison pass trivially)."""
+    assert {
+        "add_file_with_ranges",
+        "get_file_ranges",
+        "replace_remote_prefix",
+        "set_validation_state",
+        "get_validation_state",
+        "snapshot",
+        "set_custom_headers",
+        "make_custom_headers_write_only",
+        "set_credentials",
+        "remove_credentials",
+        "set_proxy_settings",
+        "set_client_certificate",
+        "remove_client_certificate",
+        "set_transfer_policy",
+        "set_bandwidth_limit",
+    } <= set(public_methods(Job))
 
 
 def test_managers_have_the_engine_verbs() -> None:

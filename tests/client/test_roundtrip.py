@@ -34,7 +34,6 @@ from bitsd import (
     ReadOnlyPropertyError,
     codes,
 )
-from bitsd.aio import Manager
 from tests.client.conftest import AnyJob, Backend
 from tests.servers.faulty import Fault, FaultServer
 
@@ -180,7 +179,6 @@ async def test_caller_errors_raise_the_same_classes_and_hresults(
         ),
         (job.get_error(), ErrorInfoUnavailableError, codes.BG_E_ERROR_INFORMATION_UNAVAILABLE),
         (backend.create_job("n" * 1025), InvalidArgumentError, codes.BG_E_STRING_TOO_LONG),
-        (backend.create_job("up", JobType.UPLOAD), NotSupportedError, codes.E_NOTIMPL),
         (job.set_priority(9), NotSupportedError, codes.E_NOTIMPL),  # type: ignore[arg-type]
         (job.set_notify_flags(0x40), NotSupportedError, codes.E_NOTIMPL),
         (job.set_minimum_retry_delay(-1), InvalidArgumentError, codes.E_INVALIDARG),
@@ -299,15 +297,4 @@ async def test_add_file_set_is_all_or_none(
     assert await job.files() == []
     await job.add_file_set(iter(good))
     assert [(f.remote_name, f.local_name) for f in await job.files()] == good
-    await job.cancel()
-
-
-async def test_a_checksum_is_refused_rather_than_dropped(manager: Manager, dest: Path) -> None:
-    """add_file(sha256=...) has no field in control API v1: the client refuses it with
-    NotSupportedError (E_NOTIMPL) and adds nothing, instead of transferring unchecked."""
-    job = await manager.create_job("sha256")
-    with pytest.raises(NotSupportedError) as info:
-        await job.add_file("http://127.0.0.1:9/x", str(dest / "x"), sha256="0" * 64)
-    assert info.value.hresult == codes.E_NOTIMPL
-    assert await job.files() == []
     await job.cancel()

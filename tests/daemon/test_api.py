@@ -226,7 +226,7 @@ async def test_caller_errors_and_the_daemon_goes_on(api: aiohttp.ClientSession) 
         ("POST", "/v1/jobs", [1, 2], None, 400, "E_INVALIDARG"),
         ("POST", "/v1/jobs", {"display_name": 7}, None, 400, "E_INVALIDARG"),
         ("POST", "/v1/jobs", {"display_name": "x" * 1025}, None, 400, "BG_E_STRING_TOO_LONG"),
-        ("POST", "/v1/jobs", {"display_name": "u", "type": "UPLOAD"}, None, 501, "E_NOTIMPL"),
+        ("POST", "/v1/jobs", {"display_name": "u", "type": "SIDEWAYS"}, None, 400, "E_INVALIDARG"),
         ("GET", "/v1/nothing", None, None, 404, "E_NOTIMPL"),
         ("GET", "/v2/jobs", None, None, 404, "E_NOTIMPL"),
         ("DELETE", "/v1/jobs", None, None, 405, "E_NOTIMPL"),

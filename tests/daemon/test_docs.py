@@ -49,13 +49,13 @@ def test_every_option_is_documented() -> None:
 
 def test_systemd_unit_waits_for_readiness_and_reloads_with_sighup() -> None:
     """The unit is Type=notify, starts ``bitsd serve``, reloads with SIGHUP and does not
-    restart a daemon that refused to start (exit 2 or 3)."""
+    restart a daemon that refused to start (exit 2, 3 or 4)."""
     unit = (DOCS / "bitsd.service").read_text(encoding="utf-8")
     for line in (
         "Type=notify",
         "ExecStart=%h/.local/bin/bitsd serve",
         "ExecReload=/bin/kill -HUP $MAINPID",
-        "RestartPreventExitStatus=2 3",
+        "RestartPreventExitStatus=2 3 4",
         "WantedBy=default.target",
     ):
         assert f"\n{line}\n" in unit, line

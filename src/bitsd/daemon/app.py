@@ -8,6 +8,8 @@ Rules:
   (both E_NOTIMPL: something this daemon does not have); malformed JSON 400 (E_INVALIDARG).
   Any other exception is a bug: 500 (E_UNEXPECTED), logged with its traceback, and the daemon
   goes on serving.
+- Credentials (``PUT .../credentials``) are passed to the engine and forgotten: no answer and
+  no log line carries them (request logs have the method, path, status and time only).
 - ``wait`` waits at most 60 s and answers at once (``timed_out``) when the daemon stops, so a
   long poll never delays a shutdown.
 """
@@ -15,6 +17,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -39,17 +42,23 @@ from bitsd._wire import (
     API_VERSION,
     error_info_to_json,
     error_to_json,
-    file_info_to_json,
     http_status_for,
 )
 from bitsd.daemon import logs, openapi
 from bitsd.daemon.events import EventHub
 from bitsd.daemon.shapes import (
-    file_pairs,
+    auth_pair,
+    credentials,
+    file_index,
+    file_to_json,
     job_changes,
     job_to_json,
+    new_files,
     new_job,
     page_params,
+    prefixes,
+    reply_file_name,
+    validation,
     wait_params,
 )
 
@@ -74,6 +83,18 @@ def build_app(engine: Engine, hub: EventHub, *, stopping: asyncio.Event) -> Star
         Route("/v1/jobs/{id}", api.patch_job, methods=["PATCH"]),
         Route("/v1/jobs/{id}/files", api.list_files, methods=["GET"]),
         Route("/v1/jobs/{id}/files", api.add_files, methods=["POST"]),
+        Route("/v1/jobs/{id}/files/{index}/validation", api.set_validation, methods=["PUT"]),
+        Route("/v1/jobs/{id}/replace-remote-prefix", api.replace_prefix, methods=["POST"]),
+        Route("/v1/jobs/{id}/credentials", api.set_credentials, methods=["PUT"]),
+        Route(
+            "/v1/jobs/{id}/credentials/{target}/{scheme}",
+            api.remove_credentials,
+            methods=["DELETE"],
+        ),
+        Route("/v1/jobs/{id}/custom-headers/write-only", api.headers_write_only, methods=["POST"]),
+        Route("/v1/jobs/{id}/reply", api.get_reply, methods=["GET"]),
+        Route("/v1/jobs/{id}/reply/data", api.get_reply_data, methods=["GET"]),
+        Route("/v1/jobs/{id}/reply/file-name", api.set_reply_file_name, methods=["PUT"]),
         Route("/v1/jobs/{id}/resume", api.resume, methods=["POST"]),
         Route("/v1/jobs/{id}/suspend", api.suspend, methods=["POST"]),
         Route("/v1/jobs/{id}/cancel", api.cancel, methods=["POST"]),
@@ -131,21 +152,85 @@ class _Api:
 
     async def patch_job(self, request: Request) -> Response:
         job = await self._job(request)
-        for change in job_changes(await _body(request)):
+        body = await _body(request)
+        for change in job_changes(body, await job.snapshot()):
             await change(job)
         return JSONResponse(await job_to_json(job))
 
     async def list_files(self, request: Request) -> Response:
         job = await self._job(request)
-        return JSONResponse({"files": [file_info_to_json(f) for f in await job.files()]})
+        return JSONResponse({"files": await _files_json(job)})
 
     async def add_files(self, request: Request) -> Response:
         job = await self._job(request)
-        pairs = file_pairs(await _body(request))
+        new = new_files(await _body(request))
         before = len(await job.files())
-        await job.add_file_set(pairs)
-        added = (await job.files())[before:]
-        return JSONResponse({"files": [file_info_to_json(f) for f in added]})
+        if new.ranges is not None:
+            [(remote, local)] = new.pairs
+            await job.add_file_with_ranges(remote, local, new.ranges)
+        elif new.sha256 is not None:
+            [(remote, local)] = new.pairs
+            await job.add_file(remote, local, sha256=new.sha256)
+        else:
+            await job.add_file_set(new.pairs)
+        return JSONResponse({"files": await _files_json(job, start=before)})
+
+    async def set_validation(self, request: Request) -> Response:
+        job = await self._job(request)
+        index = file_index(request.path_params["index"])
+        await job.set_validation_state(index, validation(await _body(request)))
+        return await _verb_result(job, codes.S_OK)
+
+    async def replace_prefix(self, request: Request) -> Response:
+        job = await self._job(request)
+        old, new = prefixes(await _body(request))
+        return _hresult(await job.replace_remote_prefix(old, new))
+
+    async def set_credentials(self, request: Request) -> Response:
+        job = await self._job(request)
+        given = credentials(await _body(request))
+        await job.set_credentials(
+            given.target,  # type: ignore[arg-type]  # a number: the engine checks it
+            given.scheme,  # type: ignore[arg-type]
+            given.user_name or "",  # None is "" to the engine too
+            given.password or "",
+        )
+        return _hresult(codes.S_OK)
+
+    async def remove_credentials(self, request: Request) -> Response:
+        job = await self._job(request)
+        target, scheme = auth_pair(request.path_params["target"], request.path_params["scheme"])
+        return _hresult(
+            await job.remove_credentials(target, scheme)  # type: ignore[arg-type]
+        )
+
+    async def headers_write_only(self, request: Request) -> Response:
+        job = await self._job(request)
+        await job.make_custom_headers_write_only()
+        return _hresult(codes.S_OK)
+
+    async def get_reply(self, request: Request) -> Response:
+        job = await self._job(request)
+        progress = await job.get_reply_progress()
+        return JSONResponse(
+            {
+                "file_name": await job.get_reply_file_name(),
+                "progress": {
+                    "bytes_total": progress.bytes_total,
+                    "bytes_transferred": progress.bytes_transferred,
+                },
+            }
+        )
+
+    async def get_reply_data(self, request: Request) -> Response:
+        job = await self._job(request)
+        data = await job.get_reply_data()
+        return JSONResponse({"data": base64.b64encode(data).decode("ascii")})
+
+    async def set_reply_file_name(self, request: Request) -> Response:
+        job = await self._job(request)
+        await job.set_reply_file_name(reply_file_name(await _body(request)))
+        return _hresult(codes.S_OK)
 
     async def resume(self, request: Request) -> Response:
         job = await self._job(request)
@@ -194,6 +279,16 @@ class _Api:
 async def _verb_result(job: Job, hresult: int) -> Response:
     state = await job.get_state()
     return JSONResponse({"hresult": hresult, "name": codes.name_of(hresult), "state": state.name})
+
+
+def _hresult(hresult: int) -> Response:
+    return JSONResponse({"hresult": hresult, "name": codes.name_of(hresult)})
+
+
+async def _files_json(job: Job, start: int = 0) -> list[object]:
+    """The job's files from ``start`` on, each with its ranges and validation state."""
+    files = await job.files()
+    return [await file_to_json(job, i, f) for i, f in enumerate(files) if i >= start]
 
 
 async def _body(request: Request) -> object:

@@ -10,8 +10,9 @@ Rules:
   child starts a new session and writes its log to ``<state>/daemon.log``; the parent returns
   once the socket accepts connections, or reports the child's failure with the log's tail.
 - Exit status: 0 stopped by SIGTERM or SIGINT (``--detach``: the daemon is ready); 1 it could
-  not start (state folder, socket, store) or a detached daemon did not become ready; 2 bad usage
-  or a bad config file; 3 another daemon holds the lock. A detached daemon that exits before it
+  not start (state folder, socket) or a detached daemon did not become ready; 2 bad usage
+  or a bad config file; 3 another daemon holds the lock; 4 the job store is unusable (a copy
+  was made beside it). A detached daemon that exits before it
   is ready passes its own status on.
 """
 
@@ -33,13 +34,14 @@ from bitsd.daemon import logs
 from bitsd.daemon.listen import ListenError
 from bitsd.daemon.lock import LockHeldError
 from bitsd.daemon.paths import Paths, ensure_private_dir, resolve
-from bitsd.daemon.service import StartupError, serve
+from bitsd.daemon.service import StartupError, StoreRefusedError, serve
 
 __all__ = [
     "EXIT_CONFIG",
     "EXIT_FAILED",
     "EXIT_LOCKED",
     "EXIT_OK",
+    "EXIT_STORE",
     "READY_TIMEOUT",
     "serve_command",
 ]
@@ -48,6 +50,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_LOCKED = 3
+EXIT_STORE = 4
 
 # Seconds the parent of --detach waits for the daemon to accept connections (opening a large
 # job store takes a while).
@@ -105,6 +108,8 @@ def _run(paths: Paths, log_level: str | None, ready: Callable[[], None] | None) 
         return _fail(exc, EXIT_CONFIG)
     except LockHeldError as exc:
         return _fail(exc, EXIT_LOCKED)
+    except StoreRefusedError as exc:
+        return _fail(exc, EXIT_STORE)
     except (StartupError, ListenError, BitsError, OSError) as exc:
         return _fail(exc, EXIT_FAILED)
     return EXIT_OK

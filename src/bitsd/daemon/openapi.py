@@ -16,8 +16,24 @@ import json
 from typing import Any
 
 import bitsd
-from bitsd._enums import ErrorContext, JobState, JobType, Priority
+from bitsd import codes
+from bitsd._enums import (
+    AuthScheme,
+    AuthTarget,
+    ErrorContext,
+    JobState,
+    JobType,
+    Priority,
+    ProxyUsage,
+)
+from bitsd._httpopts import (
+    MAX_CUSTOM_HEADERS_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    MAX_PROXY_LIST_LENGTH,
+    MAX_USER_NAME_LENGTH,
+)
 from bitsd._policy import MAX_DESCRIPTION_LENGTH, MAX_DISPLAY_NAME_LENGTH
+from bitsd._ranges import MAX_RANGES_PER_FILE
 from bitsd.daemon.shapes import (
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
@@ -73,16 +89,27 @@ def _errors(*statuses: int) -> JSON:
 
 
 _ERROR_RESPONSES = {
-    400: ("BadRequest", "E_INVALIDARG or BG_E_STRING_TOO_LONG: a malformed body, field or query"),
+    400: (
+        "BadRequest",
+        "E_INVALIDARG or BG_E_STRING_TOO_LONG: a malformed body, field or query; or another "
+        "caller error the engine raises with its BITS code (BG_E_INVALID_RANGE, "
+        "BG_E_INVALID_AUTH_TARGET, ...)",
+    ),
+    403: ("Forbidden", "E_ACCESSDENIED: the custom headers are write-only"),
     404: ("NotFound", "BG_E_NOT_FOUND (no such job), or E_NOTIMPL for an unknown route"),
     405: ("MethodNotAllowed", "E_NOTIMPL: the route exists, the method does not"),
     409: (
         "Conflict",
-        "BG_E_INVALID_STATE, BG_E_EMPTY, BG_E_ERROR_INFORMATION_UNAVAILABLE or "
-        "BG_E_READ_ONLY_PROPERTY_*: the job's state refuses it",
+        "BG_E_INVALID_STATE, BG_E_EMPTY, BG_E_ERROR_INFORMATION_UNAVAILABLE, "
+        "BG_E_READ_ONLY_PROPERTY_*, E_PENDING, BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD or "
+        "BG_E_UNSUPPORTED_JOB_CONFIGURATION: the job's state or other properties refuse it",
     ),
     500: ("InternalError", "E_UNEXPECTED: a bug of the daemon (logged); it keeps serving"),
-    501: ("NotImplemented", "E_NOTIMPL: a feature bitsd does not have (e.g. upload jobs)"),
+    501: (
+        "NotImplemented",
+        "E_NOTIMPL: a feature bitsd or the job does not have (e.g. the reply of a job that is "
+        "not upload-reply), or a flag or enum value BITS does not define",
+    ),
 }
 
 _JOB_ID = {
@@ -105,6 +132,33 @@ _ERROR_DETAIL = _object(
     }
 )
 _NOTIFY_METHODS = ["job_error", "job_transferred", "job_modification", "file_transferred"]
+_PATH = {"type": "string", "description": "an absolute path"}
+_OPTIONAL_TEXT = _nullable({"type": "string"})
+_RANGE = {
+    "type": "array",
+    "prefixItems": [
+        {**_UINT, "description": "offset"},
+        {
+            **_UINT,
+            "description": f"length; {codes.LENGTH_TO_EOF} (LENGTH_TO_EOF) runs to the end",
+        },
+    ],
+    "minItems": 2,
+    "maxItems": 2,
+}
+_FILE_FIELDS: JSON = {
+    "remote_name": {"type": "string"},
+    "local_name": {"type": "string"},
+    "temporary_name": {"type": "string"},
+    "progress": _object(
+        {
+            "bytes_total": {**_UINT, "description": "18446744073709551615 while unknown"},
+            "bytes_transferred": _UINT,
+            "completed": {"type": "boolean"},
+        }
+    ),
+}
+_HRESULT_RESULT = _object({"hresult": _HRESULT, "name": {"type": "string"}})
 
 _SCHEMAS: JSON = {
     "Error": _object({"error": _ERROR_DETAIL}),
@@ -127,18 +181,19 @@ _SCHEMAS: JSON = {
             "transfer_completion_time": _nullable({"type": "string", "format": "date-time"}),
         }
     ),
-    "File": _object(
+    "File": _object(_FILE_FIELDS),
+    "ListedFile": _object(
         {
-            "remote_name": {"type": "string"},
-            "local_name": {"type": "string"},
-            "temporary_name": {"type": "string"},
-            "progress": _object(
-                {
-                    "bytes_total": {**_UINT, "description": "18446744073709551615 while unknown"},
-                    "bytes_transferred": _UINT,
-                    "completed": {"type": "boolean"},
-                }
-            ),
+            **_FILE_FIELDS,
+            "ranges": {
+                "type": "array",
+                "items": _RANGE,
+                "description": "the file's ranges, in the order given; [] for a whole file",
+            },
+            "validated": {
+                "type": "boolean",
+                "description": "SetValidationState(TRUE) was called",
+            },
         }
     ),
     "ErrorInfo": _object(
@@ -183,7 +238,51 @@ _SCHEMAS: JSON = {
                 "oneOf": [_ref("ErrorInfo"), {"type": "null"}],
                 "description": "set in ERROR and TRANSIENT_ERROR",
             },
+            "maximum_download_size": _nullable({**_UINT, "description": "bytes; null: none"}),
+            "custom_headers": _nullable(
+                {"type": "string", "description": "null when none or write-only"}
+            ),
+            "custom_headers_write_only": {"type": "boolean"},
+            "http_method": _nullable({"type": "string", "description": "null: GET"}),
+            "security_flags": {**_UINT, "description": "BG_SSL_* and redirect-policy bits"},
+            "proxy_usage": {
+                "type": "integer",
+                "enum": [int(m) for m in ProxyUsage],
+                "description": ", ".join(f"{int(m)} {m.name}" for m in ProxyUsage),
+            },
+            "proxy_list": _OPTIONAL_TEXT,
+            "proxy_bypass": _OPTIONAL_TEXT,
+            "ca_bundle": _nullable(_PATH),
+            "client_certificate": _nullable(_PATH),
+            "client_key": _nullable(
+                {**_PATH, "description": "null when the key is in the certificate file"}
+            ),
+            "transfer_policy": {**_UINT, "description": "BITS cost-state bits"},
+            "bandwidth_limit": _nullable({**_UINT, "description": "bytes per second"}),
         }
+    ),
+    "ProxySettings": _object(
+        {
+            "usage": _name_or_number(ProxyUsage, "proxy usage"),
+            "list": _nullable(
+                {
+                    "type": "string",
+                    "maxLength": MAX_PROXY_LIST_LENGTH,
+                    "description": "OVERRIDE only: [scheme=][scheme://]host[:port] ...",
+                }
+            ),
+            "bypass": _nullable(
+                {
+                    "type": "string",
+                    "maxLength": MAX_PROXY_LIST_LENGTH,
+                    "description": "OVERRIDE only: hosts, <local> and * wildcards",
+                }
+            ),
+        },
+        required=("usage",),
+    ),
+    "ClientCertificate": _object(
+        {"certificate": _PATH, "key": _nullable(_PATH)}, required=("certificate",)
     ),
     "JobPage": _object(
         {
@@ -211,23 +310,118 @@ _SCHEMAS: JSON = {
                 "dynamic_content": {"type": "boolean"},
                 "notify_flags": {"type": "integer", "minimum": 0, "maximum": 0x3F},
                 "notify_cmd_line": _ref("NotifyCmdLine"),
+                "maximum_download_size": _nullable(
+                    {"type": "integer", "minimum": 1, "description": "only before Resume"}
+                ),
+                "custom_headers": _nullable(
+                    {
+                        "type": "string",
+                        "maxLength": MAX_CUSTOM_HEADERS_LENGTH - 1,
+                        "description": "CRLF-terminated 'Name: value' lines; null or '': none",
+                    }
+                ),
+                "http_method": _nullable(
+                    {"type": "string", "description": "an HTTP token; only before Resume"}
+                ),
+                "security_flags": _UINT,
+                "proxy": _ref("ProxySettings"),
+                "ca_bundle": _nullable(_PATH),
+                "client_certificate": _nullable(_ref("ClientCertificate")),
+                "transfer_policy": {**_UINT, "maximum": 0xFFFFFFFF},
+                "bandwidth_limit": _nullable({"type": "integer", "minimum": 1}),
             },
             required=(),
         ),
-        "description": "Every field is checked before any is applied.",
+        "description": (
+            "Every field is checked, and the fields against each other and the job, before any "
+            "is applied."
+        ),
     },
-    "NewFiles": _object(
+    "NewFiles": {
+        **_object(
+            {
+                "files": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": _object(
+                        {
+                            "remote_name": {"type": "string"},
+                            "local_name": {"type": "string"},
+                            "sha256": _nullable(
+                                {
+                                    "type": "string",
+                                    "pattern": "^[0-9a-fA-F]{64}$",
+                                    "description": "the expected SHA-256 (a bitsd extension)",
+                                }
+                            ),
+                            "ranges": _nullable(
+                                {
+                                    "type": "array",
+                                    "items": _RANGE,
+                                    "minItems": 1,
+                                    "maxItems": MAX_RANGES_PER_FILE,
+                                    "description": "AddFileWithRanges (max_ranges_per_file)",
+                                }
+                            ),
+                        },
+                        required=("remote_name", "local_name"),
+                    ),
+                }
+            }
+        ),
+        "description": (
+            "A file with sha256 or ranges is the only file of its request; sha256 and ranges "
+            "do not go together."
+        ),
+    },
+    "FileList": _object({"files": {"type": "array", "items": _ref("ListedFile")}}),
+    "Validation": _object({"valid": {"type": "boolean"}}),
+    "RemotePrefix": _object(
         {
-            "files": {
-                "type": "array",
-                "minItems": 1,
-                "items": _object(
-                    {"remote_name": {"type": "string"}, "local_name": {"type": "string"}}
-                ),
+            "old": {"type": "string", "description": "case-sensitive"},
+            "new": {"type": "string"},
+        }
+    ),
+    "Credentials": _object(
+        {
+            "target": _name_or_number(AuthTarget, "target"),
+            "scheme": _name_or_number(AuthScheme, "scheme"),
+            "user_name": _nullable({"type": "string", "maxLength": MAX_USER_NAME_LENGTH}),
+            "password": _nullable(
+                {"type": "string", "maxLength": MAX_PASSWORD_LENGTH, "writeOnly": True}
+            ),
+        },
+        required=("target", "scheme"),
+    ),
+    "Reply": _object(
+        {
+            "file_name": _nullable(
+                {"type": "string", "description": "null until set or generated (first Resume)"}
+            ),
+            "progress": _object(
+                {
+                    "bytes_total": {**_UINT, "description": "18446744073709551615 while unknown"},
+                    "bytes_transferred": _UINT,
+                }
+            ),
+        }
+    ),
+    "ReplyData": _object(
+        {
+            "data": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "description": "the reply (at most 1 MiB), base64",
             }
         }
     ),
-    "FileList": _object({"files": {"type": "array", "items": _ref("File")}}),
+    "ReplyFileName": _object(
+        {"path": _nullable({**_PATH, "description": "null: the generated name"})}
+    ),
+    "HResultResult": {
+        **_HRESULT_RESULT,
+        "description": "The call's HRESULT (S_OK, or S_FALSE where the call says) and its name",
+    },
     "VerbResult": _object(
         {
             "hresult": {**_HRESULT, "description": "S_OK, or Cancel's and Complete's BG_S_* code"},
@@ -380,6 +574,7 @@ _PATHS: JSON = {
             400,
             404,
             409,
+            501,
             body="JobPatch",
             parameters=[_JOB_ID],
         ),
@@ -398,6 +593,120 @@ _PATHS: JSON = {
             404,
             409,
             body="NewFiles",
+            parameters=[_JOB_ID],
+        ),
+    },
+    "/v1/jobs/{id}/files/{index}/validation": {
+        "put": _operation(
+            "Accept or reject a finished file (SetValidationState); false puts the job in ERROR "
+            "(BG_E_VALIDATION_FAILED) and Resume downloads the file again",
+            _ok("VerbResult", "S_OK and the job's state after it"),
+            400,
+            404,
+            409,
+            body="Validation",
+            parameters=[
+                _JOB_ID,
+                {
+                    "name": "index",
+                    "in": "path",
+                    "required": True,
+                    "description": "The file's place in the job, 0 first",
+                    "schema": {"type": "integer"},
+                },
+            ],
+        ),
+    },
+    "/v1/jobs/{id}/replace-remote-prefix": {
+        "post": _operation(
+            "Replace a leading part of the remote names (ReplaceRemotePrefix)",
+            _ok("HResultResult", "S_OK, or S_FALSE when no remote name starts with old"),
+            400,
+            404,
+            409,
+            body="RemotePrefix",
+            parameters=[_JOB_ID],
+        ),
+    },
+    "/v1/jobs/{id}/credentials": {
+        "put": _operation(
+            "Set the credentials of a target and scheme (SetCredentials); they are never "
+            "returned nor logged",
+            _ok("HResultResult", "S_OK"),
+            400,
+            404,
+            409,
+            501,
+            body="Credentials",
+            parameters=[_JOB_ID],
+        ),
+    },
+    "/v1/jobs/{id}/credentials/{target}/{scheme}": {
+        "delete": _operation(
+            "Forget the credentials of a target and scheme (RemoveCredentials)",
+            _ok("HResultResult", "S_OK, or S_FALSE when there were none"),
+            400,
+            404,
+            409,
+            parameters=[
+                _JOB_ID,
+                {
+                    "name": "target",
+                    "in": "path",
+                    "required": True,
+                    "description": "SERVER or PROXY (any case), or its number",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "scheme",
+                    "in": "path",
+                    "required": True,
+                    "description": "BASIC, DIGEST, NTLM or NEGOTIATE (any case), or its number",
+                    "schema": {"type": "string"},
+                },
+            ],
+        ),
+    },
+    "/v1/jobs/{id}/custom-headers/write-only": {
+        "post": _operation(
+            "Make the custom headers write-only, for good",
+            _ok("HResultResult", "S_OK"),
+            404,
+            409,
+            parameters=[_JOB_ID],
+        ),
+    },
+    "/v1/jobs/{id}/reply": {
+        "get": _operation(
+            "The reply's file name and progress of an upload-reply job (GetReplyFileName, "
+            "GetReplyProgress)",
+            _ok("Reply"),
+            404,
+            501,
+            parameters=[_JOB_ID],
+        ),
+    },
+    "/v1/jobs/{id}/reply/data": {
+        "get": _operation(
+            "The reply of a TRANSFERRED upload-reply job, in memory (GetReplyData); "
+            "BG_E_TOO_LARGE over 1 MiB",
+            _ok("ReplyData"),
+            400,
+            404,
+            409,
+            501,
+            parameters=[_JOB_ID],
+        ),
+    },
+    "/v1/jobs/{id}/reply/file-name": {
+        "put": _operation(
+            "Where the reply of an upload-reply job goes (SetReplyFileName)",
+            _ok("HResultResult", "S_OK"),
+            400,
+            404,
+            409,
+            501,
+            body="ReplyFileName",
             parameters=[_JOB_ID],
         ),
     },

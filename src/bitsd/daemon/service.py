@@ -3,7 +3,8 @@
 Rules:
 - Start: read the config file (a bad one refuses to start), take the lock (a second daemon
   refuses to start), bind the control socket (a stale file is removed under the lock), open the
-  engine, then serve the app on the socket with uvicorn. Readiness (sd_notify ``READY=1``, the
+  engine (a job store it cannot use is copied aside and refuses to start: ``store_copy``),
+  then serve the app on the socket with uvicorn. Readiness (sd_notify ``READY=1``, the
   ``--detach`` pipe) is announced only once the socket accepts connections.
 - Signal handlers only record intent (:meth:`Daemon.request_stop`,
   :meth:`Daemon.request_reload`); :meth:`Daemon.run` acts on it in the main loop. uvicorn's own
@@ -26,12 +27,14 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import TracebackType
 
 import uvicorn
 
 import bitsd
-from bitsd._engine import Engine
+from bitsd._engine import STORE_FILE_NAME, Engine
+from bitsd._errors import StoreError
 from bitsd.daemon import config as config_file
 from bitsd.daemon import logs, sdnotify
 from bitsd.daemon.app import build_app
@@ -40,8 +43,9 @@ from bitsd.daemon.listen import bind_control_socket, remove_control_socket
 from bitsd.daemon.lock import DaemonLock
 from bitsd.daemon.paths import Paths, ensure_private_dir
 from bitsd.daemon.peercred import PeerCheckedH11Protocol
+from bitsd.daemon.store_copy import copy_aside
 
-__all__ = ["GRACEFUL_SHUTDOWN", "Daemon", "StartupError", "serve"]
+__all__ = ["GRACEFUL_SHUTDOWN", "Daemon", "StartupError", "StoreRefusedError", "serve"]
 
 log = logging.getLogger("bitsd.daemon")
 
@@ -53,6 +57,11 @@ _START_TIMEOUT = 10.0
 
 class StartupError(Exception):
     """The daemon cannot start; the message says why."""
+
+
+class StoreRefusedError(StartupError):
+    """The job store is unusable (corrupt, or of a newer bitsd): a copy was made, the daemon
+    does not start (exit status 4)."""
 
 
 class _Server(uvicorn.Server):
@@ -138,9 +147,12 @@ class Daemon:
             sock = bind_control_socket(self.paths.socket)
             stack.callback(remove_control_socket, self.paths.socket)
             stack.callback(sock.close)
-            self.engine = await stack.enter_async_context(
-                Engine(self.paths.state_dir, config=self._config.engine)
-            )
+            try:
+                self.engine = await stack.enter_async_context(
+                    Engine(self.paths.state_dir, config=self._config.engine)
+                )
+            except StoreError as exc:
+                raise _refuse_store(self.paths.state_dir / STORE_FILE_NAME, exc) from None
             self._hub = EventHub(self.engine)
             self.app = build_app(self.engine, self._hub, stopping=self._stopping)
             self._server = _Server(
@@ -219,6 +231,22 @@ class Daemon:
             path=self.paths.config,
             log_level=self._log_level or new.log_level,
         )
+
+
+def _refuse_store(store: Path, error: StoreError) -> StoreRefusedError:
+    """Copy an unusable store aside and say where; the daemon never starts empty over it."""
+    copy: Path | None = None
+    try:
+        copy = copy_aside(store)
+        where = f"a copy is at {copy}"
+    except OSError as exc:
+        where = f"it could not be copied ({exc})"
+    logs.event(log, "store.refused", level=logging.ERROR, store=store, copy=copy, error=error)
+    return StoreRefusedError(
+        f"the job store is unusable: {error}; {where}. The daemon does not start over it (its "
+        f"jobs would be lost): move {store} away to start with no jobs, or upgrade bitsd if "
+        "a newer version wrote it"
+    )
 
 
 async def serve(

@@ -1,10 +1,15 @@
 """The JSON shapes the daemon adds to ``bitsd._wire``: the Job object and checked request bodies.
 
 Rules:
-- A Job is one snapshot of the job (``Job.snapshot``) in the shape of ``bitsd._wire``.
+- A Job is one snapshot of the job (``Job.snapshot``) in the shape of ``bitsd._wire``, plus
+  ``client_key`` (the snapshot has the certificate's path only). A listed File adds ``ranges``
+  and ``validated`` to ``bitsd._wire``'s File.
 - A request body is checked whole before anything is applied: :func:`job_changes` turns a PATCH
-  body into setter calls only when every field has a valid type and value, so a 400 never
+  body into setter calls only when every field has a valid type and value (checked with the
+  engine's own rules and codes, ``bitsd._httpopts``), and no field conflicts with another or
+  with the job as it is; the setters the job's state can refuse come first. So an error never
   leaves a job half-changed. The setters still check again (the engine is the authority).
+- Credentials are only passed on: nothing here logs, returns or keeps them.
 - Query parameters are checked the same way (:func:`page_params`, :func:`wait_params`).
 - Every mistake is an InvalidArgumentError naming the field (400), or BG_E_STRING_TOO_LONG for a
   string over its limit, as the engine reports it.
@@ -12,15 +17,24 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import functools
 import math
 import os
+import shlex
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bitsd import codes
-from bitsd._enums import JobState, JobType, Priority
-from bitsd._errors import InvalidArgumentError
+from bitsd._enums import AuthScheme, AuthTarget, JobState, JobType, Priority, ProxyUsage
+from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError
+from bitsd._httpopts import (
+    check_custom_headers,
+    check_http_method,
+    check_proxy_settings,
+    check_security_flags,
+)
 from bitsd._job import Job
 from bitsd._policy import (
     MAX_DESCRIPTION_LENGTH,
@@ -28,7 +42,8 @@ from bitsd._policy import (
     MAX_NOTIFY_PARAMETERS_LENGTH,
     MAX_NOTIFY_PROGRAM_LENGTH,
 )
-from bitsd._wire import JSON, enum_from_json, snapshot_to_json
+from bitsd._records import FileInfo, JobSnapshot
+from bitsd._wire import JSON, enum_from_json, file_info_to_json, snapshot_to_json
 
 __all__ = [
     "PAGE_LIMIT_DEFAULT",
@@ -36,12 +51,21 @@ __all__ = [
     "WAIT_TIMEOUT_DEFAULT",
     "WAIT_TIMEOUT_MAX",
     "Change",
-    "file_pairs",
+    "Credentials",
+    "NewFiles",
+    "auth_pair",
+    "credentials",
+    "file_index",
+    "file_to_json",
     "job_changes",
     "job_to_json",
+    "new_files",
     "new_job",
     "object_body",
     "page_params",
+    "prefixes",
+    "reply_file_name",
+    "validation",
     "wait_params",
 ]
 
@@ -61,8 +85,20 @@ _NOTIFY_FLAGS_MASK = 0x3F
 
 
 async def job_to_json(job: Job) -> JSON:
-    """The Job object of the control API (one consistent read of the job)."""
-    return snapshot_to_json(await job.snapshot())
+    """The Job object of the control API (one consistent read of the job: the engine's getters
+    answer without yielding to the loop)."""
+    body = snapshot_to_json(await job.snapshot())
+    certificate = await job.get_client_certificate()
+    body["client_key"] = None if certificate is None else certificate[1]
+    return body
+
+
+async def file_to_json(job: Job, index: int, info: FileInfo) -> JSON:
+    """A File of the job's file list: ``bitsd._wire``'s File with ``ranges`` and ``validated``."""
+    body = file_info_to_json(info)
+    body["ranges"] = [[offset, length] for offset, length in await job.get_file_ranges(index)]
+    body["validated"] = await job.get_validation_state(index)
+    return body
 
 
 def object_body(body: object) -> Mapping[str, Any]:
@@ -83,22 +119,151 @@ def new_job(body: object) -> tuple[str, JobType]:
     return name, job_type
 
 
-def file_pairs(body: object) -> list[tuple[str, str]]:
-    """The (remote name, local name) pairs of a ``POST /v1/jobs/{id}/files`` body."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewFiles:
+    """A checked ``POST /v1/jobs/{id}/files`` body: several plain files (AddFileSet), or one
+    file with a checksum (AddFile) or with ranges (AddFileWithRanges)."""
+
+    pairs: list[tuple[str, str]]
+    sha256: str | None = None
+    ranges: list[tuple[int, int]] | None = None
+
+
+def new_files(body: object) -> NewFiles:
+    """The files of a ``POST /v1/jobs/{id}/files`` body."""
     fields = object_body(body)
     _only(fields, ("files",))
     files = fields.get("files")
     if not isinstance(files, list) or not files:
         raise InvalidArgumentError("files must be a non-empty list of {remote_name, local_name}")
-    pairs = []
+    pairs: list[tuple[str, str]] = []
+    sha256: str | None = None
+    ranges: list[tuple[int, int]] | None = None
     for i, item in enumerate(files):
+        where = f"files[{i}]"
         entry = object_body(item)
-        _only(entry, ("remote_name", "local_name"), where=f"files[{i}]")
+        _only(entry, ("remote_name", "local_name", "sha256", "ranges"), where=where)
         remote, local = entry.get("remote_name"), entry.get("local_name")
         if not isinstance(remote, str) or not isinstance(local, str):
-            raise InvalidArgumentError(f"files[{i}] needs remote_name and local_name strings")
+            raise InvalidArgumentError(f"{where} needs remote_name and local_name strings")
         pairs.append((remote, local))
-    return pairs
+        if entry.get("sha256") is not None:
+            sha256 = entry["sha256"]
+            if not isinstance(sha256, str):
+                raise InvalidArgumentError(f"{where}.sha256 must be a string, not {_kind(sha256)}")
+        if entry.get("ranges") is not None:
+            ranges = _ranges(where, entry["ranges"])
+    if sha256 is not None and ranges is not None:
+        raise InvalidArgumentError("a file has sha256 or ranges, not both")
+    if (sha256 is not None or ranges is not None) and len(pairs) > 1:
+        raise InvalidArgumentError(
+            "a file with sha256 or ranges is added alone: send it in a request of its own"
+        )
+    return NewFiles(pairs, sha256, ranges)
+
+
+def _ranges(where: str, value: object) -> list[tuple[int, int]]:
+    """``[[offset, length], ...]`` as pairs of integers (their values are the engine's to
+    check, with BITS's codes)."""
+    if not isinstance(value, list):
+        raise InvalidArgumentError(f"{where}.ranges must be a list of [offset, length]")
+    out = []
+    for pair in value:
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in pair)
+        ):
+            raise InvalidArgumentError(
+                f"{where}.ranges must be [offset, length] pairs of integers, not {_kind(pair)}"
+            )
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def file_index(text: str) -> int:
+    """The ``{index}`` of ``/v1/jobs/{id}/files/{index}/...`` (whether the job has that file is
+    the engine's to say)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidArgumentError(f"the job has no file number {text!r}") from None
+
+
+def validation(body: object) -> bool:
+    """The ``valid`` of a ``PUT .../files/{index}/validation`` body."""
+    fields = object_body(body)
+    _only(fields, ("valid",))
+    valid = fields.get("valid")
+    if not isinstance(valid, bool):
+        raise InvalidArgumentError(f"valid must be true or false, not {_kind(valid)}")
+    return valid
+
+
+def prefixes(body: object) -> tuple[str, str]:
+    """The (old, new) of a ``POST .../replace-remote-prefix`` body."""
+    fields = object_body(body)
+    _only(fields, ("old", "new"))
+    old, new = fields.get("old"), fields.get("new")
+    if not isinstance(old, str) or not isinstance(new, str):
+        raise InvalidArgumentError("replace-remote-prefix needs old and new strings")
+    return old, new
+
+
+def reply_file_name(body: object) -> str | None:
+    """The ``path`` of a ``PUT .../reply/file-name`` body (null: the generated name)."""
+    fields = object_body(body)
+    _only(fields, ("path",))
+    path = fields.get("path")
+    if path is not None and not isinstance(path, str):
+        raise InvalidArgumentError(f"path must be a string or null, not {_kind(path)}")
+    return path
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Credentials:
+    """A checked ``PUT .../credentials`` body. ``repr`` leaves the password out."""
+
+    target: int
+    scheme: int
+    user_name: str | None
+    password: str | None = dataclasses.field(repr=False)
+
+
+def credentials(body: object) -> Credentials:
+    """The credentials of a ``PUT /v1/jobs/{id}/credentials`` body. Messages never quote the
+    user name or password."""
+    fields = object_body(body)
+    _only(fields, ("target", "scheme", "user_name", "password"))
+    target, scheme = auth_pair(fields.get("target"), fields.get("scheme"))
+    user, password = fields.get("user_name"), fields.get("password")
+    for what, value in (("user_name", user), ("password", password)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidArgumentError(f"{what} must be a string or null")
+    return Credentials(target, scheme, user, password)
+
+
+def auth_pair(target: object, scheme: object) -> tuple[int, int]:
+    """(target, scheme) from names (any case) or numbers. An unknown name is the code BITS
+    gives an unknown value; a number goes to the engine as it is."""
+    return (
+        _auth_value(AuthTarget, target, codes.BG_E_INVALID_AUTH_TARGET, "target"),
+        _auth_value(AuthScheme, scheme, codes.BG_E_INVALID_AUTH_SCHEME, "scheme"),
+    )
+
+
+def _auth_value(
+    kind: type[AuthTarget] | type[AuthScheme], value: object, hresult: int, what: str
+) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return int(text)
+        if text.upper() in kind.__members__:
+            return int(kind[text.upper()])
+    raise BitsError(f"invalid authentication {what} {_kind(value)}", hresult=hresult)
 
 
 def page_params(query: Mapping[str, str]) -> tuple[int, int]:
@@ -128,15 +293,42 @@ def wait_params(query: Mapping[str, str]) -> tuple[frozenset[JobState], float]:
     return states, min(timeout, WAIT_TIMEOUT_MAX)
 
 
-def job_changes(body: object) -> list[Change]:
-    """The setter calls of a ``PATCH /v1/jobs/{id}`` body, after checking every field.
+def job_changes(body: object, current: JobSnapshot) -> list[Change]:
+    """The setter calls of a ``PATCH /v1/jobs/{id}`` body, after checking every field, and the
+    fields against each other and against ``current`` (the job now).
 
-    ``dynamic_content`` comes first: it is the one property the job's state can refuse
-    (BG_E_READ_ONLY_PROPERTY_AFTER_RESUME), so a refusal comes before anything has changed.
+    The setters the job's state can refuse come first (``dynamic_content``, ``http_method``,
+    ``maximum_download_size``: BG_E_READ_ONLY_PROPERTY_AFTER_RESUME, all three alike; then
+    ``priority``), so a refusal comes before anything has changed.
     """
     fields = object_body(body)
     _only(fields, tuple(_CHECKS))
-    return [_CHECKS[name](fields[name]) for name in _CHECKS if name in fields]
+    changes = [_CHECKS[name](fields[name]) for name in _CHECKS if name in fields]
+    _check_conflicts(fields, current)
+    return changes
+
+
+def _check_conflicts(fields: Mapping[str, Any], current: JobSnapshot) -> None:
+    """What the setters would refuse because of another field of the body or of the job: a
+    custom HTTP method with dynamic content, or with a priority other than FOREGROUND."""
+    method = (
+        check_http_method(fields["http_method"]) if "http_method" in fields else current.http_method
+    )
+    dynamic = fields.get("dynamic_content", current.dynamic_content)
+    if method is None:
+        return
+    if dynamic and ("http_method" in fields or "dynamic_content" in fields):
+        raise BitsError(
+            "a custom HTTP method does not go with dynamic content",
+            hresult=codes.BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD,
+        )
+    if "priority" in fields:
+        priority = enum_from_json(Priority, fields["priority"], "priority")
+        if priority is not Priority.FOREGROUND:
+            raise BitsError(
+                "a job with a custom HTTP method stays FOREGROUND",
+                hresult=codes.BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD,
+            )
 
 
 def _display_name(value: object) -> Change:
@@ -205,20 +397,133 @@ def _notify_cmd_line(value: object) -> Change:
             parameters = _string(
                 "notify_cmd_line.parameters", parameters, MAX_NOTIFY_PARAMETERS_LENGTH
             )
+        try:
+            shlex.split(parameters or "")
+        except ValueError as exc:
+            raise InvalidArgumentError(f"the notify parameters cannot be parsed: {exc}") from None
     return functools.partial(Job.set_notify_cmd_line, program=program, parameters=parameters)
 
 
-# PATCH fields and their checks, in the order their setters are applied.
+def _maximum_download_size(value: object) -> Change:
+    size = _positive_or_none(
+        value,
+        BitsError(
+            f"invalid maximum download size {_kind(value)}",
+            hresult=codes.BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE,
+        ),
+    )
+    return functools.partial(Job.set_maximum_download_size, size=size)
+
+
+def _custom_headers(value: object) -> Change:
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgumentError(f"custom_headers must be a string or null, not {_kind(value)}")
+    return functools.partial(Job.set_custom_headers, headers=check_custom_headers(value))
+
+
+def _http_method(value: object) -> Change:
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgumentError(f"http_method must be a string or null, not {_kind(value)}")
+    return functools.partial(Job.set_http_method, method=check_http_method(value))
+
+
+def _security_flags(value: object) -> Change:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise NotSupportedError(f"invalid security flags {_kind(value)}")
+    return functools.partial(Job.set_security_flags, flags=check_security_flags(value))
+
+
+def _proxy(value: object) -> Change:
+    fields = object_body(value)
+    _only(fields, ("usage", "list", "bypass"), where="proxy")
+    usage = fields.get("usage")
+    if isinstance(usage, str) and usage.strip().upper() in ProxyUsage.__members__:
+        usage = ProxyUsage[usage.strip().upper()]
+    if not isinstance(usage, int) or isinstance(usage, bool):
+        raise NotSupportedError(f"invalid proxy usage {_kind(usage)}")
+    lists = []
+    for name in ("list", "bypass"):
+        text = fields.get(name)
+        if text is not None and not isinstance(text, str):
+            raise InvalidArgumentError(f"proxy.{name} must be a string or null, not {_kind(text)}")
+        lists.append(text)
+    kind, proxy_list, bypass_list = check_proxy_settings(usage, lists[0], lists[1])
+    return functools.partial(
+        Job.set_proxy_settings, usage=kind, proxy_list=proxy_list, bypass_list=bypass_list
+    )
+
+
+def _ca_bundle(value: object) -> Change:
+    path = None if value is None else _readable_file("ca bundle", value)
+    return functools.partial(Job.set_ca_bundle, path=path)
+
+
+def _client_certificate(value: object) -> Change:
+    if value is None:
+        return Job.remove_client_certificate
+    fields = object_body(value)
+    _only(fields, ("certificate", "key"), where="client_certificate")
+    certificate = _readable_file("client certificate", fields.get("certificate"))
+    key = fields.get("key")
+    key = None if key is None else _readable_file("client key", key)
+    return functools.partial(Job.set_client_certificate, certificate=certificate, key=key)
+
+
+def _transfer_policy(value: object) -> Change:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFFFFFF:
+        raise InvalidArgumentError(f"invalid transfer policy {_kind(value)}")
+    return functools.partial(Job.set_transfer_policy, policy=value)
+
+
+def _bandwidth_limit(value: object) -> Change:
+    limit = _positive_or_none(
+        value, InvalidArgumentError("the bandwidth limit is a positive byte rate")
+    )
+    return functools.partial(Job.set_bandwidth_limit, bytes_per_second=limit)
+
+
+def _positive_or_none(value: object, error: BitsError) -> int | None:
+    """``value`` if it is null or a positive integer; else raise ``error``."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise error
+
+
+def _readable_file(what: str, path: object) -> str:
+    """``path`` if it names a readable file: the engine's check of a file option, with its
+    codes."""
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise InvalidArgumentError(f"the {what} must be an absolute path")
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise BitsError(
+            f"cannot read the {what} {path}", hresult=codes.hresult_from_errno(errno.ENOENT)
+        )
+    return path
+
+
+# PATCH fields and their checks, in the order their setters are applied: first those the
+# job's state can refuse.
 _CHECKS: dict[str, Callable[[object], Change]] = {
     "dynamic_content": _dynamic_content,
+    "http_method": _http_method,
+    "maximum_download_size": _maximum_download_size,
+    "priority": _priority,
     "display_name": _display_name,
     "description": _description,
-    "priority": _priority,
     "minimum_retry_delay": _minimum_retry_delay,
     "no_progress_timeout": _no_progress_timeout,
     "maximum_download_time": _maximum_download_time,
     "notify_flags": _notify_flags,
     "notify_cmd_line": _notify_cmd_line,
+    "custom_headers": _custom_headers,
+    "security_flags": _security_flags,
+    "proxy": _proxy,
+    "ca_bundle": _ca_bundle,
+    "client_certificate": _client_certificate,
+    "transfer_policy": _transfer_policy,
+    "bandwidth_limit": _bandwidth_limit,
 }
 
 
