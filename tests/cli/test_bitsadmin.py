@@ -193,6 +193,7 @@ def test_info_and_info_verbose(bitsadmin: BitsAdmin, tmp_path: Path) -> None:
         "COMPLETION TIME: UNKNOWN",
         "NOTIFY INTERFACE: UNKNOWN NOTIFICATION FLAGS: 3",
         "RETRY DELAY: 30 NO PROGRESS TIMEOUT: 1209600 ERROR COUNT: 0",
+        "PROXY USAGE: PRECONFIG PROXY LIST: NULL PROXY BYPASS LIST: NULL",
         "MAX DOWNLOAD TIME: 7776000 DYNAMIC CONTENT: FALSE",
         "DESCRIPTION: nightly update",
         "JOB FILES:",
@@ -382,18 +383,16 @@ def test_monitor_refreshes(bitsadmin: BitsAdmin) -> None:
     assert out.count(f"{job} 'watched' SUSPENDED 0 / 0 0 / 0") == 2
 
 
-def test_create_upload_is_not_supported(bitsadmin: BitsAdmin) -> None:
-    """Upload jobs: the daemon answers E_NOTIMPL and bitsadmin shows it, exit 1."""
-    for argv in (
-        ["/create", "/upload", "up"],
-        ["/create", "/Upload-Reply", "up"],
-        ["/transfer", "up", "/upload", "http://127.0.0.1:9/u", "/tmp/u"],
-    ):
-        result = bitsadmin(*argv)
-        assert result.status == 1
-        assert "Unable to create job - 0x80004001" in result.err
-        assert "E_NOTIMPL" in result.err
-    assert bitsadmin.ok("/list").endswith("Listed 0 job(s).\n")
+def test_create_makes_jobs_of_the_type_asked_for(bitsadmin: BitsAdmin) -> None:
+    """`/create /upload` and `/create /upload-reply` make jobs of those types; the default is a
+    download job."""
+    for option, expected in (("/Upload", "UPLOAD"), ("/upload-reply", "UPLOAD_REPLY")):
+        job = bitsadmin.raw("/create", option, f"typed-{expected}")
+        assert bitsadmin.raw("/gettype", job) == expected
+    assert bitsadmin.raw("/gettype", bitsadmin.raw("/create", "plain")) == "DOWNLOAD"
+    both = bitsadmin("/create", "/upload", "/download", "twice")
+    assert both.status == 1
+    assert "give at most one of /DOWNLOAD, /UPLOAD and /UPLOAD-REPLY" in both.err
 
 
 # -- without a daemon ------------------------------------------------------------------------
@@ -402,12 +401,10 @@ def test_create_upload_is_not_supported(bitsadmin: BitsAdmin) -> None:
 @pytest.mark.parametrize(
     ("argv", "switch"),
     [
-        (["/addfilewithranges", "j", "http://h/f", "/tmp/f", "0:100"], "/ADDFILEWITHRANGES"),
         (["/cache", "/list"], "/CACHE /LIST"),
         (["/peers", "/discover"], "/PEERS /DISCOVER"),
-        (["/SetProxySettings", "j", "NO_PROXY"], "/SETPROXYSETTINGS"),
-        (["/setcredentials", "j", "SERVER", "BASIC", "u", "p"], "/SETCREDENTIALS"),
-        (["/setcustomheaders", "j", "X-A: 1"], "/SETCUSTOMHEADERS"),
+        (["/setclientcertificatebyid", "j", "0", "MY", "00ff"], "/SETCLIENTCERTIFICATEBYID"),
+        (["/SetClientCertificateByName", "j", "0", "MY", "me"], "/SETCLIENTCERTIFICATEBYNAME"),
         (["/takeownership", "j"], "/TAKEOWNERSHIP"),
         (["/getnotifyinterface", "j"], "/GETNOTIFYINTERFACE"),
         (["/util", "/getieproxy", "localsystem"], "/UTIL /GETIEPROXY"),

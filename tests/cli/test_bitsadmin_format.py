@@ -7,14 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bitsd import codes
-from bitsd._enums import ErrorContext, JobState
-from bitsd._records import ErrorInfo, FileInfo, FileProgress, JobProgress
+from bitsd._enums import ErrorContext, JobState, JobType, NotifyFlags, Priority, ProxyUsage
+from bitsd._records import ErrorInfo, FileInfo, FileProgress, JobProgress, JobSnapshot, JobTimes
 from bitsd.cli.bitsadmin import SWITCHES, UTIL_SWITCHES, main
 from bitsd.cli.bitsadmin_format import (
-    JobView,
+    certificate_text,
     cmd_line_text,
     error_lines,
     guid,
+    info_lines,
     list_line,
     seconds_text,
     size_text,
@@ -85,17 +86,58 @@ def test_sizes_seconds_and_command_lines() -> None:
     assert cmd_line_text(None, None) == "none"
 
 
+def _snapshot(**fields: object) -> JobSnapshot:
+    """A JobSnapshot with BITS's defaults, changed by ``fields``."""
+    when = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    defaults: dict[str, object] = {
+        "id": "482fcaf0-74bf-469b-8929-5ccd028c9499",
+        "display_name": "job2",
+        "description": "",
+        "type": JobType.DOWNLOAD,
+        "state": JobState.SUSPENDED,
+        "priority": Priority.NORMAL,
+        "owner": 0,
+        "notify_flags": NotifyFlags(3),
+        "notify_program": None,
+        "notify_parameters": None,
+        "minimum_retry_delay": 600.0,
+        "no_progress_timeout": 1_209_600.0,
+        "maximum_download_time": 7_776_000.0,
+        "dynamic_content": False,
+        "error_count": 0,
+        "progress": JobProgress(0, 0, 0, 0),
+        "times": JobTimes(when, when, None),
+        "error": None,
+    }
+    return JobSnapshot(**{**defaults, **fields})  # type: ignore[arg-type]
+
+
 def test_list_line_layout() -> None:
     """`{GUID} 'name' STATE files / files bytes / bytes`, as bitsadmin /list prints it."""
-    view = JobView(
-        id="482fcaf0-74bf-469b-8929-5ccd028c9499",
-        display_name="job2",
-        state=JobState.TRANSIENT_ERROR,
-        progress=JobProgress(codes.SIZE_UNKNOWN, 0, 1, 0),
+    view = _snapshot(
+        state=JobState.TRANSIENT_ERROR, progress=JobProgress(codes.SIZE_UNKNOWN, 0, 1, 0)
     )
     assert list_line(view) == (
         "{482FCAF0-74BF-469B-8929-5CCD028C9499} 'job2' TRANSIENT_ERROR 0 / 1 0 / UNKNOWN"
     )
+
+
+def test_info_lines_show_the_proxy_settings_in_bitsadmins_place() -> None:
+    """The verbose block has bitsadmin's PROXY line after the retry settings (NULL for a list
+    that is not set); the owner is the uid's login name; the client certificate prints as
+    its files."""
+    view = _snapshot(
+        proxy_usage=int(ProxyUsage.OVERRIDE), proxy_list="http://proxy:3128", proxy_bypass=None
+    )
+    lines = info_lines(view, verbose=True, files=[])
+    assert lines[1] == "TYPE: DOWNLOAD STATE: SUSPENDED OWNER: root"
+    assert lines[6:8] == [
+        "RETRY DELAY: 600 NO PROGRESS TIMEOUT: 1209600 ERROR COUNT: 0",
+        "PROXY USAGE: OVERRIDE PROXY LIST: http://proxy:3128 PROXY BYPASS LIST: NULL",
+    ]
+    assert certificate_text(None) == "none"
+    assert certificate_text(("/c.pem", None)) == "'/c.pem' NULL"
+    assert certificate_text(("/c.pem", "/k.pem")) == "'/c.pem' '/k.pem'"
 
 
 def test_error_lines_layout() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import select
 import struct
 import subprocess
 import termios
@@ -12,43 +11,8 @@ import time
 from pathlib import Path
 
 from tests.cli.conftest import BITSD, Cli, body
+from tests.cli.terminal import Screen
 from tests.servers.faulty import Fault, FaultServer
-
-# Seconds to wait for something to appear on the monitor's screen.
-SCREEN_TIMEOUT = 20.0
-
-
-class Screen:
-    """The master side of a pseudo-terminal; collects everything the program writes."""
-
-    def __init__(self, master: int) -> None:
-        self.master = master
-        self.data = b""
-
-    def read_until(self, text: bytes, start: int = 0, timeout: float = SCREEN_TIMEOUT) -> int:
-        """Read until ``text`` appears at or after offset ``start``; its offset."""
-        deadline = time.monotonic() + timeout
-        while (found := self.data.find(text, start)) < 0:
-            left = deadline - time.monotonic()
-            assert left > 0, f"{text!r} not on the screen: {self.data[-3000:]!r}"
-            ready, _, _ = select.select([self.master], [], [], min(left, 0.2))
-            if ready:
-                try:
-                    self.data += os.read(self.master, 65536)
-                except OSError:  # EIO: the program closed the terminal
-                    time.sleep(0.05)
-        return found
-
-    def drain(self) -> None:
-        """Read what is left without blocking (so the program never blocks on a full pty)."""
-        while select.select([self.master], [], [], 0)[0]:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            self.data += chunk
 
 
 def test_monitor_shows_a_job_reaching_transferred(

@@ -1,8 +1,9 @@
 """``bitsd``: the command line of the bitsd daemon (click + rich).
 
 Commands (docs/cli.md): ``transfer`` downloads and waits like Start-BitsTransfer; ``create``,
-``add``, ``add-set``, ``resume``, ``suspend``, ``cancel``, ``complete`` and ``set`` are the BITS
-verbs; ``info``, ``files``, ``list``, ``error`` and ``wait`` read jobs (each with ``--json``);
+``add``, ``add-set``, ``resume``, ``suspend``, ``cancel``, ``complete``, ``set``,
+``credentials``, ``replace-prefix`` and ``validate`` are the BITS verbs; ``info``, ``files``,
+``list``, ``error`` and ``wait`` read jobs (each with ``--json``);
 ``monitor`` watches every job live; ``serve`` runs the daemon (the daemon package's command);
 ``completion`` prints the shell completion script.
 
@@ -16,12 +17,13 @@ from __future__ import annotations
 import click
 
 import bitsd
-from bitsd.cli import completion, jobs, monitor, queries, session, transfer
+from bitsd.cli import completion, credentials, jobs, monitor, queries, session, transfer
 from bitsd.cli.errors import ExitCode, fail
 
 __all__ = ["main"]
 
 _SERVE = "serve"
+_UPLOAD_SERVER = "upload-server"
 
 
 class _Bitsd(click.Group):
@@ -29,13 +31,17 @@ class _Bitsd(click.Group):
     so that the client commands do not import the server (uvicorn, starlette) to start."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), _SERVE})
+        return sorted({*super().list_commands(ctx), _SERVE, _UPLOAD_SERVER})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name == _SERVE and _SERVE not in self.commands:
             from bitsd.daemon.cli import serve_command
 
             self.add_command(serve_command, _SERVE)
+        if cmd_name == _UPLOAD_SERVER and _UPLOAD_SERVER not in self.commands:
+            from bitsd.server.cli import upload_server_command
+
+            self.add_command(upload_server_command, _UPLOAD_SERVER)
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
@@ -77,6 +83,7 @@ def main(ctx: click.Context, socket: str | None, no_autostart: bool) -> None:
 for _command in (
     transfer.transfer,
     *jobs.COMMANDS,
+    credentials.credentials,
     *queries.COMMANDS,
     monitor.monitor,
     completion.completion,

@@ -78,16 +78,20 @@ class Switch:
         return f"{self.name} {self.usage}".rstrip()
 
 
-def _get(name: str, read: Callable[[Job], str], summary: str) -> Switch:
-    return Switch(
-        name, "job", summary, cmd.getter(read), f"get {summary[:1].lower()}{summary[1:]}", 1
-    )
+def _get(name: str, read: Callable[[Job], str], summary: str, action: str | None = None) -> Switch:
+    action = action or f"get {summary[:1].lower()}{summary[1:]}"
+    return Switch(name, "job", summary, cmd.getter(read), action, 1)
 
 
-def _set(name: str, value: str, apply: Callable[[Job, str], str], summary: str) -> Switch:
-    return Switch(
-        name, f"job {value}", summary, cmd.setter(apply), summary[:1].lower() + summary[1:], 2
-    )
+def _set(
+    name: str,
+    value: str,
+    apply: Callable[[Job, str], str],
+    summary: str,
+    action: str | None = None,
+) -> Switch:
+    action = action or summary[:1].lower() + summary[1:]
+    return Switch(name, f"job {value}", summary, cmd.setter(apply), action, 2)
 
 
 def _no(name: str, reason: str, usage: str = "", *aliases: str) -> Switch:
@@ -205,16 +209,18 @@ def util_command(ctx: Context, call: Call) -> int:
     return EXIT_OK
 
 
-_UPLOADS = "bitsd has no upload jobs yet"
-_PROXY = "bitsd has no per-job proxy settings yet"
-_HTTP = "bitsd has no per-job HTTP options (headers, method, security flags) yet"
-_CREDENTIALS = "bitsd has no per-job credentials yet"
-_CERTIFICATES = "bitsd has no client certificates yet"
+_UPLOADS = (
+    "bitsadmin's reply switches are not wired to bitsd's upload-reply jobs yet "
+    "(the Python API has them: docs/uploads.md)"
+)
+_CERTIFICATE_STORES = (
+    "Linux has no Windows certificate stores; use bitsd set --client-cert PEM "
+    "[--client-key PEM] JOB to give the job a certificate file"
+)
 _WINDOWS_SECURITY = (
     "it is a Windows security feature; a bitsd job belongs to the Unix user whose daemon holds it"
 )
 _PEERS = "bitsd has no peer caching (BranchCache)"
-_VALIDATION = "bitsd has no file validation (SetValidationState) yet"
 _NOTIFY_INTERFACE = "the control API does not say which program holds a job's callback"
 
 _TYPE_OPTIONS = {"/download": 0, "/upload": 0, "/upload-reply": 0}
@@ -246,10 +252,22 @@ SWITCHES: tuple[Switch, ...] = (
         "add file set",
         2,
     ),
-    _no(
+    Switch(
         "/ADDFILEWITHRANGES",
-        "bitsd's client has no AddFileWithRanges yet",
-        "job remote_url local_name rangelist",
+        "job remote_url local_name range_list",
+        "Add a file made of byte ranges of the remote file (range_list: offset:length,... "
+        "in bytes; length eof runs to the end)",
+        cmd.add_file_with_ranges,
+        "add file",
+        4,
+    ),
+    Switch(
+        "/REPLACEREMOTEPREFIX",
+        "job old_prefix new_prefix",
+        "Replace the start of every remote name that starts with old_prefix",
+        cmd.replace_remote_prefix,
+        "replace remote prefix",
+        3,
     ),
     Switch("/RESUME", "job", "Resume (queue) the job", cmd.resume, "resume job", 1),
     Switch("/SUSPEND", "job", "Suspend the job", cmd.suspend, "suspend job", 1),
@@ -375,21 +393,57 @@ SWITCHES: tuple[Switch, ...] = (
         2,
     ),
     _no("/GETNOTIFYINTERFACE", _NOTIFY_INTERFACE, "job"),
-    _no("/GETPROXYUSAGE", _PROXY, "job"),
-    _no("/GETPROXYLIST", _PROXY, "job"),
-    _no("/GETPROXYBYPASSLIST", _PROXY, "job"),
+    _get(
+        "/GETPROXYUSAGE",
+        cmd.get_proxy_usage,
+        "The proxy usage (PRECONFIG, NO_PROXY, OVERRIDE or AUTODETECT)",
+        "get proxy usage",
+    ),
+    _get("/GETPROXYLIST", cmd.get_proxy_list, "The proxy list (NULL: none)", "get proxy list"),
+    _get(
+        "/GETPROXYBYPASSLIST",
+        cmd.get_proxy_bypass_list,
+        "The proxy bypass list (NULL: none)",
+        "get proxy bypass list",
+    ),
+    Switch(
+        "/GETCUSTOMHEADERS",
+        "job",
+        "The custom HTTP headers, one per line (NULL: none)",
+        cmd.get_custom_headers,
+        "get custom headers",
+        1,
+    ),
+    _get(
+        "/GETSECURITYFLAGS",
+        cmd.get_security_flags,
+        "The HTTP security flags (TLS checks, redirect policy), in hex",
+        "get security flags",
+    ),
+    _get(
+        "/GETHTTPMETHOD", cmd.get_http_method, "The HTTP method (GET unless set)", "get HTTP method"
+    ),
+    _get(
+        "/GETCLIENTCERTIFICATE",
+        cmd.get_client_certificate,
+        "The client certificate's file and key file, or none",
+        "get client certificate",
+    ),
+    Switch(
+        "/GETVALIDATIONSTATE",
+        "job file_index",
+        "Whether file number file_index was accepted (TRUE or FALSE)",
+        cmd.get_validation_state,
+        "get validation state",
+        2,
+    ),
     _no("/GETREPLYDATA", _UPLOADS, "job"),
     _no("/GETREPLYFILENAME", _UPLOADS, "job"),
     _no("/GETREPLYPROGRESS", _UPLOADS, "job"),
     _no("/GETACLFLAGS", _WINDOWS_SECURITY, "job"),
-    _no("/GETCUSTOMHEADERS", _HTTP, "job"),
-    _no("/GETCLIENTCERTIFICATE", _CERTIFICATES, "job"),
-    _no("/GETSECURITYFLAGS", _HTTP, "job"),
-    _no("/GETHTTPMETHOD", _HTTP, "job"),
     _no("/GETHELPERTOKENFLAGS", _WINDOWS_SECURITY, "job"),
     _no("/GETHELPERTOKENSID", _WINDOWS_SECURITY, "job"),
     _no("/GETPEERCACHINGFLAGS", _PEERS, "job"),
-    _no("/GETVALIDATIONSTATE", _VALIDATION, "job file_index"),
     # -- setters
     _set("/SETDISPLAYNAME", "display_name", cmd.set_display_name, "Set display name"),
     _set("/SETDESCRIPTION", "description", cmd.set_description, "Set description"),
@@ -421,27 +475,89 @@ SWITCHES: tuple[Switch, ...] = (
         2,
         None,
     ),
-    _no("/SETPROXYSETTINGS", _PROXY, "job usage [list] [bypass]"),
+    Switch(
+        "/SETPROXYSETTINGS",
+        "job PRECONFIG|NO_PROXY|OVERRIDE|AUTODETECT [proxy_list] [bypass_list]",
+        "Set how the job reaches servers; OVERRIDE takes a proxy list and a bypass list "
+        "(either may be NULL)",
+        cmd.set_proxy_settings,
+        "set proxy settings",
+        2,
+        2,
+    ),
+    Switch(
+        "/SETCREDENTIALS",
+        "job SERVER|PROXY BASIC|DIGEST|NTLM|NEGOTIATE username password",
+        "Set the credentials for a server or proxy (the password is visible to other "
+        "processes: see bitsd credentials)",
+        cmd.set_credentials,
+        "set credentials",
+        5,
+    ),
+    Switch(
+        "/REMOVECREDENTIALS",
+        "job SERVER|PROXY BASIC|DIGEST|NTLM|NEGOTIATE",
+        "Remove the credentials of a target and scheme",
+        cmd.remove_credentials,
+        "remove credentials",
+        3,
+    ),
+    Switch(
+        "/SETCUSTOMHEADERS",
+        "job header1 [header2 ...] | job NULL",
+        "Set the HTTP headers sent with every request ('Name: value' each; NULL removes them)",
+        cmd.set_custom_headers,
+        "set custom headers",
+        2,
+        None,
+    ),
+    Switch(
+        "/MAKECUSTOMHEADERSWRITEONLY",
+        "job",
+        "Make the custom headers unreadable from now on",
+        cmd.make_custom_headers_write_only,
+        "make custom headers write-only",
+        1,
+    ),
+    _set(
+        "/SETSECURITYFLAGS",
+        "value",
+        cmd.set_security_flags,
+        "Set HTTP security flags (decimal or 0x hex: TLS checks, redirect policy)",
+        "set security flags",
+    ),
+    _set(
+        "/SETHTTPMETHOD",
+        "method",
+        cmd.set_http_method,
+        "Set the HTTP method (the job becomes FOREGROUND)",
+        "set HTTP method",
+    ),
+    Switch(
+        "/REMOVECLIENTCERTIFICATE",
+        "job",
+        "Remove the client certificate",
+        cmd.remove_client_certificate,
+        "remove client certificate",
+        1,
+    ),
+    Switch(
+        "/SETVALIDATIONSTATE",
+        "job file_index TRUE|FALSE",
+        "Accept (TRUE) or reject (FALSE: the job goes to ERROR) file number file_index",
+        cmd.set_validation_state,
+        "set validation state",
+        3,
+    ),
+    _no("/SETCLIENTCERTIFICATEBYID", _CERTIFICATE_STORES, "job store_location store_name hexa-id"),
+    _no(
+        "/SETCLIENTCERTIFICATEBYNAME", _CERTIFICATE_STORES, "job store_location store_name subject"
+    ),
     _no("/SETREPLYFILENAME", _UPLOADS, "job path"),
     _no("/SETACLFLAG", _WINDOWS_SECURITY, "job flags", "/setaclflags"),
-    _no("/SETCREDENTIALS", _CREDENTIALS, "job target scheme username password"),
-    _no("/REMOVECREDENTIALS", _CREDENTIALS, "job target scheme"),
-    _no("/SETCUSTOMHEADERS", _HTTP, "job header1 header2 ..."),
-    _no("/MAKECUSTOMHEADERSWRITEONLY", _HTTP, "job"),
-    _no("/SETCLIENTCERTIFICATEBYID", _CERTIFICATES, "job store_location store_name hexa-id"),
-    _no("/SETCLIENTCERTIFICATEBYNAME", _CERTIFICATES, "job store_location store_name subject"),
-    _no("/REMOVECLIENTCERTIFICATE", _CERTIFICATES, "job"),
-    _no("/SETSECURITYFLAGS", _HTTP, "job value"),
-    _no("/SETHTTPMETHOD", _HTTP, "job method"),
     _no("/SETHELPERTOKEN", _WINDOWS_SECURITY, "job [username@domain password]"),
     _no("/SETHELPERTOKENFLAGS", _WINDOWS_SECURITY, "job flags"),
     _no("/SETPEERCACHINGFLAGS", _PEERS, "job value"),
-    _no("/SETVALIDATIONSTATE", _VALIDATION, "job file_index TRUE|FALSE"),
-    _no(
-        "/REPLACEREMOTEPREFIX",
-        "bitsd's client has no ReplaceRemotePrefix yet",
-        "job old_prefix new_prefix",
-    ),
     # -- peer caching and utilities
     _no("/CACHE", _PEERS, "/?"),
     _no("/PEERCACHING", _PEERS, "/?"),

@@ -15,15 +15,17 @@ import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from bitsd import codes
-from bitsd._enums import JobState, JobType, Priority
+from bitsd._enums import AuthScheme, AuthTarget, JobState, JobType, Priority, ProxyUsage
 from bitsd._errors import (
     BitsError,
     ErrorInfoUnavailableError,
     InvalidArgumentError,
     NotFoundError,
 )
+from bitsd._records import FileInfo
 from bitsd._sync import Job
 from bitsd.cli.bitsadmin_core import (
     EXIT_FAILURE,
@@ -33,16 +35,19 @@ from bitsd.cli.bitsadmin_core import (
     Context,
     UnsupportedError,
     UsageError,
-    owner_name,
-    read_view,
 )
 from bitsd.cli.bitsadmin_format import (
+    NULL,
+    certificate_text,
     cmd_line_text,
     error_lines,
     file_line,
     guid,
     info_lines,
     list_line,
+    null_text,
+    owner_name,
+    proxy_usage_text,
     seconds_text,
     size_text,
     time_text,
@@ -50,34 +55,55 @@ from bitsd.cli.bitsadmin_format import (
 )
 
 __all__ = [
+    "COMMAND_LINE_WARNING",
     "Handler",
     "add_file",
     "add_file_set",
+    "add_file_with_ranges",
     "cancel",
     "complete",
     "create",
+    "get_custom_headers",
     "get_error",
     "get_temporary_name",
+    "get_validation_state",
     "getter",
     "info",
     "list_files",
     "list_jobs",
+    "make_custom_headers_write_only",
     "monitor",
+    "parse_range_list",
+    "remove_client_certificate",
+    "remove_credentials",
+    "replace_remote_prefix",
     "reset",
     "resume",
+    "set_credentials",
+    "set_custom_headers",
     "set_notify_cmd_line",
+    "set_proxy_settings",
+    "set_validation_state",
     "setter",
     "suspend",
     "transfer",
 ]
 
 Handler = Callable[[Context, Call], int]
+T = TypeVar("T")
 
 # Seconds /transfer waits for TRANSFERRED or ERROR between two progress reports: bitsd's
 # choice (bitsadmin does not document its refresh rate).
 TRANSFER_POLL_SECONDS = 0.5
 # /monitor's refresh when /refresh is not given: bitsadmin's default.
 DEFAULT_MONITOR_REFRESH = 5.0
+
+# What /SETCREDENTIALS prints on stderr: its password is on the command line.
+COMMAND_LINE_WARNING = (
+    "Warning: the password is on the command line, where other processes of this computer can "
+    "read it (ps, /proc/PID/cmdline) and where your shell may record it. "
+    "bitsd credentials JOB set --password-stdin reads it from stdin instead."
+)
 
 _TYPE_OPTIONS = {
     "/download": JobType.DOWNLOAD,
@@ -128,6 +154,55 @@ def _null(text: str) -> str | None:
     return None if text.upper() == "NULL" else text
 
 
+def _name_of(kind: type[T], text: str, what: str, hresult: int = codes.E_INVALIDARG) -> T:
+    """An enum member by its name in any case (``NO_PROXY``, ``Basic``)."""
+    members: dict[str, T] = getattr(kind, "__members__", {})
+    found = members.get(text.upper())
+    if found is None:
+        names = "|".join(members)
+        raise BitsError(f"'{text}' is not a {what}; use {names}", hresult=hresult)
+    return found
+
+
+def parse_bool(text: str) -> bool:
+    """TRUE or FALSE, in any case."""
+    upper = text.upper()
+    if upper not in ("TRUE", "FALSE"):
+        raise InvalidArgumentError(f"'{text}' is neither TRUE nor FALSE")
+    return upper == "TRUE"
+
+
+def parse_range_list(text: str) -> list[tuple[int, int]]:
+    """bitsadmin's range list: ``offset:length`` pairs separated by commas, in bytes; a length
+    of ``eof`` runs to the end of the file (``0:100,2000:eof``)."""
+    ranges = []
+    for part in text.split(","):
+        offset_text, sep, length_text = part.strip().partition(":")
+        try:
+            offset = int(offset_text)
+            length = codes.LENGTH_TO_EOF if length_text.lower() == "eof" else int(length_text)
+        except ValueError:
+            offset = length = -1
+        if not sep or offset < 0 or length < 0:
+            raise InvalidArgumentError(
+                f"'{part.strip()}' is not offset:length (a length may be eof)"
+            )
+        ranges.append((offset, length))
+    return ranges
+
+
+def _file_index(job: Job, text: str) -> int:
+    """A file_index argument: the number of one of the job's files, from 0."""
+    count = len(job.files())
+    if not text.isdigit() or int(text) >= count:
+        raise InvalidArgumentError(
+            f"'{text}' is not a file index of the job (0 to {count - 1})"
+            if count
+            else "the job has no files"
+        )
+    return int(text)
+
+
 # -- job lifecycle ---------------------------------------------------------------------------
 
 
@@ -146,6 +221,28 @@ def add_file(ctx: Context, call: Call) -> int:
     remote, local = call.args[1], call.args[2]
     job.add_file(remote, local)
     ctx.console.info(f"Added {remote} -> {local} to job.")
+    return EXIT_OK
+
+
+def add_file_with_ranges(ctx: Context, call: Call) -> int:
+    """``/addfilewithranges job remote_url local_name range_list``: the local file is the
+    ranges of the remote file, concatenated in order."""
+    job = ctx.job(call.args[0])
+    remote, local = call.args[1], call.args[2]
+    ranges = parse_range_list(call.args[3])
+    job.add_file_with_ranges(remote, local, ranges)
+    ctx.console.info(f"Added {remote} -> {local} ({len(ranges)} range(s)) to job.")
+    return EXIT_OK
+
+
+def replace_remote_prefix(ctx: Context, call: Call) -> int:
+    """``/replaceremoteprefix job old_prefix new_prefix``."""
+    job = ctx.job(call.args[0])
+    old, new = call.args[1], call.args[2]
+    if job.replace_remote_prefix(old, new) == codes.S_FALSE:
+        ctx.console.info(f"No remote name of the job starts with {old}; nothing changed.")
+    else:
+        ctx.console.info(f"Remote prefix {old} replaced by {new}.")
     return EXIT_OK
 
 
@@ -325,7 +422,7 @@ def _watch(ctx: Context, job: Job) -> int:
         try:
             with contextlib.suppress(TimeoutError):
                 job.wait((JobState.TRANSFERRED, JobState.ERROR), TRANSFER_POLL_SECONDS)
-            view = read_view(job, "info")
+            view = job.snapshot()
         except NotFoundError:
             console.error(f"Job {guid(job.id)} was completed or cancelled by another program.")
             return EXIT_FAILURE
@@ -380,20 +477,26 @@ def _give_up(ctx: Context, job: Job) -> int:
 
 def info(ctx: Context, call: Call) -> int:
     """``/info job [/verbose]``."""
-    view = read_view(ctx.job(call.args[0]), "verbose" if call.has("/verbose") else "info")
-    for line in info_lines(view, verbose=call.has("/verbose")):
+    job = ctx.job(call.args[0])
+    verbose = call.has("/verbose")
+    for line in info_lines(job.snapshot(), verbose=verbose, files=_files_if(job, verbose)):
         ctx.console.data(line)
     return EXIT_OK
+
+
+def _files_if(job: Job, verbose: bool) -> list[FileInfo] | None:
+    return job.files() if verbose else None
 
 
 def _views(ctx: Context, verbose: bool) -> list[tuple[str, list[str]]]:
     shown = []
     for job in ctx.each_job():
         try:
-            view = read_view(job, "verbose" if verbose else "list")
+            view = job.snapshot()
+            files = _files_if(job, verbose)
         except NotFoundError:
             continue  # it ended while we listed
-        lines = info_lines(view, verbose=True) if verbose else [list_line(view)]
+        lines = info_lines(view, verbose=True, files=files) if verbose else [list_line(view)]
         shown.append((job.id, lines))
     return shown
 
@@ -494,15 +597,8 @@ def get_error(ctx: Context, call: Call) -> int:
 def get_temporary_name(ctx: Context, call: Call) -> int:
     """``/gettemporaryname job file_index``: the temporary file of file number file_index."""
     job = ctx.job(call.args[0])
-    text = call.args[1]
-    files = job.files()
-    if not text.isdigit() or int(text) >= len(files):
-        raise InvalidArgumentError(
-            f"'{text}' is not a file index of the job (0 to {len(files) - 1})"
-            if files
-            else "the job has no files"
-        )
-    ctx.console.data(files[int(text)].temporary_name)
+    index = _file_index(job, call.args[1])
+    ctx.console.data(job.files()[index].temporary_name)
     return EXIT_OK
 
 
@@ -604,4 +700,141 @@ def set_notify_cmd_line(ctx: Context, call: Call) -> int:
         ctx.console.info("Notification command line removed.")
     else:
         ctx.console.info(f"Notification command line set to {cmd_line_text(program, parameters)}.")
+    return EXIT_OK
+
+
+# -- HTTP options, credentials, validation (issue 6) ----------------------------------------
+
+
+def get_custom_headers(ctx: Context, call: Call) -> int:
+    """``/getcustomheaders job``: one header per line, or NULL (fails with E_ACCESSDENIED
+    when they are write-only)."""
+    headers = ctx.job(call.args[0]).get_custom_headers()
+    lines = headers.removesuffix("\r\n").split("\r\n") if headers else [NULL]
+    for line in lines:
+        ctx.console.data(line)
+    return EXIT_OK
+
+
+def set_custom_headers(ctx: Context, call: Call) -> int:
+    """``/setcustomheaders job header1 header2 ...``: each argument is one ``Name: value``
+    header; ``NULL`` alone removes them."""
+    job = ctx.job(call.args[0])
+    headers = list(call.args[1:])
+    if len(headers) == 1 and _null(headers[0]) is None:
+        job.set_custom_headers(None)
+        ctx.console.info("Custom headers removed.")
+        return EXIT_OK
+    job.set_custom_headers("".join(f"{h}\r\n" for h in headers))
+    ctx.console.info(f"Custom headers set ({len(headers)} header(s)).")
+    return EXIT_OK
+
+
+def make_custom_headers_write_only(ctx: Context, call: Call) -> int:
+    """``/makecustomheaderswriteonly job``: nobody can read them back any more."""
+    ctx.job(call.args[0]).make_custom_headers_write_only()
+    ctx.console.info("Custom headers are write-only now.")
+    return EXIT_OK
+
+
+def get_security_flags(job: Job) -> str:
+    return f"0x{int(job.get_security_flags()):X}"
+
+
+def set_security_flags(job: Job, text: str) -> str:
+    flags = parse_flags(text)
+    job.set_security_flags(flags)
+    return f"Security flags set to 0x{flags:X}."
+
+
+def get_http_method(job: Job) -> str:
+    return job.get_http_method() or "GET"
+
+
+def set_http_method(job: Job, text: str) -> str:
+    job.set_http_method(text)
+    return f"HTTP method set to {text}."
+
+
+def get_proxy_usage(job: Job) -> str:
+    return proxy_usage_text(job.get_proxy_settings()[0])
+
+
+def get_proxy_list(job: Job) -> str:
+    return null_text(job.get_proxy_settings()[1])
+
+
+def get_proxy_bypass_list(job: Job) -> str:
+    return null_text(job.get_proxy_settings()[2])
+
+
+def set_proxy_settings(ctx: Context, call: Call) -> int:
+    """``/setproxysettings job usage [list] [bypass]``: usage PRECONFIG, NO_PROXY, OVERRIDE
+    or AUTODETECT; OVERRIDE takes the proxy list and the bypass list (either may be NULL), the
+    others take neither. The daemon judges the rest and answers with BITS's codes."""
+    job = ctx.job(call.args[0])
+    usage = _name_of(ProxyUsage, call.args[1], "proxy usage")
+    rest = [_null(text) for text in call.args[2:]]
+    proxies = rest[0] if rest else None
+    bypass = rest[1] if len(rest) > 1 else None
+    job.set_proxy_settings(usage, proxies, bypass)
+    ctx.console.info(f"Proxy usage set to {usage.name}.")
+    return EXIT_OK
+
+
+def _auth(call: Call) -> tuple[AuthTarget, AuthScheme]:
+    target = _name_of(AuthTarget, call.args[1], "target", hresult=codes.BG_E_INVALID_AUTH_TARGET)
+    scheme = _name_of(AuthScheme, call.args[2], "scheme", hresult=codes.BG_E_INVALID_AUTH_SCHEME)
+    return target, scheme
+
+
+def set_credentials(ctx: Context, call: Call) -> int:
+    """``/setcredentials job target scheme username password``: target SERVER or PROXY,
+    scheme BASIC, DIGEST, NTLM, NEGOTIATE (or PASSPORT, which bitsd refuses). The password is
+    on the command line as in Windows; a warning on stderr says so."""
+    ctx.console.error(COMMAND_LINE_WARNING)
+    job = ctx.job(call.args[0])
+    target, scheme = _auth(call)
+    job.set_credentials(target, scheme, call.args[3], call.args[4])
+    ctx.console.info(f"Credentials set for {target.name} {scheme.name}.")
+    return EXIT_OK
+
+
+def remove_credentials(ctx: Context, call: Call) -> int:
+    """``/removecredentials job target scheme``."""
+    job = ctx.job(call.args[0])
+    target, scheme = _auth(call)
+    if job.remove_credentials(target, scheme) == codes.S_FALSE:
+        ctx.console.info(f"The job had no credentials for {target.name} {scheme.name}.")
+    else:
+        ctx.console.info(f"Credentials removed for {target.name} {scheme.name}.")
+    return EXIT_OK
+
+
+def get_validation_state(ctx: Context, call: Call) -> int:
+    """``/getvalidationstate job file_index``: TRUE once the file was accepted."""
+    job = ctx.job(call.args[0])
+    ctx.console.data(str(job.get_validation_state(_file_index(job, call.args[1]))).upper())
+    return EXIT_OK
+
+
+def set_validation_state(ctx: Context, call: Call) -> int:
+    """``/setvalidationstate job file_index TRUE|FALSE``: FALSE puts the job in ERROR
+    (BG_E_VALIDATION_FAILED); /resume downloads the file again."""
+    job = ctx.job(call.args[0])
+    index = _file_index(job, call.args[1])
+    valid = parse_bool(call.args[2])
+    job.set_validation_state(index, valid)
+    ctx.console.info(f"Validation state of file {index} set to {str(valid).upper()}.")
+    return EXIT_OK
+
+
+def get_client_certificate(job: Job) -> str:
+    return certificate_text(job.get_client_certificate())
+
+
+def remove_client_certificate(ctx: Context, call: Call) -> int:
+    """``/removeclientcertificate job``."""
+    ctx.job(call.args[0]).remove_client_certificate()
+    ctx.console.info("Client certificate removed.")
     return EXIT_OK

@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import pwd
 import re
 import shutil
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal, TextIO
+from typing import TextIO
 
 import bitsd
 from bitsd import codes
-from bitsd._enums import JobState
-from bitsd._errors import BitsError, ErrorInfoUnavailableError, NotFoundError
+from bitsd._errors import BitsError, NotFoundError
 from bitsd._sync import Job, Manager
-from bitsd.cli.bitsadmin_format import JobView, failure_lines
+from bitsd.cli.bitsadmin_format import failure_lines
 from bitsd.cli.session import CONNECT_TIMEOUT, NO_AUTOSTART_TIMEOUT, autostart_from_env
 
 __all__ = [
@@ -45,8 +43,6 @@ __all__ = [
     "Context",
     "UnsupportedError",
     "UsageError",
-    "owner_name",
-    "read_view",
 ]
 
 EXIT_OK = 0
@@ -236,57 +232,3 @@ class Context:
     def each_job(self) -> Iterable[Job]:
         """Every job of the user that is not final, oldest first."""
         return self.manager().jobs()
-
-
-def owner_name(uid: int) -> str:
-    """The login name of a uid (the uid itself when it has none)."""
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-ViewLevel = Literal["list", "info", "verbose"]
-
-
-def read_view(job: Job, level: ViewLevel) -> JobView:
-    """Read what ``/list`` (``list``), ``/info`` (``info``) or ``/info /verbose`` shows.
-
-    Raises:
-        BitsError: the daemon's error, e.g. NotFoundError when the job ended meanwhile.
-    """
-    state = job.get_state()
-    view = JobView(
-        id=job.id,
-        display_name=job.get_display_name(),
-        state=state,
-        progress=job.get_progress(),
-    )
-    if level == "list":
-        return view
-    view = dataclasses.replace(
-        view,
-        type=job.get_type(),
-        priority=job.get_priority(),
-        owner=owner_name(job.get_owner()),
-    )
-    if level == "info":
-        return view
-    error = None
-    if state in (JobState.ERROR, JobState.TRANSIENT_ERROR):
-        with contextlib.suppress(ErrorInfoUnavailableError):  # resumed meanwhile
-            error = job.get_error()
-    return dataclasses.replace(
-        view,
-        times=job.get_times(),
-        notify_flags=int(job.get_notify_flags()),
-        minimum_retry_delay=job.get_minimum_retry_delay(),
-        no_progress_timeout=job.get_no_progress_timeout(),
-        maximum_download_time=job.get_maximum_download_time(),
-        dynamic_content=job.get_dynamic_content(),
-        error_count=job.get_error_count(),
-        description=job.get_description(),
-        error=error,
-        files=tuple(job.files()),
-        notify_cmd_line=job.get_notify_cmd_line(),
-    )

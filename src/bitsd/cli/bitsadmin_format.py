@@ -2,7 +2,8 @@
 
 Rules:
 - Nothing here talks to the daemon or writes to a stream; every function returns strings, so
-  the layout is tested without a daemon and stays in one place.
+  the layout is tested without a daemon and stays in one place. A job is shown from one
+  :class:`bitsd.JobSnapshot` (``job.snapshot()``, the same record ``bitsd`` shows).
 - The layout follows Microsoft's bitsadmin (the samples of the bitsadmin examples page):
   GUIDs upper case in braces, sizes unknown to BITS print as ``UNKNOWN``, times in the
   ``M/D/YYYY h:mm:ss AM`` form of an en-US Windows, in local time.
@@ -12,18 +13,19 @@ Rules:
 
 from __future__ import annotations
 
-import dataclasses
+import pwd
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
 from bitsd import codes
-from bitsd._enums import ErrorContext, JobState, JobType, Priority
-from bitsd._records import ErrorInfo, FileInfo, JobProgress, JobTimes
+from bitsd._enums import ErrorContext, ProxyUsage
+from bitsd._records import ErrorInfo, FileInfo, JobSnapshot
 
 __all__ = [
+    "NULL",
     "UNKNOWN",
-    "JobView",
+    "certificate_text",
     "cmd_line_text",
     "error_lines",
     "failure_lines",
@@ -31,6 +33,9 @@ __all__ = [
     "guid",
     "info_lines",
     "list_line",
+    "null_text",
+    "owner_name",
+    "proxy_usage_text",
     "seconds_text",
     "size_text",
     "time_text",
@@ -39,36 +44,19 @@ __all__ = [
 
 UNKNOWN = "UNKNOWN"
 """What bitsadmin prints for a size or a time BITS does not know (yet)."""
+NULL = "NULL"
+"""What bitsadmin prints for a string property that is not set (a proxy list, ...)."""
 
 # Width of the labels of the error block, as bitsadmin aligns them.
 _ERROR_LABEL_WIDTH = len("ERROR CONTEXT: ")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class JobView:
-    """What ``/info`` and ``/list`` show of one job, read from the daemon once.
-
-    The fields after ``progress`` are read only for verbose output; they are None otherwise.
-    """
-
-    id: str
-    display_name: str
-    state: JobState
-    progress: JobProgress
-    type: JobType | None = None
-    priority: Priority | None = None
-    owner: str | None = None
-    times: JobTimes | None = None
-    notify_flags: int | None = None
-    minimum_retry_delay: float | None = None
-    no_progress_timeout: float | None = None
-    maximum_download_time: float | None = None
-    dynamic_content: bool | None = None
-    error_count: int | None = None
-    description: str | None = None
-    error: ErrorInfo | None = None
-    files: Sequence[FileInfo] | None = None
-    notify_cmd_line: tuple[str | None, str | None] | None = None
+def owner_name(uid: int) -> str:
+    """The login name of a uid (the uid itself when it has none)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def guid(job_id: str) -> str:
@@ -110,11 +98,32 @@ def cmd_line_text(program: str | None, parameters: str | None) -> str:
     return " ".join(shown)
 
 
+def null_text(value: str | None) -> str:
+    """A string property as bitsadmin prints it: NULL when it is not set."""
+    return NULL if value is None else value
+
+
+def proxy_usage_text(usage: int) -> str:
+    """BG_JOB_PROXY_USAGE by name (PRECONFIG, NO_PROXY, OVERRIDE, AUTODETECT)."""
+    try:
+        return ProxyUsage(usage).name
+    except ValueError:
+        return str(usage)
+
+
+def certificate_text(certificate: tuple[str, str | None] | None) -> str:
+    """The client certificate as ``'cert.pem' 'key.pem'`` (NULL: the key is in the
+    certificate's file), or ``none``."""
+    if certificate is None:
+        return "none"
+    return cmd_line_text(*certificate)
+
+
 def _progress_pair(transferred: int, total: int) -> str:
     return f"{transferred} / {size_text(total)}"
 
 
-def list_line(view: JobView) -> str:
+def list_line(view: JobSnapshot) -> str:
     """One line of ``/list`` and ``/monitor``: GUID, name, state, files and bytes."""
     p = view.progress
     files = f"{p.files_transferred} / {p.files_total}"
@@ -156,70 +165,67 @@ def error_lines(error: ErrorInfo) -> list[str]:
     return lines
 
 
-def info_lines(view: JobView, *, verbose: bool) -> list[str]:
+def info_lines(
+    view: JobSnapshot, *, verbose: bool, files: Sequence[FileInfo] | None = None
+) -> list[str]:
     """The block ``/info`` prints, and ``/list /verbose`` prints for every job.
 
     The first three lines are bitsadmin's summary; ``verbose`` adds the detail lines in
-    bitsadmin's order (times, notification, retry settings, the error if any, description,
-    files, command line), without the Windows-only ones (proxy, ACL flags, peer caching).
+    bitsadmin's order (times, notification, retry settings, proxy, the error if any,
+    description, the job's ``files``, command line), without the Windows-only ones (ACL flags,
+    peer caching), plus bitsd's maximum download time and dynamic-content flag.
     """
     p = view.progress
-    job_type = view.type.name if view.type is not None else UNKNOWN
-    priority = view.priority.name if view.priority is not None else UNKNOWN
     lines = [
         f"GUID: {guid(view.id)} DISPLAY: '{view.display_name}'",
-        f"TYPE: {job_type} STATE: {view.state.name} OWNER: {view.owner or UNKNOWN}",
-        f"PRIORITY: {priority} FILES: {p.files_transferred} / {p.files_total} "
+        f"TYPE: {view.type.name} STATE: {view.state.name} OWNER: {owner_name(view.owner)}",
+        f"PRIORITY: {view.priority.name} FILES: {p.files_transferred} / {p.files_total} "
         f"BYTES: {_progress_pair(p.bytes_transferred, p.bytes_total)}",
     ]
     if not verbose:
         return lines
     times = view.times
     lines.append(
-        f"CREATION TIME: {time_text(times.creation_time if times else None)} "
-        f"MODIFICATION TIME: {time_text(times.modification_time if times else None)}"
+        f"CREATION TIME: {time_text(times.creation_time)} "
+        f"MODIFICATION TIME: {time_text(times.modification_time)}"
     )
-    lines.append(f"COMPLETION TIME: {time_text(times.transfer_completion_time if times else None)}")
+    lines.append(f"COMPLETION TIME: {time_text(times.transfer_completion_time)}")
     # The control API does not say whether another process holds the job's callback.
-    lines.append(f"NOTIFY INTERFACE: {UNKNOWN} NOTIFICATION FLAGS: {_opt(view.notify_flags)}")
+    lines.append(f"NOTIFY INTERFACE: {UNKNOWN} NOTIFICATION FLAGS: {int(view.notify_flags)}")
     lines.append(
-        f"RETRY DELAY: {_opt_seconds(view.minimum_retry_delay)} "
-        f"NO PROGRESS TIMEOUT: {_opt_seconds(view.no_progress_timeout)} "
-        f"ERROR COUNT: {_opt(view.error_count)}"
+        f"RETRY DELAY: {seconds_text(view.minimum_retry_delay)} "
+        f"NO PROGRESS TIMEOUT: {seconds_text(view.no_progress_timeout)} "
+        f"ERROR COUNT: {view.error_count}"
     )
-    dynamic = UNKNOWN if view.dynamic_content is None else str(view.dynamic_content).upper()
     lines.append(
-        f"MAX DOWNLOAD TIME: {_opt_seconds(view.maximum_download_time)} DYNAMIC CONTENT: {dynamic}"
+        f"PROXY USAGE: {proxy_usage_text(view.proxy_usage)} "
+        f"PROXY LIST: {null_text(view.proxy_list)} "
+        f"PROXY BYPASS LIST: {null_text(view.proxy_bypass)}"
+    )
+    dynamic = str(view.dynamic_content).upper()
+    lines.append(
+        f"MAX DOWNLOAD TIME: {seconds_text(view.maximum_download_time)} DYNAMIC CONTENT: {dynamic}"
     )
     if view.error is not None:
         lines.extend(error_lines(view.error))
-    lines.append(f"DESCRIPTION: {view.description or ''}".rstrip())
+    lines.append(f"DESCRIPTION: {view.description}".rstrip())
     lines.append("JOB FILES:")
-    lines.extend("\t" + file_line(f) for f in view.files or ())
-    program, parameters = view.notify_cmd_line or (None, None)
-    lines.append(f"NOTIFICATION COMMAND LINE: {cmd_line_text(program, parameters)}")
+    lines.extend("\t" + file_line(f) for f in files or ())
+    lines.append(
+        f"NOTIFICATION COMMAND LINE: {cmd_line_text(view.notify_program, view.notify_parameters)}"
+    )
     return lines
 
 
-def _opt(value: object) -> str:
-    return UNKNOWN if value is None else str(value)
-
-
-def _opt_seconds(value: float | None) -> str:
-    return UNKNOWN if value is None else seconds_text(value)
-
-
-def transfer_lines(view: JobView) -> list[str]:
+def transfer_lines(view: JobSnapshot) -> list[str]:
     """The two progress lines ``/transfer`` prints while it waits."""
     p = view.progress
     percent = ""
     if p.bytes_total not in (0, codes.SIZE_UNKNOWN):
         percent = f" ({p.bytes_transferred * 100 // p.bytes_total}%)"
-    job_type = view.type.name if view.type is not None else UNKNOWN
-    priority = view.priority.name if view.priority is not None else UNKNOWN
     return [
-        f"DISPLAY: '{view.display_name}' TYPE: {job_type} STATE: {view.state.name}",
-        f"PRIORITY: {priority} FILES: {p.files_transferred} / {p.files_total} "
+        f"DISPLAY: '{view.display_name}' TYPE: {view.type.name} STATE: {view.state.name}",
+        f"PRIORITY: {view.priority.name} FILES: {p.files_transferred} / {p.files_total} "
         f"BYTES: {_progress_pair(p.bytes_transferred, p.bytes_total)}{percent}",
     ]
 

@@ -122,6 +122,16 @@ _COMMAND_ADVICE: dict[int, str] = {
     ),
     codes.BG_E_TOO_MANY_JOBS_PER_USER: "complete or cancel some of your jobs (bitsd list)",
     codes.BG_E_TOO_MANY_FILES_IN_JOB: "split the files over several jobs",
+    codes.E_PENDING: "wait until the file is transferred (bitsd wait {job})",
+    codes.BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD: (
+        "a job with a custom HTTP method is FOREGROUND, without dynamic content; create a new job"
+    ),
+    codes.BG_E_UNSUPPORTED_JOB_CONFIGURATION: (
+        "file ranges and dynamic content do not go together; create a new job"
+    ),
+    codes.BG_E_INVALID_RANGE: "give ranges inside the file, e.g. 0:1000 or 5000:eof",
+    codes.BG_E_OVERLAPPING_RANGES: "give ranges that do not overlap",
+    codes.BG_E_TOO_MANY_RANGES_IN_FILE: "give at most 500 ranges per file, or split the file",
 }
 
 # HRESULT -> advice, for a job's error (what GetError reports). HTTP statuses not listed here are
@@ -135,12 +145,14 @@ _ADVICE: dict[int, Advice] = {
         "the server has no file at {url} any more", "fix the URL and run bitsd resume {job}"
     ),
     codes.BG_E_HTTP_ERROR_401: Advice(
-        "the server asks for a login to {url}, and bitsd sends no credentials",
-        "use a URL that needs no login, or bitsd cancel {job}",
+        "the server asks for a login to {url}, and the job has no credentials it accepts",
+        "give them with bitsd credentials {job} set --target server --scheme SCHEME --user NAME, "
+        "then run bitsd resume {job}",
     ),
     codes.BG_E_HTTP_ERROR_407: Advice(
-        "the proxy asks for a login, and bitsd sends no proxy credentials",
-        "use a proxy that needs no login, then run bitsd resume {job}",
+        "the proxy asks for a login, and the job has no proxy credentials it accepts",
+        "give them with bitsd credentials {job} set --target proxy --scheme SCHEME --user NAME, "
+        "then run bitsd resume {job}",
     ),
     codes.BG_E_HTTP_ERROR_403: Advice(
         "the server refuses access to {url}",
@@ -188,16 +200,32 @@ _ADVICE: dict[int, Advice] = {
     ),
     codes.BG_E_TRUST_FAILURE: Advice(
         "the TLS certificate of the server of {url} is not trusted",
-        "fix the server's certificate or trust its CA, then run bitsd resume {job}",
+        "fix the server's certificate, or trust its CA with bitsd set {job} --ca-bundle PEM, "
+        "then run bitsd resume {job}",
+    ),
+    codes.BG_E_INVALID_PROXY_INFO: Advice(
+        "the job's proxy settings cannot be used",
+        "fix them with bitsd set {job} --proxy-list '...' (or --proxy-usage preconfig), then "
+        "run bitsd resume {job}",
     ),
     codes.HRESULT_FROM_WIN32(12156): Advice(  # ERROR_HTTP_REDIRECT_FAILED
         "{url} redirects too often", "fix the URL and run bitsd resume {job}"
+    ),
+    codes.BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED: Advice(
+        "the files of the job are larger than its maximum download size",
+        "the limit can only be set before the first resume: bitsd cancel {job} and start a new "
+        "job with a larger --max-download-size",
     ),
     codes.BG_E_MAXDOWNLOAD_TIMEOUT: Advice(
         "the job took longer than its maximum download time",
         "raise it with bitsd set {job} --max-download-time S, then run bitsd resume {job}",
     ),
     # -- the local file --------------------------------------------------------------------
+    codes.BG_E_VALIDATION_FAILED: Advice(
+        "{local} failed validation (its SHA-256 differs from the expected one, or it was "
+        "marked invalid)",
+        "run bitsd resume {job} to download it again, or bitsd cancel {job}",
+    ),
     codes.HRESULT_FROM_WIN32(112): Advice(  # ERROR_DISK_FULL (ENOSPC, EDQUOT)
         "no space is left on the disk of {local}",
         "free some space, then run bitsd resume {job}",

@@ -19,8 +19,7 @@ import click
 
 from bitsd import _wire
 from bitsd._enums import JobState
-from bitsd._records import ErrorInfo, FileInfo
-from bitsd.cli.session import JobView
+from bitsd._records import ErrorInfo, FileInfo, JobSnapshot
 
 __all__ = [
     "emit",
@@ -35,32 +34,15 @@ __all__ = [
 JSON = dict[str, Any]
 
 
-def job_doc(view: JobView) -> JSON:
-    """``bitsd info`` and ``bitsd create``: the job as the control API's Job object."""
-    return {
-        "id": view.id,
-        "display_name": view.display_name,
-        "description": view.description,
-        "type": view.type.name,
-        "state": view.state.name,
-        "priority": view.priority.name,
-        "owner": view.owner,
-        "notify_flags": view.notify_flags,
-        "notify_cmd_line": {"program": view.notify_program, "parameters": view.notify_parameters},
-        "minimum_retry_delay": view.minimum_retry_delay,
-        "no_progress_timeout": view.no_progress_timeout,
-        "maximum_download_time": view.maximum_download_time,
-        "dynamic_content": view.dynamic_content,
-        "error_count": view.error_count,
-        "progress": _wire.progress_to_json(view.progress),
-        "times": _wire.times_to_json(view.times),
-        "error": _error(view.error),
-    }
+def job_doc(job: JobSnapshot) -> JSON:
+    """``bitsd info`` and ``bitsd create``: the job as the control API's Job object (every
+    property but credentials, which are never shown)."""
+    return _wire.snapshot_to_json(job)
 
 
-def list_doc(views: Iterable[JobView]) -> JSON:
+def list_doc(jobs: Iterable[JobSnapshot]) -> JSON:
     """``bitsd list``: the user's jobs that are not final, oldest first."""
-    return {"jobs": [job_doc(v) for v in views]}
+    return {"jobs": [job_doc(j) for j in jobs]}
 
 
 def files_doc(job_id: str, files: Iterable[FileInfo]) -> JSON:

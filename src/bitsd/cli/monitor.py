@@ -31,9 +31,9 @@ from bitsd import codes
 from bitsd._client import DAEMON_UNAVAILABLE, Manager
 from bitsd._enums import JobState
 from bitsd._errors import BitsError, NotFoundError
-from bitsd._records import JobProgress
+from bitsd._records import JobProgress, JobSnapshot
 from bitsd.cli import events, render, session
-from bitsd.cli.session import Call, JobView
+from bitsd.cli.session import Call
 
 __all__ = ["Board", "monitor"]
 
@@ -64,7 +64,7 @@ class Board:
     def __init__(self) -> None:
         self.rows: dict[str, Row] = {}
 
-    def put(self, view: JobView) -> None:
+    def put(self, view: JobSnapshot) -> None:
         """Add a job, or replace what is known of it by a fresh view."""
         row = self.rows.get(view.id)
         error = None if view.error is None else codes.name_of(view.error.code)
@@ -156,7 +156,8 @@ def _keys(quit_: asyncio.Event) -> Iterator[None]:
 async def _refresh(manager: Manager, board: Board, job_id: str, event: events.JobEvent) -> None:
     """Read a job again; a job that ended meanwhile keeps what its event said."""
     try:
-        board.put(await session.snapshot(await manager.get_job(job_id)))
+        job = await manager.get_job(job_id)
+        board.put(await job.snapshot())
     except NotFoundError:
         if job_id not in board.rows and event.state is not None:
             progress = event.progress or JobProgress(0, 0, 0, 0)

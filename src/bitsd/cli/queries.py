@@ -32,7 +32,8 @@ def info(job: str, as_json: bool) -> None:
     """Show every property of JOB."""
 
     async def body(manager: Manager, call: Call) -> None:
-        view = await session.snapshot(await session.resolve(manager, job, call))
+        handle = await session.resolve(manager, job, call)
+        view = await handle.snapshot()
         if as_json:
             jsonout.emit(jsonout.job_doc(view))
             return

@@ -3,8 +3,9 @@
 Rules:
 - Sizes are in decimal units (kB, MB, GB: what download tools and disks show); a size that is
   not known yet (``SIZE_UNKNOWN``) reads "?".
-- Renderers take :class:`~bitsd.cli.session.JobView` values and return rich renderables; they
-  never talk to the daemon. Consoles: results on stdout, progress and notes on stderr.
+- Renderers take :class:`bitsd.JobSnapshot` values (and file lists) and return rich
+  renderables; they never talk to the daemon. Consoles: results on stdout, progress and notes
+  on stderr.
 - Colours are decoration only: every state is also spelled out, so the text reads the same
   without a colour terminal (and when piped).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import click
@@ -32,9 +33,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bitsd import codes
-from bitsd._enums import JobState, NotifyFlags
-from bitsd._records import FileInfo
-from bitsd.cli.session import JobView
+from bitsd._enums import CostStates, JobState, NotifyFlags, ProxyUsage, SecurityFlags
+from bitsd._records import FileInfo, JobSnapshot
 
 __all__ = [
     "files_table",
@@ -45,9 +45,11 @@ __all__ = [
     "jobs_table",
     "percent",
     "progress_bars",
+    "security_flags_text",
     "short_id",
     "show",
     "state_text",
+    "transfer_policy_text",
 ]
 
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
@@ -143,12 +145,12 @@ def _time(value: datetime | None) -> str:
     return "-" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _job_progress_cell(view: JobView) -> str:
+def _job_progress_cell(view: JobSnapshot) -> str:
     p = view.progress
     return "-" if p.files_total == 0 else _progress_cell(p.bytes_transferred, p.bytes_total)
 
 
-def jobs_table(views: Iterable[JobView]) -> Table:
+def jobs_table(views: Iterable[JobSnapshot]) -> Table:
     """``bitsd list``: one row per job."""
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("ID", "NAME", "STATE", "PRIORITY", "PROGRESS", "FILES"):
@@ -166,7 +168,7 @@ def jobs_table(views: Iterable[JobView]) -> Table:
     return table
 
 
-def info_table(view: JobView, error_line: str | None) -> Table:
+def info_table(view: JobSnapshot, error_line: str | None) -> Table:
     """``bitsd info``: every property, one per row."""
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -191,14 +193,75 @@ def info_table(view: JobView, error_line: str | None) -> Table:
         ("no-progress timeout", human_duration(view.no_progress_timeout)),
         ("max download time", human_duration(view.maximum_download_time)),
         ("dynamic content", "yes" if view.dynamic_content else "no"),
-        ("notify flags", f"{view.notify_flags} ({NotifyFlags(view.notify_flags)})"),
+        ("notify flags", f"{int(view.notify_flags)} ({NotifyFlags(view.notify_flags)})"),
         ("notify command", "-" if program is None else f"{program} [{parameters or ''}]"),
+        ("max download size", _limit(view.maximum_download_size, human_size)),
+        ("bandwidth limit", _limit(view.bandwidth_limit, human_rate)),
+        ("transfer policy", transfer_policy_text(view.transfer_policy)),
+        ("http method", view.http_method or "GET"),
+        ("custom headers", _headers_cell(view)),
+        ("security flags", security_flags_text(view.security_flags)),
+        ("proxy", _proxy_cell(view)),
+        ("ca bundle", view.ca_bundle or "- (the system's CAs)"),
+        ("client certificate", view.client_certificate or "-"),
     ]
     if error_line is not None:
         rows.append(("error", Text(error_line, style="red")))
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _limit(value: int | None, text: Callable[[int], str]) -> str:
+    if value is None:
+        return "none"
+    shown = text(value)
+    return shown if value < 1000 else f"{shown} ({value:,} B{'/s' if '/s' in shown else ''})"
+
+
+def _headers_cell(view: JobSnapshot) -> str:
+    if view.custom_headers_write_only:
+        return "(write-only)"
+    if not view.custom_headers:
+        return "-"
+    return "\n".join(view.custom_headers.removesuffix("\r\n").split("\r\n"))
+
+
+def _proxy_cell(view: JobSnapshot) -> str:
+    try:
+        usage = ProxyUsage(view.proxy_usage).name
+    except ValueError:
+        usage = str(view.proxy_usage)
+    parts = [usage]
+    if view.proxy_list:
+        parts.append(view.proxy_list)
+    if view.proxy_bypass:
+        parts.append(f"(bypass: {view.proxy_bypass})")
+    return " ".join(parts)
+
+
+def security_flags_text(flags: int) -> str:
+    """``0x208 (IGNORE_UNKNOWN_CA|REDIRECT_POLICY_DISALLOW)``; 0 reads ``0 (none)``."""
+    if not flags:
+        return "0 (none)"
+    mask = SecurityFlags.REDIRECT_POLICY_MASK
+    policy = flags & mask
+    names = [n for n, m in SecurityFlags.__members__.items() if m and not m & mask and flags & m]
+    names += [n for n, m in SecurityFlags.__members__.items() if policy and m == policy != mask]
+    return f"0x{flags:X} ({'|'.join(names)})"
+
+
+def transfer_policy_text(policy: int) -> str:
+    """``STANDARD (0x80000067)`` for a named policy, else the hex value and its cost states."""
+    for name, member in CostStates.__members__.items():
+        if name.startswith("TRANSFER_") and member == policy:
+            return f"{name.removeprefix('TRANSFER_')} (0x{policy:08X})"
+    names = [
+        name
+        for name, member in CostStates.__members__.items()
+        if not name.startswith("TRANSFER_") and policy & member
+    ]
+    return f"0x{policy:08X} ({'|'.join(names) or 'none'})"
 
 
 def files_table(files: Iterable[FileInfo]) -> Table:

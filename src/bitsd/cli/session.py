@@ -8,8 +8,9 @@ Rules:
 - JOB on the command line is a job id (a GUID, braces optional), a display name that is unique
   among the user's jobs, or the start of one job's id (:func:`resolve`); a name or prefix that
   matches several jobs is a usage error that lists them.
-- :class:`JobView` is a job read at one moment, with every property the control API's Job
-  object has; the renderers and the JSON builders read views, never handles.
+- A job is shown from one :class:`bitsd.JobSnapshot` (``job.snapshot()``: one request, every
+  field read at the same moment); the renderers and the JSON builders of both command lines
+  (``bitsd`` and ``bitsadmin``) read snapshots, never handles.
 """
 
 from __future__ import annotations
@@ -27,19 +28,17 @@ import click
 import bitsd.aio
 from bitsd import _autostart
 from bitsd._client import DAEMON_UNAVAILABLE, DEFAULT_CONNECT_TIMEOUT, Manager, RemoteJob
-from bitsd._enums import JobState, JobType, Priority
+from bitsd._enums import JobState
 from bitsd._errors import BitsError, ErrorInfoUnavailableError, NotFoundError
-from bitsd._records import ErrorInfo, JobProgress, JobTimes
+from bitsd._records import ErrorInfo, JobSnapshot
 from bitsd.cli.errors import ExitCode, fail, from_bits_error
 
 __all__ = [
     "AUTOSTART_ENV",
     "Call",
-    "JobView",
     "Settings",
     "resolve",
     "run",
-    "snapshot",
     "snapshots",
 ]
 
@@ -52,8 +51,7 @@ AUTOSTART_ENV = "BITSD_NO_AUTOSTART"
 CONNECT_TIMEOUT = DEFAULT_CONNECT_TIMEOUT
 # Seconds to wait for a daemon that nobody starts: a running one answers at once (bitsd's choice).
 NO_AUTOSTART_TIMEOUT = 2.0
-# Jobs read at once (each one request per property): bitsd's choice, well under the open-files
-# limit.
+# Jobs read at once (one request each): bitsd's choice, well under the open-files limit.
 _PARALLEL_READS = 8
 
 # The start of a job id: at least 4 hex digits, as `bitsd monitor` shows 8 of them.
@@ -186,77 +184,6 @@ async def resolve(manager: Manager, ref: str, call: Call | None = None) -> Remot
     return job
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class JobView:
-    """A job as read at one moment: the fields of the control API's Job object."""
-
-    id: str
-    display_name: str
-    description: str
-    type: JobType
-    state: JobState
-    priority: Priority
-    owner: int
-    notify_flags: int
-    notify_program: str | None
-    notify_parameters: str | None
-    minimum_retry_delay: float
-    no_progress_timeout: float
-    maximum_download_time: float
-    dynamic_content: bool
-    error_count: int
-    progress: JobProgress
-    times: JobTimes
-    error: ErrorInfo | None
-
-
-async def snapshot(job: RemoteJob) -> JobView:
-    """Read every property of ``job``; the error too when it is in ERROR or TRANSIENT_ERROR."""
-    # asyncio.gather is typed for up to six awaitables: three groups, all in flight at once.
-    names, settings_, numbers = await asyncio.gather(
-        asyncio.gather(
-            job.get_display_name(),
-            job.get_description(),
-            job.get_type(),
-            job.get_state(),
-            job.get_priority(),
-            job.get_owner(),
-        ),
-        asyncio.gather(
-            job.get_notify_flags(),
-            job.get_notify_cmd_line(),
-            job.get_minimum_retry_delay(),
-            job.get_no_progress_timeout(),
-            job.get_maximum_download_time(),
-            job.get_dynamic_content(),
-        ),
-        asyncio.gather(job.get_error_count(), job.get_progress(), job.get_times()),
-    )
-    display_name, description, job_type, state, priority, owner = names
-    notify_flags, notify_cmd, retry_delay, no_progress, max_time, dynamic = settings_
-    error_count, progress, times = numbers
-    return JobView(
-        id=job.id,
-        display_name=display_name,
-        description=description,
-        type=job_type,
-        state=state,
-        priority=priority,
-        owner=owner,
-        notify_flags=int(notify_flags),
-        notify_program=notify_cmd[0],
-        notify_parameters=notify_cmd[1],
-        minimum_retry_delay=retry_delay,
-        no_progress_timeout=no_progress,
-        maximum_download_time=max_time,
-        dynamic_content=dynamic,
-        error_count=error_count,
-        progress=progress,
-        times=times,
-        error=await error_of(job, state),
-    )
-
-
 async def error_of(job: RemoteJob, state: JobState) -> ErrorInfo | None:
     """The job's error if ``state`` has one (None if it left that state meanwhile)."""
     if state not in (JobState.ERROR, JobState.TRANSIENT_ERROR):
@@ -267,15 +194,15 @@ async def error_of(job: RemoteJob, state: JobState) -> ErrorInfo | None:
         return None
 
 
-async def snapshots(jobs: Iterable[RemoteJob]) -> list[JobView]:
-    """Views of several jobs, in order, skipping those that ended while being read."""
-    views = await _gather(_snapshot_or_none(j) for j in jobs)
-    return [v for v in views if v is not None]
+async def snapshots(jobs: Iterable[RemoteJob]) -> list[JobSnapshot]:
+    """Snapshots of several jobs, in order, skipping those that ended while being read."""
+    found = await _gather(_snapshot_or_none(j) for j in jobs)
+    return [s for s in found if s is not None]
 
 
-async def _snapshot_or_none(job: RemoteJob) -> JobView | None:
+async def _snapshot_or_none(job: RemoteJob) -> JobSnapshot | None:
     try:
-        return await snapshot(job)
+        return await job.snapshot()
     except NotFoundError:
         return None
 

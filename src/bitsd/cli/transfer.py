@@ -208,6 +208,8 @@ async def _start(
     no_progress_timeout: float | None,
     notify: params.NotifyCommand | None,
     dynamic: bool,
+    headers: str | None,
+    sha256: str | None,
 ) -> RemoteJob:
     """Create the job, set it up, add the files and resume it; cancel it if any step fails."""
     job = await manager.create_job(display_name)
@@ -224,7 +226,12 @@ async def _start(
             await job.set_notify_cmd_line(notify.program, notify.parameters)
         if dynamic:
             await job.set_dynamic_content(True)
-        await job.add_file_set(pairs)
+        if headers is not None:
+            await job.set_custom_headers(headers)
+        if sha256 is not None:
+            await job.add_file(*pairs[0], sha256=sha256)
+        else:
+            await job.add_file_set(pairs)
         await job.resume()
     except BaseException:
         with contextlib.suppress(BitsError):
@@ -268,6 +275,18 @@ async def _start(
 @click.option("--display-name", help="The job's name (default: the first file's name).")
 @click.option("--description", help="The job's description.")
 @click.option("--dynamic", is_flag=True, help="The content is dynamic: download without ranges.")
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="Send this header with every request (repeat for several).",
+)
+@click.option(
+    "--sha256",
+    type=params.SHA256,
+    help="The (one) file's expected SHA-256; a mismatch fails the job (BG_E_VALIDATION_FAILED).",
+)
 @click.option("--cancel-on-error", is_flag=True, help="Cancel the job if it ends in ERROR.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON, no progress.")
 def transfer(
@@ -282,6 +301,8 @@ def transfer(
     display_name: str | None,
     description: str | None,
     dynamic: bool,
+    headers: tuple[str, ...],
+    sha256: str | None,
     cancel_on_error: bool,
     as_json: bool,
 ) -> None:
@@ -293,6 +314,9 @@ def transfer(
     """
     locals_ = local_names(urls, output, folder)
     pairs = list(zip(urls, locals_, strict=True))
+    if sha256 is not None and len(urls) != 1:
+        raise click.UsageError("--sha256 checks one file: give one URL")
+    header_text = params.header_lines(headers) if headers else None
     notify = None if notify_cmd is None else params.parse_notify_cmd(notify_cmd)
     if display_name is None:
         first = os.path.basename(locals_[0])
@@ -310,6 +334,8 @@ def transfer(
             no_progress_timeout=no_progress_timeout,
             notify=notify,
             dynamic=dynamic,
+            headers=header_text,
+            sha256=sha256,
         )
         if detach:
             if as_json:
