@@ -6,7 +6,9 @@ Rules:
   Property changes go through :meth:`Engine._set` the same way. The only other writes are file
   rows: files added (one transaction with the job), progress checkpoints (written by the file
   sink after fsync) and the renames of Complete.
-- One task per running job transfers its files one at a time, first in first out; the scheduler
+- One task per running job transfers its files in index order, up to ``file_concurrency`` at
+  once (files started in order, reported transferred in order, in batches stored in one
+  transaction; the first failure in order stops the job; see ``_transfer_window``); the scheduler
   loop decides which jobs run (``bitsd._scheduler``), wakes transient-error jobs when their retry
   delay ends, and enforces MaxDownloadTime and the job inactivity timeout.
 - A transfer's progress becomes durable at checkpoints: data is fsync'ed, then the offset is
@@ -56,7 +58,7 @@ from bitsd._errors import (
 from bitsd._files import (
     check_local_name,
     delete_quietly,
-    rename_into_place,
+    rename_all_into_place,
     temp_name_for,
     temp_size,
 )
@@ -92,12 +94,14 @@ from bitsd._records import (
     JobTimes,
 )
 from bitsd._scheduler import Candidate, plan
-from bitsd._sink import FileSink
+from bitsd._sink import FileSink, Flusher
 from bitsd._state import Event, apply
 from bitsd._store import SqliteStore, Store
 from bitsd._transfer.base import FileRequest, HttpOptions, Transport
 from bitsd._transfer.http import HttpTransport
 from bitsd._transfer.local import LocalTransport
+from bitsd._transfer.splice import SpliceTransport
+from bitsd._upload import Uploads, is_upload
 from bitsd._urls import RemoteKind, check_remote_name, remote_kind
 
 __all__ = ["STORE_FILE_NAME", "Engine", "Listener"]
@@ -224,6 +228,17 @@ class Engine:
             read_timeout=self.config.read_timeout,
         )
         self._local = LocalTransport(chunk_size=self.config.chunk_size)
+        self._uploads = Uploads(self, _http_options)  # upload jobs (bitsd._upload)
+        # The zero-copy path for plain HTTP; redirected fetches fall back to aiohttp. Not used
+        # with an injected session: the caller chose the HTTP client.
+        self._splice = SpliceTransport(
+            self.clock,
+            self._http,
+            chunk_size=self.config.chunk_size,
+            connect_timeout=self.config.connect_timeout,
+            read_timeout=self.config.read_timeout,
+        )
+        self._flusher = Flusher()
         # Offset from this run's monotonic clock to wall time, fixed for the whole run.
         self._wall_offset = self.clock.wall() - self.clock.monotonic()
         self._notifier = Notifier(
@@ -278,6 +293,8 @@ class Engine:
             # The next start finds the job QUEUED and resumes it.
             if self._jobs[job_id].state in _RUNNING:
                 self._transition(job_id, Event.REQUEUE)
+        await self._splice.aclose()
+        await self._uploads.close()
         await self._notifier.close()
         await self._cost.close()
         if self._courtesy is not None:
@@ -295,6 +312,9 @@ class Engine:
             job_files = files.get(job.id, [])
             self._seq = max(self._seq, job.queue_seq)
             if job.state is JobState.CANCELLED:
+                if is_upload(job):  # its Cancel-Session may still be due
+                    self._uploads.recover_cancelled(job, job_files)
+                    continue
                 for f in job_files:
                     delete_quietly(f.temp_name)
                 self._store.delete_job(job.id)
@@ -315,6 +335,8 @@ class Engine:
     @staticmethod
     def _recover_file(f: FileRecord) -> FileRecord:
         """Make a file record agree with its temporary file after a crash."""
+        if not f.temp_name:
+            return f  # an upload's source file: there is no temporary file to agree with
         size = temp_size(f.temp_name)
         if (
             f.completed
@@ -336,13 +358,10 @@ class Engine:
         """Create a SUSPENDED job with no files (IBackgroundCopyManager::CreateJob).
 
         Raises:
-            NotSupportedError: upload jobs (not available yet in bitsd).
             InvalidArgumentError: a display name over 1,024 characters.
         """
         self._check_open()
         job_type = JobType(job_type)
-        if job_type is not JobType.DOWNLOAD:
-            raise NotSupportedError(f"{job_type} jobs are not supported by bitsd yet")
         _check_length("display name", display_name, MAX_DISPLAY_NAME_LENGTH)
         check_job_count(len(self._jobs), self.config.max_jobs_per_user)
         now = self.clock.wall()
@@ -619,6 +638,8 @@ class Engine:
     def _validated(self, job: JobRecord, changes: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, value in changes.items():
+            if is_upload(job):
+                Uploads.check_property(job, name, value)
             if name == "priority":
                 try:
                     value = Priority(value)
@@ -652,7 +673,7 @@ class Engine:
                     )
             elif name == "maximum_download_size":
                 _before_resume(job, "the maximum download size")
-                if value is not None and (not isinstance(value, int) or value <= 0):
+                if value is not None and (not _is_int(value) or value <= 0):
                     raise BitsError(
                         f"invalid maximum download size {value!r}",
                         hresult=codes.BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE,
@@ -675,11 +696,11 @@ class Engine:
                 if value is not None:
                     _readable_file(name.replace("_", " "), value)
             elif name == "transfer_policy":
-                if not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
+                if not _is_int(value) or not 0 <= value <= 0xFFFFFFFF:
                     raise InvalidArgumentError(f"invalid transfer policy {value!r}")
                 value = int(value)
             elif name == "bandwidth_limit" and (
-                value is not None and (not isinstance(value, int) or value <= 0)
+                value is not None and (not _is_int(value) or value <= 0)
             ):
                 raise InvalidArgumentError("the bandwidth limit is a positive byte rate")
             out[name] = value
@@ -705,6 +726,9 @@ class Engine:
         ranges: Sequence[tuple[int, int]] | None = None,
     ) -> None:
         job = self._live(job_id)
+        if is_upload(job):
+            await self._uploads.add_files(job_id, pairs, sha256=sha256, ranges=ranges)
+            return
         if not pairs:
             raise InvalidArgumentError("no files given")
         existing = self._files[job_id]
@@ -763,6 +787,8 @@ class Engine:
             return  # BITS: Resume of an active job changes nothing.
         if job.state is JobState.TRANSFERRED and all(f.completed for f in files):
             return  # Nothing left to transfer; stay TRANSFERRED.
+        if is_upload(job):
+            self._uploads.before_resume(job_id)
         self._seq += 1
         self._transition(
             job_id,
@@ -784,6 +810,8 @@ class Engine:
         self._transition(job_id, Event.SUSPEND, retry_at=None)
 
     async def _cancel(self, job_id: str) -> int:
+        if is_upload(self._live(job_id)):
+            return await self._uploads.cancel(job_id)
         self._live(job_id)
         await self._stop_run(job_id)
         self._live(job_id)
@@ -794,34 +822,32 @@ class Engine:
         return codes.S_OK if ok else codes.BG_S_UNABLE_TO_DELETE_FILES
 
     async def _complete(self, job_id: str) -> int:
+        if is_upload(self._live(job_id)):
+            return await self._uploads.complete(job_id)
         self._live(job_id)
         await self._stop_run(job_id)
         self._live(job_id)
         files = self._files[job_id]
-        partial = False
-        done: list[FileRecord] = []
-        for f in files:
-            if f.renamed:
-                done.append(f)
-                continue
-            if not f.completed:
-                partial = True
-                done.append(f)
-                continue
-            try:
-                await asyncio.to_thread(rename_into_place, f.temp_name, f.local_name)
-            except OSError as exc:
-                # BITS: a failed rename leaves the job in the queue; the renames done stay done.
-                self._files[job_id] = done + list(files[len(done) :])
-                self._store.put_files([d for d in done if d.renamed])
-                if self._jobs[job_id].state in _RUNNING:
-                    # The transfer was stopped for Complete: let the scheduler take it again.
-                    self._transition(job_id, Event.REQUEUE)
-                code = codes.hresult_from_errno(exc.errno or 0)
-                raise BitsError(
-                    f"cannot move {f.temp_name} to {f.local_name}: {exc.strerror}", hresult=code
-                ) from exc
-            done.append(dataclasses.replace(f, renamed=True))
+        partial = any(not f.completed for f in files)
+        todo = [f for f in files if f.completed and not f.renamed]
+        # One worker-thread hop renames them all, in order, with one fsync per folder.
+        count, failure = await asyncio.to_thread(
+            rename_all_into_place, [(f.temp_name, f.local_name) for f in todo]
+        )
+        renamed = {f.index for f in todo[:count]}
+        done = [dataclasses.replace(f, renamed=True) if f.index in renamed else f for f in files]
+        if failure is not None:
+            # BITS: a failed rename leaves the job in the queue; the renames done stay done.
+            f = todo[count]
+            self._files[job_id] = done
+            self._store.put_files([d for d in done if d.renamed])
+            if self._jobs[job_id].state in _RUNNING:
+                # The transfer was stopped for Complete: let the scheduler take it again.
+                self._transition(job_id, Event.REQUEUE)
+            code = codes.hresult_from_errno(failure.errno or 0)
+            raise BitsError(
+                f"cannot move {f.temp_name} to {f.local_name}: {failure.strerror}", hresult=code
+            ) from failure
         self._files[job_id] = done
         # One transaction records every rename; a crash before it is repaired at start-up
         # (_recover_file: temporary file gone, final file of the right size).
@@ -864,7 +890,8 @@ class Engine:
 
     async def _remove_credentials(self, job_id: str, target: int, scheme: int) -> int:
         job = self._live(job_id)
-        kept = tuple(c for c in job.credentials if (c[0], c[1]) != (int(target), int(scheme)))
+        t, s, _, _ = check_credentials(target, scheme, None, None)
+        kept = tuple(c for c in job.credentials if (c[0], c[1]) != (int(t), int(s)))
         if len(kept) == len(job.credentials):
             return codes.S_FALSE
         await self._set(job_id, credentials=kept)
@@ -896,6 +923,8 @@ class Engine:
 
     async def _replace_remote_prefix(self, job_id: str, old: str, new: str) -> int:
         job = self._live(job_id)
+        if is_upload(job):
+            raise NotSupportedError("an upload job's remote name has no prefix to replace")
         if not old or not new:
             raise InvalidArgumentError("both prefixes must be non-empty")
         changed: list[FileRecord] = []
@@ -952,7 +981,7 @@ class Engine:
             "(SetValidationState FALSE); Resume downloads it again",
         )
         job = self._jobs[job_id]
-        if job.state is JobState.TRANSFERRED or job.state in (*_RUNNING, JobState.QUEUED):
+        if job.state is not JobState.ERROR:
             self._transition(
                 job_id,
                 Event.VALIDATION_FAILED,
@@ -1111,7 +1140,8 @@ class Engine:
 
     def _start_run(self, job_id: str) -> None:
         now = self.clock.monotonic()
-        task = asyncio.create_task(self._run_job(job_id), name=f"bitsd-job-{job_id}")
+        run = self._uploads.run(job_id) if is_upload(self._jobs[job_id]) else self._run_job(job_id)
+        task = asyncio.create_task(run, name=f"bitsd-job-{job_id}")
         self._runs[job_id] = _Run(task, now)
         self._transition(job_id, Event.START)
 
@@ -1220,13 +1250,12 @@ class Engine:
     # -- transfers -------------------------------------------------------------------------
 
     async def _run_job(self, job_id: str) -> None:
-        run_index: int | None = None
         try:
             await asyncio.sleep(0)  # let _start_run finish its transition first
             while True:
-                files = self._files.get(job_id, [])
-                pending = next((f for f in files if not f.completed), None)
-                if pending is None:
+                # Files added while the job runs are picked up by the next round.
+                pending = [f.index for f in self._files.get(job_id, []) if not f.completed]
+                if not pending:
                     self._transition(
                         job_id,
                         Event.ALL_TRANSFERRED,
@@ -1234,31 +1263,114 @@ class Engine:
                         no_progress_since=None,
                     )
                     return
-                run_index = pending.index
-                self._runs[job_id].file_index = run_index
-                await self._transfer_file(job_id, pending)
-                self._notifier.file_transferred(
-                    job_id, self._file_info(self._files[job_id][run_index])
-                )
-        except TransferError as err:
-            self._fail(job_id, err, run_index)
+                await self._transfer_window(job_id, pending)
+        except _FileFailed as failed:
+            self._fail(job_id, failed.error, failed.index)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("job %s: unexpected failure", job_id)
-            self._fail(
-                job_id,
-                TransferError(
-                    codes.E_FAIL,
-                    ErrorContext.GENERAL_QUEUE_MANAGER,
-                    transient=False,
-                    message=f"internal error: {exc!r}",
-                ),
-                run_index,
-            )
+            run = self._runs.get(job_id)
+            self._fail(job_id, _internal_error(exc), run.file_index if run else None)
         finally:
             self._runs.pop(job_id, None)
             self._kick.set()
+
+    async def _transfer_window(self, job_id: str, pending: list[int]) -> None:
+        """Transfer the files ``pending`` (indexes, in order), up to the job's file concurrency
+        at once.
+
+        Rules: files start in index order; a file is reported transferred (stored completed,
+        then FileTransferred) only after every file before it, and the files that become
+        reportable together are stored in one transaction. A failure stops starting files;
+        files after the first failing one in order are cancelled (checkpointed), the ones
+        before it run to their end; then the first failure in order is raised. Files that
+        finished early keep their bytes (stored as all bytes held, not completed): the next
+        run confirms them with one request (416) instead of fetching them again.
+
+        Raises:
+            _FileFailed: the first failure in index order.
+        """
+        job = self._jobs[job_id]
+        width = 1 if job.maximum_download_size is not None else self.config.file_concurrency
+        run = self._runs[job_id]
+        tasks: dict[int, asyncio.Task[FileRecord]] = {}  # by position in pending
+        finished: dict[int, FileRecord] = {}  # completed records waiting for their turn
+        failed: dict[int, _FileFailed] = {}
+        started = reported = 0
+        try:
+            while reported < len(pending):
+                while started < len(pending) and len(tasks) < width and not failed:
+                    task = asyncio.create_task(self._transfer_one(job_id, pending[started]))
+                    tasks[started] = task
+                    started += 1
+                run.file_index = pending[reported]
+                if width == 1:
+                    # One at a time: await the file itself (no wait set to build).
+                    task = next(iter(tasks.values()))
+                    with contextlib.suppress(_FileFailed):
+                        await task
+                    done: set[asyncio.Task[FileRecord]] = {task}
+                else:
+                    done, _ = await asyncio.wait(
+                        tasks.values(), return_when=asyncio.FIRST_COMPLETED
+                    )
+                for position in [p for p, t in tasks.items() if t in done]:
+                    task = tasks.pop(position)
+                    if task.cancelled():
+                        continue
+                    error = task.exception()
+                    if error is None:
+                        finished[position] = task.result()
+                    elif isinstance(error, _FileFailed):
+                        failed[position] = error
+                    else:  # pragma: no cover - _transfer_one wraps everything
+                        raise error
+                if failed:
+                    first = min(failed)
+                    for position in [p for p in tasks if p > first]:
+                        tasks.pop(position).cancel()
+                batch: list[FileRecord] = []
+                while reported in finished:
+                    batch.append(finished.pop(reported))
+                    reported += 1
+                if batch:
+                    self._publish(job_id, batch)
+                if reported in failed:
+                    raise failed[reported]
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks.values())
+            files = self._files.get(job_id)
+            if finished and files is not None:
+                # Finished early, flushed, not yet their turn: keep their bytes across a restart.
+                self._store.put_files([files[r.index] for r in finished.values()])
+
+    async def _transfer_one(self, job_id: str, index: int) -> FileRecord:
+        """Transfer one file; its failures come out as _FileFailed naming the file."""
+        try:
+            return await self._transfer_file(job_id, self._files[job_id][index])
+        except TransferError as err:
+            raise _FileFailed(err, index) from err
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("job %s file %d: unexpected failure", job_id, index)
+            raise _FileFailed(_internal_error(exc), index) from exc
+
+    def _publish(self, job_id: str, records: list[FileRecord]) -> None:
+        """Report files transferred, in order: store them completed (one transaction), then
+        tell the callback."""
+        files = self._files.get(job_id)
+        if files is None:
+            return
+        self._store.put_files(records)
+        for record in records:
+            files[record.index] = record
+        for record in records:
+            self._notifier.file_transferred(job_id, self._file_info(record))
 
     def _fail(self, job_id: str, err: TransferError, file_index: int | None) -> None:
         job = self._jobs.get(job_id)
@@ -1287,11 +1399,10 @@ class Engine:
                 return
         self._transition(job_id, Event.FATAL_FAILURE, error=error, error_count=count, retry_at=None)
 
-    async def _transfer_file(self, job_id: str, record: FileRecord) -> None:
+    async def _transfer_file(self, job_id: str, record: FileRecord) -> FileRecord:
+        """Fetch one file into its temporary file. Returns its record marked completed, not yet
+        stored (``_publish`` does that in order)."""
         job = self._jobs[job_id]
-        transport: Transport = (
-            self._http if remote_kind(record.remote_name) is RemoteKind.HTTP else self._local
-        )
         budget = None
         if job.maximum_download_size is not None:
             others = sum(
@@ -1300,23 +1411,36 @@ class Engine:
                 if f.index != record.index
             )
             budget = job.maximum_download_size - others
-        sink = FileSink(self, record, budget=budget, throttle=self._bandwidth.pacer(job_id))
+        sink = FileSink(
+            self,
+            record,
+            budget=budget,
+            throttle=self._bandwidth.pacer(job_id),
+            flusher=self._flusher,
+        )
         try:
-            await transport.fetch(
-                FileRequest(
-                    record.remote_name,
-                    sink.offset,
-                    record.bytes_total,
-                    record.validator,
-                    dynamic=job.dynamic_content,
-                    ranges=record.ranges,
-                    options=_http_options(job),
-                ),
-                sink,
+            request = FileRequest(
+                record.remote_name,
+                sink.offset,
+                record.bytes_total,
+                record.validator,
+                dynamic=job.dynamic_content,
+                ranges=record.ranges,
+                options=_http_options(job),
             )
-            await sink.finish()
+            await self._transport_for(request).fetch(request, sink)
+            return await sink.finish()
         finally:
             sink.close()
+
+    def _transport_for(self, request: FileRequest) -> Transport:
+        """The transport of a file: local copies, the zero-copy path for plain HTTP where it
+        behaves exactly like aiohttp (``SpliceTransport.applies``), aiohttp for the rest."""
+        if remote_kind(request.url) is not RemoteKind.HTTP:
+            return self._local
+        if self.config.zero_copy and self._own_session and self._splice.applies(request):
+            return self._splice
+        return self._http
 
     # Called by the sink -------------------------------------------------------------------
 
@@ -1386,6 +1510,25 @@ class Engine:
         )
 
 
+class _FileFailed(Exception):  # noqa: N818 - carries a TransferError, is not one
+    """A file's transfer failed: the classified error and the file's index."""
+
+    def __init__(self, error: TransferError, index: int) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.index = index
+
+
+def _internal_error(exc: Exception) -> TransferError:
+    """The error recorded for an unexpected exception in the engine (a bug)."""
+    return TransferError(
+        codes.E_FAIL,
+        ErrorContext.GENERAL_QUEUE_MANAGER,
+        transient=False,
+        message=f"internal error: {exc!r}",
+    )
+
+
 def _http_options(job: JobRecord) -> HttpOptions:
     """What the HTTP transport needs of a job's options."""
     return HttpOptions(
@@ -1400,6 +1543,11 @@ def _http_options(job: JobRecord) -> HttpOptions:
         proxy_bypass=job.proxy_bypass,
         credentials=job.credentials,
     )
+
+
+def _is_int(value: object) -> bool:
+    """An integer that is not a bool (True is not a byte count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _before_resume(job: JobRecord, what: str) -> None:

@@ -19,9 +19,14 @@ Rules:
 - Caller errors are raised at once and leave the job unchanged.
 - Transfer errors are produced only by the transport boundary (``bitsd._transfer.classify``);
   the engine records them on the job (TRANSIENT_ERROR or ERROR) and does not re-raise them.
+- A message never carries the user name or password of a URL (``http://user:pass@host/``):
+  :class:`BitsError` removes the userinfo of every URL in its message, so no error
+  description, log line or API answer built from one can show them.
 """
 
 from __future__ import annotations
+
+import re
 
 from bitsd import codes
 from bitsd._enums import ErrorContext
@@ -37,6 +42,7 @@ __all__ = [
     "ReadOnlyPropertyError",
     "StoreError",
     "TransferError",
+    "without_userinfo",
 ]
 
 
@@ -52,7 +58,8 @@ class BitsError(Exception):
 
     def __init__(self, message: str | None = None, *, hresult: int | None = None) -> None:
         self.hresult: int = codes.to_unsigned(self.default_hresult if hresult is None else hresult)
-        self.message: str = message if message is not None else codes.describe(self.hresult)
+        text = message if message is not None else codes.describe(self.hresult)
+        self.message: str = without_userinfo(text)
         super().__init__(self.message)
 
     @property
@@ -62,6 +69,17 @@ class BitsError(Exception):
 
     def __str__(self) -> str:
         return f"{self.name} (0x{self.hresult:08X}): {self.message}"
+
+
+# The userinfo of a URL inside a text: after "scheme://", everything up to the last "@" before
+# the end of the authority (the first "/", "?", "#", quote or white space); a password may
+# hold an "@" of its own.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s'\"<>]*@")
+
+
+def without_userinfo(text: str) -> str:
+    """``text`` with the ``user:password@`` of every URL in it removed."""
+    return _USERINFO.sub(r"\1", text)
 
 
 class InvalidStateError(BitsError):

@@ -8,7 +8,9 @@ Rules:
 - Complete replaces an existing file at the final name, as BITS does (MoveFileEx with
   REPLACE_EXISTING); docs/design-choices.md says so.
 - Data is flushed (fsync) before the offset that covers it is stored: a checkpoint never claims
-  bytes that a crash could lose.
+  bytes that a crash could lose. A flush also checks that the temporary file still has a name:
+  bytes written to a file deleted under us (its folder removed during the job) are lost, so
+  they never count as progress.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ __all__ = [
     "TEMP_SUFFIX",
     "check_local_name",
     "delete_quietly",
+    "flush_temp",
     "open_temp",
+    "rename_all_into_place",
     "rename_into_place",
     "temp_name_for",
     "temp_size",
@@ -96,12 +100,51 @@ def open_temp(temp_name: str, keep: int) -> int:
     return fd
 
 
+def flush_temp(fd: int) -> None:
+    """Make the temporary file's data durable (fsync) and check it still has a name.
+
+    Raises:
+        FileNotFoundError: the file was deleted (or its folder removed) while it was open.
+        OSError: the flush failed.
+    """
+    os.fsync(fd)
+    if os.fstat(fd).st_nlink == 0:
+        raise FileNotFoundError(errno.ENOENT, "the temporary file was deleted during the transfer")
+
+
 def temp_size(temp_name: str) -> int | None:
     """Size of the temporary file, or None if it does not exist."""
     try:
         return os.lstat(temp_name).st_size
     except FileNotFoundError:
         return None
+
+
+def rename_all_into_place(pairs: list[tuple[str, str]]) -> tuple[int, OSError | None]:
+    """Move finished temporary files to their final names, in order, then make the renames
+    durable with one fsync per folder (not one per file).
+
+    Returns:
+        How many pairs were renamed, and the error that stopped the next one (or None). The
+        renames done stay done, and are made durable, also when one fails.
+    """
+    done = 0
+    failure: OSError | None = None
+    for temp_name, local_name in pairs:
+        try:
+            os.replace(temp_name, local_name)
+        except OSError as exc:
+            failure = exc
+            break
+        done += 1
+    for folder in dict.fromkeys(os.path.dirname(local) or "." for _, local in pairs[:done]):
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    return done, failure
 
 
 def rename_into_place(temp_name: str, local_name: str) -> None:

@@ -89,10 +89,12 @@ def parse_custom_headers(value: str) -> list[tuple[str, str]]:
 
 def check_http_method(method: str | None) -> str | None:
     """Validate SetHttpMethod's argument; None for the default verb."""
-    if method is None or method.upper() == "GET":
+    if method is None:
         return None
     if not isinstance(method, str) or not _TOKEN.match(method):
         raise InvalidArgumentError(f"not an HTTP method: {method!r}")
+    if method.upper() == "GET":
+        return None
     return method
 
 
@@ -105,7 +107,7 @@ def check_security_flags(flags: int) -> SecurityFlags:
         | SecurityFlags.REDIRECT_POLICY_MASK
         | (SecurityFlags.REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP)
     )
-    if flags & ~known or (flags & SecurityFlags.REDIRECT_POLICY_MASK) not in _REDIRECT_VALUES:
+    if flags & ~int(known) or (flags & SecurityFlags.REDIRECT_POLICY_MASK) not in _REDIRECT_VALUES:
         raise NotSupportedError(f"invalid security flags 0x{flags:X}")
     if flags & SecurityFlags.ENABLE_CRL_CHECK:
         raise NotSupportedError(

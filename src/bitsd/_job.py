@@ -24,7 +24,14 @@ from bitsd._enums import (
     ProxyUsage,
     SecurityFlags,
 )
-from bitsd._records import ErrorInfo, FileInfo, JobProgress, JobSnapshot, JobTimes
+from bitsd._records import (
+    ErrorInfo,
+    FileInfo,
+    JobProgress,
+    JobSnapshot,
+    JobTimes,
+    ReplyProgress,
+)
 
 if TYPE_CHECKING:
     from bitsd._engine import Engine
@@ -56,7 +63,9 @@ class Job:
     async def add_file(
         self, remote_url: str, local_path: str, *, sha256: str | None = None
     ) -> None:
-        """Add one file (IBackgroundCopyJob::AddFile).
+        """Add one file (IBackgroundCopyJob::AddFile). An upload job takes exactly one: the
+        http(s) URL to upload to and the existing file to upload (docs/uploads.md); a second
+        is BG_E_TOO_MANY_FILES.
 
         Args:
             remote_url: http://, https:// or file:// URL, or an absolute path.
@@ -293,7 +302,7 @@ class Job:
         return self._engine._record(self.id).maximum_download_size
 
     async def set_custom_headers(self, headers: str | None) -> None:
-        """Headers sent with every request: ``"Name: value\r\n"`` lines, at most 16,384
+        r"""Headers sent with every request: ``"Name: value\r\n"`` lines, at most 16,384
         characters; None or "" removes them (SetCustomHeaders)."""
         await self._engine._set(self.id, custom_headers=headers)
 
@@ -389,3 +398,44 @@ class Job:
     async def get_owner(self) -> int:
         """The uid of the job's owner (GetOwner)."""
         return self._engine.owner_uid
+
+    # -- upload-reply jobs (docs/uploads.md) -----------------------------------------------
+
+    async def set_reply_file_name(self, path: str | None) -> None:
+        """Where the reply of an upload-reply job goes (IBackgroundCopyJob2::SetReplyFileName).
+        Unless set before the first Resume, bitsd names it after the upload file, in its
+        folder. The file appears there on ``complete()``.
+
+        Args:
+            path: an absolute path in an existing writable folder; None returns to the
+                generated name.
+
+        Raises:
+            NotSupportedError: not an upload-reply job (E_NOTIMPL).
+            InvalidStateError: the reply's download has begun (BG_E_INVALID_STATE).
+            InvalidArgumentError, BitsError: a bad path, as for ``add_file``'s local name.
+        """
+        await self._engine._uploads.set_reply_file_name(self.id, path)
+
+    async def get_reply_file_name(self) -> str | None:
+        """The reply file's name, or None before it is set or generated
+        (IBackgroundCopyJob2::GetReplyFileName). Raises NotSupportedError (E_NOTIMPL) for
+        other job types."""
+        return self._engine._uploads.reply_file_name(self.id)
+
+    async def get_reply_progress(self) -> ReplyProgress:
+        """The reply's progress (IBackgroundCopyJob2::GetReplyProgress): ``bytes_total`` is
+        ``SIZE_UNKNOWN`` until the upload part is done; an error while it is known belongs to
+        the reply. Raises NotSupportedError (E_NOTIMPL) for other job types."""
+        return self._engine._uploads.reply_progress(self.id)
+
+    async def get_reply_data(self) -> bytes:
+        """The reply, in memory (IBackgroundCopyJob2::GetReplyData); b"" when the server
+        application sent none. Works in TRANSFERRED and after ``complete()``.
+
+        Raises:
+            NotSupportedError: not an upload-reply job (E_NOTIMPL).
+            InvalidStateError: the job is not TRANSFERRED (BG_E_INVALID_STATE).
+            BitsError: BG_E_TOO_LARGE for a reply over 1 MiB (read the reply file instead).
+        """
+        return await self._engine._uploads.reply_data(self.id)

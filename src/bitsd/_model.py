@@ -123,6 +123,32 @@ class JobRecord:
     transfer_policy: int = 0x80000067
     # bitsd extension: a per-job bandwidth limit in bytes per second; None = none.
     bandwidth_limit: int | None = None
+    # Upload and upload-reply jobs (docs/uploads.md). The upload's own progress is its file
+    # record: bytes_total the source's size, bytes_transferred the offset the server has
+    # acknowledged, validator the source's "size:mtime_ns" at the first Resume, completed once
+    # the server acknowledged the last byte.
+    # SetReplyFileName; None until set or generated at the first Resume.
+    reply_file_name: str | None = None
+    # BG_JOB_REPLY_PROGRESS: total None (SIZE_UNKNOWN) until the upload part is done.
+    reply_bytes_total: int | None = None
+    reply_bytes_transferred: int = 0
+    # The reply's absolute URL (BITS-Reply-URL resolved), the validator of the reply bytes
+    # held, and whether the whole reply is in its temporary file.
+    reply_url: str | None = None
+    reply_validator: str | None = None
+    reply_completed: bool = False
+    # The MC-BUP session: its id (None before Create-Session and after Close-Session), the
+    # BITS-Host-Id host later packets go to and its fallback timeout (seconds; None = never),
+    # when requests to that host started failing (wall time), and whether a Close-Session was
+    # sent for the session (a lost Ack makes its repetition answer BG_E_SESSION_NOT_FOUND).
+    upload_session_id: str | None = None
+    upload_host_id: str | None = None
+    upload_host_fallback: float | None = None
+    upload_host_error_time: float | None = None
+    upload_close_sent: bool = False
+    # A cancelled upload's Cancel-Session (or Close-Session) still to deliver: until this wall
+    # time the CANCELLED row stays in the store and the packet is retried.
+    upload_cancel_until_time: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -27,6 +27,12 @@ MAX_RANGES_PER_FILE = 500
 Ranges = tuple[tuple[int, int], ...]
 
 
+def _exact_int(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise TypeError(value)
+
+
 def check_ranges(ranges: Sequence[tuple[int, int]], *, limit: int = MAX_RANGES_PER_FILE) -> Ranges:
     """Validate AddFileWithRanges' ranges and return them as a tuple, in the given order.
 
@@ -34,7 +40,7 @@ def check_ranges(ranges: Sequence[tuple[int, int]], *, limit: int = MAX_RANGES_P
         limit: MaxRangesPerFile (the engine's ``max_ranges_per_file``); 0 means no limit.
     """
     try:
-        checked = tuple((int(o), int(n)) for o, n in ranges)
+        checked = tuple((_exact_int(o), _exact_int(n)) for o, n in ranges)
     except (TypeError, ValueError):
         raise InvalidArgumentError("ranges must be (offset, length) pairs of integers") from None
     if not checked:

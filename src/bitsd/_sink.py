@@ -6,9 +6,15 @@ Rules:
   offset is always backed by data on disk; checkpoints come every ``checkpoint_bytes`` or
   ``checkpoint_seconds``, and when the transfer stops for any reason (``close``).
 - When the remote file restarts (it changed, or dynamic content), the file is cut to zero and
-  that is stored before any new byte is written.
-- A file is completed only after its data is flushed and, when the job gave a SHA-256, its
-  digest matched; a mismatch empties the file and fails the job with BG_E_VALIDATION_FAILED.
+  that is stored before any new byte is written. A new size or validator learned without a
+  restart is stored with the next checkpoint (no stored offset relies on it before).
+- Flushes go through a :class:`Flusher`: the sinks that flush in the same turn of the event loop
+  share one hop to a worker thread (group flush), so many small files do not pay a thread hop
+  each.
+- ``finish`` flushes the whole file and checks its digest (when the job gave a SHA-256; a
+  mismatch empties the file and fails the job with BG_E_VALIDATION_FAILED), then hands back
+  the file's record marked completed. The engine stores that record and only then counts the
+  file as transferred, in index order; until then the file shows all its bytes, not completed.
 - Bytes beyond the job's maximum download size fail the job with
   BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED before they are written.
 - Throttling (``bitsd._bandwidth``): with a :class:`Throttle`, ``write`` cuts the data into
@@ -24,18 +30,19 @@ import dataclasses
 import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from bitsd import codes
 from bitsd._clock import Clock
 from bitsd._enums import ErrorContext
 from bitsd._errors import TransferError
-from bitsd._files import open_temp
+from bitsd._files import flush_temp, open_temp
 from bitsd._model import FileRecord
 from bitsd._policy import EngineConfig
 from bitsd._transfer import classify
 
-__all__ = ["FileSink", "SinkHost", "Throttle"]
+__all__ = ["FileSink", "Flusher", "SinkHost", "Throttle"]
 
 log = logging.getLogger("bitsd.engine")
 
@@ -71,6 +78,59 @@ class Throttle(Protocol):
         ...
 
 
+class Flusher:
+    """Makes temporary files durable (``flush_temp``: fsync) in a worker thread; the requests
+    made in one turn of the event loop share one hop to the thread and are flushed together.
+    A request whose file failed to flush gets that file's OSError."""
+
+    def __init__(self) -> None:
+        self._batch: list[tuple[int, asyncio.Future[None]]] = []
+
+    async def flush(self, fd: int) -> None:
+        """Flush ``fd``'s data and metadata to disk.
+
+        Raises:
+            OSError: the flush failed (or the file lost its name).
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        if not self._batch:
+            loop.call_soon(self._start, loop)
+        self._batch.append((fd, done))
+        await done
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._batch = self._batch, []
+        work = loop.run_in_executor(None, _flush_all, [fd for fd, _ in batch])
+
+        def deliver(work: asyncio.Future[list[OSError | None]]) -> None:
+            failure = work.exception()
+            results: Sequence[BaseException | None] = (
+                [failure] * len(batch) if failure is not None else work.result()
+            )
+            for (_, done), error in zip(batch, results, strict=True):
+                if done.done():
+                    continue  # the sink was cancelled meanwhile
+                if error is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(error)
+
+        work.add_done_callback(deliver)
+
+
+def _flush_all(fds: list[int]) -> list[OSError | None]:
+    results: list[OSError | None] = []
+    for fd in fds:
+        try:
+            flush_temp(fd)
+        except OSError as exc:
+            results.append(exc)
+        else:
+            results.append(None)
+    return results
+
+
 class FileSink:
     """One file's temporary file during a transfer: writes, progress, checkpoints.
 
@@ -80,6 +140,7 @@ class FileSink:
         budget: bytes this file may have (what the job's maximum download size leaves), or
             None.
         throttle: the job's bandwidth hook, or None (unthrottled, uncounted).
+        flusher: the engine's group flusher (default: one of the sink's own).
     """
 
     def __init__(
@@ -89,9 +150,11 @@ class FileSink:
         *,
         budget: int | None = None,
         throttle: Throttle | None = None,
+        flusher: Flusher | None = None,
     ) -> None:
         self._engine = engine
         self._throttle = throttle
+        self._flusher = flusher or Flusher()
         self._record = record
         self._budget = budget
         self._config = engine.config
@@ -119,6 +182,11 @@ class FileSink:
     def local_name(self) -> str:
         return self._record.local_name
 
+    def piece(self) -> int | None:
+        """Bytes a transport that writes through :attr:`fd` should move at once now (the
+        job's bandwidth limits); None: as many as arrive."""
+        return self._throttle.piece() if self._throttle is not None else None
+
     def _set(self, *, durable: bool, **changes: Any) -> None:
         self._record = dataclasses.replace(self._record, **changes)
         self._engine._file_changed(self._record, durable=durable)
@@ -138,7 +206,9 @@ class FileSink:
             self._local(os.ftruncate, self._fd, 0)
             self._local(os.lseek, self._fd, 0, os.SEEK_SET)
             self._offset = self._checkpointed = 0
-        durable = restart or validator != self._record.validator
+        # A restart discards bytes a stored offset may cover: store it before new bytes come.
+        # Otherwise the size and validator ride with the next checkpoint.
+        durable = restart
         self._set(
             bytes_total=bytes_total,
             validator=validator,
@@ -197,8 +267,14 @@ class FileSink:
     async def checkpoint(self) -> None:
         """Flush the data, then store the offset it covers."""
         offset = self._offset
-        await asyncio.to_thread(self._local, os.fsync, self._fd)
+        await self._flush()
         self._mark_checkpoint(offset)
+
+    async def _flush(self) -> None:
+        try:
+            await self._flusher.flush(self._fd)
+        except OSError as exc:
+            raise classify.from_local_os_error(exc, local_name=self._record.local_name) from exc
 
     def _mark_checkpoint(self, offset: int) -> None:
         self._checkpointed = offset
@@ -208,9 +284,17 @@ class FileSink:
         )
         self._engine._file_changed(self._record, durable=False)
 
-    async def finish(self) -> None:
-        """The whole file is here: make it durable, check its digest, mark it completed."""
-        await asyncio.to_thread(self._local, os.fsync, self._fd)
+    async def finish(self) -> FileRecord:
+        """The whole file is here: make it durable and check its digest.
+
+        Returns:
+            The file's record marked completed, for the engine to store and publish in order
+            (until then the live record shows every byte held, not completed).
+
+        Raises:
+            TransferError: the flush failed, or the digest did not match.
+        """
+        await self._flush()
         if self._record.sha256 is not None:
             digest = await asyncio.to_thread(self._local, _sha256_of, self._record.temp_name)
             if digest != self._record.sha256:
@@ -226,13 +310,13 @@ class FileSink:
                 )
         self._set(
             bytes_transferred=self._offset,
-            completed=True,
             bytes_total=self._offset
             if self._record.bytes_total is None
             else self._record.bytes_total,
-            durable=True,
+            durable=False,
         )
         self._checkpointed = self._offset
+        return dataclasses.replace(self._record, completed=True)
 
     def close(self) -> None:
         """Checkpoint what is written (the transfer stopped) and close the file."""

@@ -89,6 +89,8 @@ TRANSITIONS: Mapping[tuple[JobState, Event], JobState] = {
     (Q, Event.VALIDATION_FAILED): E,
     (C, Event.VALIDATION_FAILED): E,
     (T, Event.VALIDATION_FAILED): E,
+    (S, Event.VALIDATION_FAILED): E,
+    (TE, Event.VALIDATION_FAILED): E,
     # Policies (bits-inventory §3.3, §5.11, §5.12; docs/policies.md): a job that a policy
     # forbids to transfer (MaxInternetBandwidth 0 → BG_E_BLOCKED_BY_POLICY; a network too
     # expensive for its transfer policy → BG_E_BLOCKED_BY_COST_TRANSFER_POLICY) shows

@@ -49,7 +49,14 @@ def state_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_engine(state_dir: Path, clock: FakeClock) -> EngineFactory:
+def transport(request: pytest.FixtureRequest) -> str:
+    """The transport of plain-HTTP downloads: "splice" (the engine's default zero-copy path)
+    or "aiohttp" (``zero_copy=False``). Modules that pin both parametrize it indirectly."""
+    return str(getattr(request, "param", "splice"))
+
+
+@pytest.fixture
+def make_engine(state_dir: Path, clock: FakeClock, transport: str) -> EngineFactory:
     """Build engines on the same state folder and clock; keywords override the config."""
 
     def factory(**overrides: Any) -> contextlib.AbstractAsyncContextManager[Engine]:
@@ -58,6 +65,7 @@ def make_engine(state_dir: Path, clock: FakeClock) -> EngineFactory:
             "connect_timeout": 5.0,
             "read_timeout": 5.0,
             "chunk_size": 64 * 1024,
+            "zero_copy": transport == "splice",
         }
         settings.update(overrides)
         return Engine(state_dir, clock=clock, **settings)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from bitsd import ErrorContext, FakeClock, JobState, codes
 from tests.engine.conftest import EngineFactory, advance, body, leftovers, settle
 from tests.servers.faulty import Fault, FaultServer
+
+# The key download behaviours hold on both HTTP transports (zero-copy and aiohttp).
+pytestmark = pytest.mark.parametrize("transport", ["splice", "aiohttp"], indirect=True)
 
 
 async def test_download_completes_byte_identical(

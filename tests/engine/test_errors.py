@@ -15,6 +15,9 @@ from bitsd import ErrorContext, FakeClock, JobState, codes
 from tests.engine.conftest import EngineFactory, advance, body, settle
 from tests.servers.faulty import Fault, FaultServer
 
+# The key download behaviours hold on both HTTP transports (zero-copy and aiohttp).
+pytestmark = pytest.mark.parametrize("transport", ["splice", "aiohttp"], indirect=True)
+
 
 @pytest.mark.parametrize(
     ("status", "state"),

@@ -160,8 +160,6 @@ async def test_setters_validate(make_engine: EngineFactory) -> None:
             await job.set_priority(7)  # type: ignore[arg-type]
         with pytest.raises(bitsd.InvalidArgumentError):
             await job.set_notify_cmd_line("relative/prog", None)
-        with pytest.raises(bitsd.NotSupportedError):
-            await engine.create_job("upload", JobType.UPLOAD)
         await job.add_file("http://example.invalid/a", "/tmp/bitsd-never-written")
         await job.resume()
         await job.suspend()

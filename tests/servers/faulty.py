@@ -338,7 +338,10 @@ class FaultServer:
         """Bind 127.0.0.1 on a free port and run uvicorn as a task of the current loop."""
         if self._server is not None:
             raise RuntimeError("a FaultServer can only be started once")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto
+        # says TCP; with Nagle on, a body sent after its headers waits ~40 ms for the client's
+        # delayed ACK on every kept-alive request.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.bind(("127.0.0.1", 0))
             self._port = sock.getsockname()[1]

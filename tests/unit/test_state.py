@@ -93,6 +93,8 @@ EXPECTED_ROWS: list[tuple[JobState, Event, JobState]] = [
     (QUEUED, Event.VALIDATION_FAILED, ERROR),
     (CONNECTING, Event.VALIDATION_FAILED, ERROR),
     (TRANSFERRING, Event.VALIDATION_FAILED, ERROR),
+    (SUSPENDED, Event.VALIDATION_FAILED, ERROR),
+    (TRANSIENT_ERROR, Event.VALIDATION_FAILED, ERROR),
     # A policy forbids the transfer now (0 bandwidth limit in the window: BG_E_BLOCKED_BY_POLICY;
     # network cost not in the transfer policy: BG_E_BLOCKED_BY_COST_TRANSFER_POLICY): the job
     # shows TRANSIENT_ERROR (§3.3, §5.11, §5.12), also when a new reason replaces the old one.

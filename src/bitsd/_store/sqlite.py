@@ -3,7 +3,9 @@
 Rules:
 - ``PRAGMA user_version`` holds the schema version. A store written by a newer bitsd, or a file
   that is not a readable sqlite database, is refused with :class:`StoreError`; nothing is ever
-  silently started empty over existing data.
+  silently started empty over existing data. Opening runs ``PRAGMA quick_check``, so damage
+  anywhere in the file is found at start, not by the first write that reaches it; reading the
+  jobs maps any sqlite error to :class:`StoreError` too.
 - ``synchronous=FULL``: a committed state change survives a process kill and a power loss.
 - Columns mirror the record fields one to one (enums as their BITS integers); the mapping is
   derived from the dataclasses so a new field cannot be forgotten in one direction.
@@ -31,7 +33,8 @@ from bitsd._store.base import Snapshot
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
 # 1: the first schema. 2: the HTTP options, ranges and checksums of files (columns added).
-SCHEMA_VERSION = 2
+# 3: upload and upload-reply jobs: reply file and progress, the upload session (columns added).
+SCHEMA_VERSION = 3
 
 _JOB_FIELDS = [f.name for f in dataclasses.fields(JobRecord) if f.name != "error"]
 _ERROR_FIELDS = [f.name for f in dataclasses.fields(ErrorRecord)]
@@ -192,6 +195,7 @@ class SqliteStore:
             # Check the version before anything writes to the file (WAL mode changes its header):
             # a store this bitsd cannot use is left exactly as it was.
             self._migrate()
+            self._check_integrity()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -221,6 +225,11 @@ class SqliteStore:
             return
         if version < SCHEMA_VERSION:
             self._add_columns()
+
+    def _check_integrity(self) -> None:
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("; ".join(str(p) for p in problems[:3]))
 
     def _add_columns(self) -> None:
         """Migrate an older schema: every change so far only added fields, so add the columns
@@ -252,12 +261,17 @@ class SqliteStore:
         self._db.execute("COMMIT")
 
     def load(self) -> Snapshot:
-        jobs = [_job_from(r) for r in self._db.execute("SELECT * FROM jobs")]
-        files: dict[str, list[FileRecord]] = {}
-        for r in self._db.execute('SELECT * FROM files ORDER BY job_id, "index"'):
-            f = _file_from(r)
-            files.setdefault(f.job_id, []).append(f)
-        notes = [_note_from(r) for r in self._db.execute("SELECT * FROM notifications")]
+        try:
+            jobs = [_job_from(r) for r in self._db.execute("SELECT * FROM jobs")]
+            files: dict[str, list[FileRecord]] = {}
+            for r in self._db.execute('SELECT * FROM files ORDER BY job_id, "index"'):
+                f = _file_from(r)
+                files.setdefault(f.job_id, []).append(f)
+            notes = [_note_from(r) for r in self._db.execute("SELECT * FROM notifications")]
+        except sqlite3.ProgrammingError:
+            raise  # a misuse (a closed store), not a damaged file
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read the job store {self.path}: {exc}") from exc
         return Snapshot(jobs, files, notes)
 
     def put_job(self, job: JobRecord, files: Sequence[FileRecord] = ()) -> None:

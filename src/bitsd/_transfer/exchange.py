@@ -29,7 +29,7 @@ import base64
 import contextlib
 import contextvars
 import dataclasses
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import aiohttp
@@ -66,11 +66,20 @@ _CONVERSATION: contextvars.ContextVar[_Conversation | None] = contextvars.Contex
     "bitsd_http_conversation", default=None
 )
 
+# A request body (upload packets, bitsd._transfer.upload): a factory called for every request
+# sent, so a request repeated for a challenge or a 307/308 sends it again. It is set while one
+# :meth:`Exchanger.open` sends, with the method it belongs to: a redirect that changes the method
+# (303) drops it.
+BodyFactory = Callable[[], Any]
+_BODY: contextvars.ContextVar[tuple[str, BodyFactory] | None] = contextvars.ContextVar(
+    "bitsd_http_body", default=None
+)
+
 
 @contextlib.contextmanager
-def conversation(sink: Sink) -> Iterator[None]:
+def conversation(sink: Sink | None) -> Iterator[None]:
     """Scope the requests of one file's fetch: they share authentication state and report
-    redirects to ``sink``."""
+    redirects to ``sink`` (None: an upload's packets, whose redirects are not reported)."""
     token = _CONVERSATION.set(_Conversation(sink))
     try:
         yield
@@ -109,10 +118,13 @@ class Exchanger:
 
     @contextlib.asynccontextmanager
     async def open(
-        self, request: FileRequest, headers: dict[str, str]
+        self, request: FileRequest, headers: dict[str, str], *, body: BodyFactory | None = None
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Send ``request``'s method to its URL with ``headers`` added to the job's, and yield
         the final answer (not a followed redirect, not an answered challenge).
+
+        Args:
+            body: makes the request's body (an aiohttp payload), called once per request sent.
 
         Raises:
             TransferError: an option of the job made the request impossible.
@@ -120,10 +132,13 @@ class Exchanger:
         """
         state = _CONVERSATION.get() or _Conversation(None)
         async with contextlib.AsyncExitStack() as stack:
+            token = _BODY.set(None if body is None else (request.options.method, body))
             try:
                 resp = await self._follow(request, headers, state, stack)
             except _OPTION_ERRORS as exc:
                 raise classify.from_option_error(exc, url=request.url) from exc
+            finally:
+                _BODY.reset(token)
             async with resp:
                 yield resp
 
@@ -340,6 +355,9 @@ class _Sender:
             extra: dict[str, Any] = {}
             if self.middlewares:
                 extra["middlewares"] = self.middlewares
+            body = _BODY.get()
+            if body is not None and body[0] == method:
+                extra["data"] = body[1]()
             sent_headers = headers
             if candidate.proxy is not None:
                 extra["proxy"] = candidate.proxy

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from bitsd import codes
 from bitsd._enums import ErrorContext, ProxyUsage
+from bitsd._errors import without_userinfo
 from bitsd._records import ErrorInfo, FileInfo, JobSnapshot
 
 __all__ = [
@@ -154,7 +155,8 @@ def error_lines(error: ErrorInfo) -> list[str]:
     lines = []
     if error.file is not None:
         lines.append(
-            "ERROR FILE:".ljust(width) + f"{error.file.remote_name} -> {error.file.local_name}"
+            "ERROR FILE:".ljust(width)
+            + f"{without_userinfo(error.file.remote_name)} -> {error.file.local_name}"
         )
     lines.append("ERROR CODE:".ljust(width) + f"{_hresult_text(error.code)} - {error.description}")
     context = ErrorContext(error.context)

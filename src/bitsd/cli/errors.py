@@ -23,7 +23,7 @@ import click
 
 from bitsd import codes
 from bitsd._client import DAEMON_UNAVAILABLE
-from bitsd._errors import BitsError
+from bitsd._errors import BitsError, without_userinfo
 from bitsd._records import ErrorInfo
 
 __all__ = [
@@ -302,7 +302,8 @@ def error_info_line(error: ErrorInfo, job: str, *, todo: str | None = None) -> s
         job: the job id, for the advice.
         todo: replaces the advice's "what to do" (e.g. when the job was cancelled already).
     """
-    url = error.file.remote_name if error.file else "the URL"
+    # An error never shows a password of a URL (docs/design-choices.md, "Credentials in URLs").
+    url = without_userinfo(error.file.remote_name) if error.file else "the URL"
     local = error.file.local_name if error.file else "the local file"
     path = local if error.context.name == "LOCAL_FILE" else url
     status = codes.http_status_of(error.code)

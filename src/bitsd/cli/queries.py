@@ -8,7 +8,7 @@ import click
 
 from bitsd._client import Manager
 from bitsd._enums import JobState
-from bitsd._errors import NotFoundError
+from bitsd._errors import NotFoundError, without_userinfo
 from bitsd.cli import jsonout, params, render, session
 from bitsd.cli.errors import ExitCode, error_info_line, fail
 from bitsd.cli.session import Call
@@ -100,7 +100,8 @@ def error(job: str, as_json: bool) -> None:
         else:
             click.echo(line)
             if found.file is not None:
-                click.echo(f"  file: {found.file.remote_name} -> {found.file.local_name}")
+                remote = without_userinfo(found.file.remote_name)
+                click.echo(f"  file: {remote} -> {found.file.local_name}")
             click.echo(f"  context: {found.context_description.rstrip('.')}")
             click.echo(f"  detail: {found.description}")
 

@@ -7,7 +7,9 @@ Rules:
   (BitsError) gets ``http_status_for`` its class; an unknown route 404 and a wrong method 405
   (both E_NOTIMPL: something this daemon does not have); malformed JSON 400 (E_INVALIDARG).
   Any other exception is a bug: 500 (E_UNEXPECTED), logged with its traceback, and the daemon
-  goes on serving.
+  goes on serving. A client that leaves before its body has arrived is no bug: nothing is
+  answered or logged but the debug ``http.request`` line (status 0); a request still waiting
+  for its body when the daemon stops is answered 503 (RPC_S_SERVER_UNAVAILABLE).
 - Credentials (``PUT .../credentials``) are passed to the engine and forgotten: no answer and
   no log line carries them (request logs have the method, path, status and time only).
 - ``wait`` waits at most 60 s and answers at once (``timed_out``) when the daemon stops, so a
@@ -28,7 +30,7 @@ from collections.abc import Mapping
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -347,6 +349,11 @@ def _methods_of(request: Request) -> list[str]:
     )
 
 
+# What a request still waiting when the daemon stops is answered (503):
+# HRESULT_FROM_WIN32(RPC_S_SERVER_UNAVAILABLE), what clients report for a daemon that is gone.
+_STOPPING = codes.HRESULT_FROM_WIN32(1722)
+
+
 class _Guard:
     """The app's outer middleware: an exception that escaped the routes is a bug; it is logged
     with its traceback and answered 500 (E_UNEXPECTED). Each request is logged at debug."""
@@ -369,6 +376,16 @@ class _Guard:
 
         try:
             await self._app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            pass  # the client left before its body arrived: nobody to answer, and not a bug
+        except asyncio.CancelledError:
+            # The daemon stops and this request outlived its grace time (a client that never
+            # sent its body): it ends here, told so in the API's error form; not a bug.
+            if status == 0:
+                status = 503
+                stopping = BitsError("the daemon is stopping", hresult=_STOPPING)
+                with contextlib.suppress(Exception):
+                    await _error_response(status, stopping)(scope, receive, send)
         except Exception as exc:
             logs.event(
                 log,

@@ -1,0 +1,115 @@
+"""Helpers of the reliability tier: a daemon process that can be killed and started again at
+any moment, seeds, and checks of a destination folder.
+
+The daemon is ``tests.client.daemon.Daemon`` (a real ``python -m bitsd.daemon`` process on
+its own state folder and socket); :class:`KillableDaemon` adds a start that does not wait for
+readiness, so a kill can land during start-up too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import bitsd._files
+from tests.client.daemon import ROOT, Daemon
+
+__all__ = [
+    "LONG",
+    "KillableDaemon",
+    "final_names",
+    "kernel_in_flight",
+    "new_seed",
+    "sha256",
+    "temp_files",
+]
+
+LONG = os.environ.get("BITSD_LONG") == "1"
+"""The long variant (``BITSD_LONG=1``): more kills, rounds and examples."""
+
+
+def new_seed() -> int:
+    """``BITSD_SEED`` when set (to replay a run), else a fresh random seed."""
+    given = os.environ.get("BITSD_SEED")
+    return int(given) if given else random.SystemRandom().randrange(2**32)
+
+
+def sha256(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def temp_files(folder: Path) -> list[str]:
+    """bitsd's temporary files in ``folder``."""
+    return sorted(p for p in os.listdir(folder) if p.endswith(bitsd._files.TEMP_SUFFIX))
+
+
+def final_names(folder: Path) -> list[str]:
+    """Files in ``folder`` that are not bitsd's temporary files."""
+    return sorted(p for p in os.listdir(folder) if not p.endswith(bitsd._files.TEMP_SUFFIX))
+
+
+class KillableDaemon(Daemon):
+    """A daemon process that the test kills with SIGKILL and starts again, on one state.
+
+    Args:
+        root: as for ``Daemon``.
+        config: as for ``Daemon``.
+        env: variables added to the daemon's environment.
+    """
+
+    def __init__(self, root: Path, config: str = "", env: dict[str, str] | None = None) -> None:
+        super().__init__(root, config)
+        self.extra_env = dict(env or {})
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), **self.extra_env}
+
+    def spawn(self) -> None:
+        """Start the process and return at once (it may not answer yet)."""
+        self.socket.parent.mkdir(mode=0o700, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bitsd.daemon"],
+                env=self.env(),
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        self.started_at = time.monotonic()
+
+    def start(self) -> None:
+        """Start the process and wait until it answers."""
+        self.spawn()
+        self.wait_ready()
+
+    def kill(self) -> None:
+        """SIGKILL, then reap; the process must not have exited by itself before."""
+        assert self.proc is not None
+        assert self.proc.poll() is None, f"the daemon exited by itself: {self.log_text()}"
+        super().kill()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def kernel_in_flight(port: int) -> int:
+    """Bytes in the kernel's TCP buffers between the server on 127.0.0.1:``port`` and its
+    clients (/proc/net/tcp): what the server's sockets have sent but not had acknowledged, plus
+    what the clients' sockets have received but their process has not read yet. A process
+    killed at this moment loses them although the server counts them as sent."""
+    total = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, queues = fields[1], fields[2], fields[4]
+        tx, rx = (int(n, 16) for n in queues.split(":"))
+        if int(local.rsplit(":", 1)[1], 16) == port:
+            total += tx
+        elif int(remote.rsplit(":", 1)[1], 16) == port:
+            total += rx
+    return total
