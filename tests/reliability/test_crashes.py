@@ -46,10 +46,7 @@ DAEMON_CONFIG = (
     "chunk_size = 65536\n"
     "notify_retry_interval = 0.2\n"
     "max_jobs_per_user = 0\n"
-    # One file at a time, as the storm's timing assumes (STORM_RATE is per response); the
-    # concurrent path has its own crash test (tests/e2e/test_kill.py).
-    "file_concurrency = 1\n"
-)
+)  # file_concurrency stays the default (8): kills cut several files' transfers at once
 
 # The storm's job: 50 files from 1 KiB to 50 MiB (sizes in a geometric series, ~264 MB in
 # all), in a fixed shuffled order, each a different slice of one random block.

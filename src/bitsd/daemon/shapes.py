@@ -259,11 +259,18 @@ def _auth_value(
         return value
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
+        if _small_number(text):
             return int(text)
         if text.upper() in kind.__members__:
             return int(kind[text.upper()])
     raise BitsError(f"invalid authentication {what} {_kind(value)}", hresult=hresult)
+
+
+def _small_number(text: str) -> bool:
+    """Whether ``int(text)`` gives a plausible enum value: decimal digits only (not
+    ``isdigit``: ``int`` refuses digits such as "\u00b9"), and fewer than 20 of them (``int``
+    refuses strings over 4,300 digits)."""
+    return text.isdecimal() and len(text) < 20
 
 
 def page_params(query: Mapping[str, str]) -> tuple[int, int]:
@@ -279,7 +286,8 @@ def wait_params(query: Mapping[str, str]) -> tuple[frozenset[JobState], float]:
     if not names:
         raise InvalidArgumentError("states must list at least one state, e.g. TRANSFERRED,ERROR")
     states = frozenset(
-        enum_from_json(JobState, int(name) if name.isdigit() else name, "states") for name in names
+        enum_from_json(JobState, int(name) if _small_number(name) else name, "states")
+        for name in names
     )
     text = query.get("timeout")
     if text is None:
