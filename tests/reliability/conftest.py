@@ -18,7 +18,7 @@ from typing import Protocol
 import pytest
 
 from tests.engine.conftest import clock, dest, make_engine, server, state_dir, transport
-from tests.reliability.procs import LONG, new_seed
+from tests.reliability.procs import LONG, STARTED, kill_left_running, new_seed
 
 __all__ = [
     "clock",
@@ -63,6 +63,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in item.path.parents:
             item.add_marker(pytest.mark.timeout(LONG_TIMEOUT))
+
+
+@pytest.fixture(autouse=True)
+def _no_orphan_daemons() -> Iterator[None]:
+    """A test that fails half-way never leaves a daemon process of its own running."""
+    since = len(STARTED)
+    yield
+    kill_left_running(since)
 
 
 @pytest.fixture

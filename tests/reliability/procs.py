@@ -24,6 +24,7 @@ __all__ = [
     "KillableDaemon",
     "final_names",
     "kernel_in_flight",
+    "kill_left_running",
     "new_seed",
     "sha256",
     "temp_files",
@@ -31,6 +32,9 @@ __all__ = [
 
 LONG = os.environ.get("BITSD_LONG") == "1"
 """The long variant (``BITSD_LONG=1``): more kills, rounds and examples."""
+
+STARTED: list[KillableDaemon] = []
+"""Every daemon process this session spawned (see :func:`kill_left_running`)."""
 
 
 def new_seed() -> int:
@@ -53,6 +57,15 @@ def final_names(folder: Path) -> list[str]:
     return sorted(p for p in os.listdir(folder) if not p.endswith(bitsd._files.TEMP_SUFFIX))
 
 
+def kill_left_running(since: int) -> None:
+    """SIGKILL the daemon processes started after ``STARTED[since]`` that still run (a test
+    that failed half-way); the reliability conftest calls it after each test."""
+    for daemon in STARTED[since:]:
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
 class KillableDaemon(Daemon):
     """A daemon process that the test kills with SIGKILL and starts again, on one state.
 
@@ -71,6 +84,7 @@ class KillableDaemon(Daemon):
 
     def spawn(self) -> None:
         """Start the process and return at once (it may not answer yet)."""
+        STARTED.append(self)
         self.socket.parent.mkdir(mode=0o700, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(

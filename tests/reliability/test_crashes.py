@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import http.client
 import random
 import threading
@@ -238,6 +239,8 @@ def _head(path: str, count: int) -> bytes:
 # -- kills during complete() and cancel() ----------------------------------------------------
 
 ROUNDS = 20 if LONG else 4
+# The renames of Complete take a few milliseconds: more kills to land some inside them.
+COMPLETE_ROUNDS = 30 if LONG else 7
 ROUND_FILES = 200
 
 
@@ -275,6 +278,26 @@ def _wait_state(daemon: KillableDaemon, jid: str, states: str) -> str:
     return str(body["state"])
 
 
+@dataclasses.dataclass
+class _Window:
+    """Seconds after the call within which a kill lands in the middle of the operation: each
+    delay is drawn (seeded) between ``low`` and ``high``; a kill that came before any file was
+    touched raises ``low``, one after all of them lowers ``high``, so later kills land inside
+    the operation more often."""
+
+    low: float
+    high: float
+
+    def pick(self, rng: random.Random) -> float:
+        return rng.uniform(self.low, self.high)
+
+    def narrow(self, delay: float, *, early: bool, late: bool) -> None:
+        if early:
+            self.low = delay
+        elif late:
+            self.high = delay
+
+
 def _kill_during(daemon: KillableDaemon, call: Callable[[], object], delay: float) -> None:
     """Start ``call`` in a thread and SIGKILL the daemon ``delay`` seconds later."""
 
@@ -298,9 +321,9 @@ def test_kills_during_complete_leave_each_file_whole_or_absent(seed: int, held: 
     with fault_server() as server, short_tmp() as root:
         daemon = KillableDaemon(root, DAEMON_CONFIG)
         daemon.start()
-        budget = 0.0
+        window = _Window(0.0, 0.0)
         partial_rounds = []
-        for round_no in range(ROUNDS + 1):
+        for round_no in range(COMPLETE_ROUNDS + 1):
             dest = root / f"dest{round_no}"
             dest.mkdir()
             jid, bodies = _job_of_small_files(daemon, server, dest, rng, f"c{round_no}")
@@ -312,14 +335,16 @@ def test_kills_during_complete_leave_each_file_whole_or_absent(seed: int, held: 
             if round_no == 0:  # calibration: how long Complete of the files takes here
                 began = time.monotonic()
                 assert complete() == (200, {"hresult": 0, "name": "S_OK", "state": "ACKNOWLEDGED"})
-                budget = (time.monotonic() - began) * 1.2
+                window = _Window(0.0, (time.monotonic() - began) * 1.2)
             else:
-                _kill_during(daemon, complete, rng.uniform(0, budget))
+                delay = window.pick(rng)
+                _kill_during(daemon, complete, delay)
                 present = final_names(dest)
                 for name in present:
                     assert (dest / name).read_bytes() == bodies[name], f"{name} half-written"
                 if 0 < len(present) < ROUND_FILES:
                     partial_rounds.append(len(present))
+                window.narrow(delay, early=not present, late=len(present) == ROUND_FILES)
                 daemon.start()
                 status, _ = http_json(daemon.socket, "GET", f"/v1/jobs/{jid}")
                 if status == 200:
@@ -333,11 +358,12 @@ def test_kills_during_complete_leave_each_file_whole_or_absent(seed: int, held: 
     held(
         "crashes",
         f"SIGKILL during complete() of {ROUND_FILES} finished files, at seeded random moments "
-        f"({ROUNDS} kills, {len(partial_rounds)} of them mid-rename, leaving "
+        f"narrowed round by round to the renames' window ({COMPLETE_ROUNDS} kills, "
+        f"{len(partial_rounds)} of them mid-rename, leaving "
         f"{sorted(partial_rounds)} of {ROUND_FILES} renamed): every final file whole or absent, "
         "never half-written; after the restart complete() finished the rest byte-identical with no "
         "temporary file left",
-        ROUNDS,
+        COMPLETE_ROUNDS,
     )
 
 
@@ -350,7 +376,7 @@ def test_kills_during_cancel_leave_no_temporary_file(seed: int, held: Held) -> N
     with fault_server() as server, short_tmp() as root:
         daemon = KillableDaemon(root, DAEMON_CONFIG)
         daemon.start()
-        budget = 0.0
+        window = _Window(0.0, 0.0)
         partial_rounds = []
         for round_no in range(ROUNDS + 1):
             dest = root / f"dest{round_no}"
@@ -376,12 +402,14 @@ def test_kills_during_cancel_leave_no_temporary_file(seed: int, held: Held) -> N
             if round_no == 0:
                 began = time.monotonic()
                 assert cancel()[0] == 200  # type: ignore[index]
-                budget = (time.monotonic() - began) * 1.2
+                window = _Window(0.0, (time.monotonic() - began) * 1.2)
             else:
-                _kill_during(daemon, cancel, rng.uniform(0, budget))
+                delay = window.pick(rng)
+                _kill_during(daemon, cancel, delay)
                 left = len(temp_files(dest))
                 if 0 < left < ROUND_FILES:
                     partial_rounds.append(left)
+                window.narrow(delay, early=left == ROUND_FILES, late=not left)
                 daemon.start()
                 status, _ = http_json(daemon.socket, "GET", f"/v1/jobs/{jid}")
                 if status == 200:  # the cancel was not recorded before the kill
@@ -393,7 +421,8 @@ def test_kills_during_cancel_leave_no_temporary_file(seed: int, held: Held) -> N
     held(
         "crashes",
         f"SIGKILL during cancel() of a job with {ROUND_FILES} temporary files, one in "
-        f"transfer, at seeded random moments ({ROUNDS} kills, {len(partial_rounds)} of them "
+        f"transfer, at seeded random moments narrowed round by round to the deletions' window "
+        f"({ROUNDS} kills, {len(partial_rounds)} of them "
         "mid-deletion): after the restart no temporary file was left, no final file ever "
         "appeared, the job was gone",
         ROUNDS,
