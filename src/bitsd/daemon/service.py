@@ -26,7 +26,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -35,6 +35,7 @@ import uvicorn
 import bitsd
 from bitsd._engine import STORE_FILE_NAME, Engine
 from bitsd._errors import StoreError
+from bitsd._uvicorn import Server
 from bitsd.daemon import config as config_file
 from bitsd.daemon import logs, sdnotify
 from bitsd.daemon.app import build_app
@@ -62,30 +63,6 @@ class StartupError(Exception):
 class StoreRefusedError(StartupError):
     """The job store is unusable (corrupt, or of a newer bitsd): a copy was made, the daemon
     does not start (exit status 4)."""
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers (the daemon's own handlers rule), and whose main loop
-    wakes at once on :meth:`request_exit` instead of at its next 0.1 s tick."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self._exit_requested = asyncio.Event()
-
-    def request_exit(self) -> None:
-        self.should_exit = True
-        self._exit_requested.set()
-
-    async def main_loop(self) -> None:
-        counter = 0
-        while not await self.on_tick(counter):
-            counter = (counter + 1) % 864_000
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exit_requested.wait(), 0.1)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class Daemon:
@@ -155,7 +132,7 @@ class Daemon:
                 raise _refuse_store(self.paths.state_dir / STORE_FILE_NAME, exc) from None
             self._hub = EventHub(self.engine)
             self.app = build_app(self.engine, self._hub, stopping=self._stopping)
-            self._server = _Server(
+            self._server = Server(
                 uvicorn.Config(
                     self.app,
                     http=PeerCheckedH11Protocol,

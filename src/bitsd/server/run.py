@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
 from types import TracebackType
 from typing import Final, Self
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from bitsd._uvicorn import Server
 
 __all__ = ["GRACEFUL_SHUTDOWN", "Serving"]
 
@@ -29,29 +30,6 @@ __all__ = ["GRACEFUL_SHUTDOWN", "Serving"]
 GRACEFUL_SHUTDOWN: Final = 2.0
 # Seconds uvicorn may take to start on a bound socket.
 _START_TIMEOUT: Final = 10.0
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without signal handlers, whose main loop wakes at once on :meth:`request_exit`."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self._exit_requested = asyncio.Event()
-
-    def request_exit(self) -> None:
-        self.should_exit = True
-        self._exit_requested.set()
-
-    async def main_loop(self) -> None:
-        counter = 0
-        while not await self.on_tick(counter):
-            counter = (counter + 1) % 864_000
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exit_requested.wait(), 0.1)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class Serving:
@@ -67,7 +45,7 @@ class Serving:
         self._app = app
         self._host = host
         self._port = port
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.address: tuple[str, int] = (host, port)
 
@@ -104,7 +82,7 @@ class Serving:
                 server_header=False,
                 timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN),
             )
-            self._server = _Server(config)
+            self._server = Server(config)
             self._task = asyncio.create_task(
                 self._server.serve(sockets=[sock]), name=f"bitsd-upload-server:{self.port}"
             )
