@@ -39,6 +39,7 @@ from typing import Any
 import aiohttp
 
 from bitsd import codes
+from bitsd._agenda import Agenda, WaitingLine
 from bitsd._bandwidth import BandwidthManager
 from bitsd._clock import Clock, SystemClock
 from bitsd._cost import CostMonitor, CostSource, NetworkManagerCost
@@ -196,6 +197,10 @@ class Engine:
         self._final: dict[str, JobRecord] = {}
         self._final_files: dict[str, list[FileRecord]] = {}
         self._runs: dict[str, _Run] = {}
+        # The scheduler's bookkeeping (bitsd._agenda), kept by _keep for every job record.
+        self._line = WaitingLine()
+        self._agenda = Agenda()
+        self._policy_inputs: object = None  # what the last policy round saw (_apply_policies)
         self._seq = 0
         self._changed = asyncio.Condition()
         self._kick = asyncio.Event()
@@ -327,7 +332,7 @@ class Engine:
             if changed:
                 self._store.put_files(changed)
             job_files = recovered
-            self._jobs[job.id] = job
+            self._keep(job)
             self._files[job.id] = job_files
             if job.state in _RUNNING:
                 self._transition(job.id, Event.REQUEUE)
@@ -379,7 +384,7 @@ class Engine:
             last_activity_at=self.clock.monotonic(),
         )
         self._store.put_job(self._to_disk(job))
-        self._jobs[job.id] = job
+        self._keep(job)
         self._files[job.id] = []
         self._kick.set()
         return Job(self, job.id)
@@ -555,11 +560,24 @@ class Engine:
             self._final[job.id] = job
             self._final_files[job.id] = self._files.pop(job.id, [])
             del self._jobs[job.id]
+            self._line.remove(job.id)
+            self._agenda.forget(job.id)
             return
         self._store.put_job(self._to_disk(job), files or ())
-        self._jobs[job.id] = job
+        self._keep(job)
         if files is not None:
             self._files[job.id] = list(files)
+
+    def _keep(self, job: JobRecord) -> None:
+        """Hold ``job`` as the live record of its job; the scheduler looks at it next round."""
+        self._jobs[job.id] = job
+        self._line.update(
+            job.id,
+            waiting=job.state is JobState.QUEUED,
+            priority=job.priority,
+            queue_seq=job.queue_seq,
+        )
+        self._agenda.touch(job.id)
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(job_id, what)`` after every committed change of any job."""
@@ -582,6 +600,7 @@ class Engine:
         running transfers (timeouts, chunk size) apply to the next request."""
         self.config = dataclasses.replace(self.config, **changes)
         self._notifier.reconfigure(retry_interval=self.config.notify_retry_interval)
+        self._agenda.touch_all(self._jobs)  # e.g. a new job inactivity timeout
         self._kick.set()
 
     def _after(self, old: JobRecord, new: JobRecord) -> None:
@@ -771,7 +790,7 @@ class Engine:
             job, modification_time=self.clock.wall(), last_activity_at=self.clock.monotonic()
         )
         self._store.put_job(self._to_disk(new), added)
-        self._jobs[job_id] = new
+        self._keep(new)
         self._files[job_id] = existing + added
         self._after(job, new)
         self._emit(job_id, "files")
@@ -949,7 +968,7 @@ class Engine:
             last_activity_at=self.clock.monotonic(),
         )
         self._store.put_job(self._to_disk(new_job), changed)
-        self._jobs[job_id] = new_job
+        self._keep(new_job)
         self._files[job_id] = files
         if run and new_job.state in _RUNNING:
             self._transition(job_id, Event.REQUEUE)
@@ -1060,48 +1079,22 @@ class Engine:
                     w.cancel()
 
     async def _tick(self) -> float | None:
-        """One round of the scheduler. Returns the next time it must run by itself."""
+        """One round of the scheduler. Returns the next time it must run by itself.
+
+        A round looks only at the jobs the agenda hands it (changed since the last round, or
+        with a deadline now) and chooses runs among the heads of the waiting line, so its cost
+        follows what changed, not how many jobs there are (bitsd._agenda)."""
         now = self.clock.monotonic()
+        looked = self._agenda.due(now)
+        for job_id in looked:
+            if job_id in self._jobs:
+                await self._look_at(job_id, now)
         deadlines: list[float] = []
-        for job in list(self._jobs.values()):
-            if job.id not in self._jobs:
-                continue
-            inactive_at = job.last_activity_at + self.config.job_inactivity_timeout
-            if now >= inactive_at and job.id not in self._runs:
-                log.info(
-                    "job %s inactive for %.0f s: cancelled",
-                    job.id,
-                    self.config.job_inactivity_timeout,
-                )
-                await self._cancel(job.id)
-                continue
-            deadlines.append(inactive_at)
-            if job.state is JobState.TRANSIENT_ERROR and job.retry_at is not None:
-                if now >= job.retry_at:
-                    self._wake_from_transient(job, now)
-                else:
-                    deadlines.append(job.retry_at)
-            run = self._runs.get(job.id)
-            if run is not None and job.maximum_download_time > 0:
-                limit = run.started_at + job.maximum_download_time - job.download_time_used
-                if now >= limit:
-                    await self._stop_run(job.id)
-                    if self._jobs.get(job.id, job).state in _RUNNING:
-                        self._fail(
-                            job.id,
-                            TransferError(
-                                codes.BG_E_MAXDOWNLOAD_TIMEOUT,
-                                ErrorContext.GENERAL_QUEUE_MANAGER,
-                                transient=False,
-                                message=codes.describe(codes.BG_E_MAXDOWNLOAD_TIMEOUT),
-                            ),
-                            run.file_index,
-                        )
-                else:
-                    deadlines.append(limit)
-        policy_change = await self._apply_policies(now)
+        policy_change = await self._apply_policies(now, looked)
         if policy_change is not None:
             deadlines.append(policy_change)
+        wanting = dict.fromkeys(self._line.heads(self.config.max_background_jobs + 1))
+        wanting.update(dict.fromkeys(self._runs))
         candidates = [
             Candidate(
                 j.id,
@@ -1110,7 +1103,7 @@ class Engine:
                 j.id in self._runs,
                 self._runs[j.id].started_at if j.id in self._runs else None,
             )
-            for j in self._jobs.values()
+            for j in (self._jobs[i] for i in wanting if i in self._jobs)
             if j.state is JobState.QUEUED or j.id in self._runs
         ]
         decision = plan(
@@ -1129,7 +1122,56 @@ class Engine:
                 self._start_run(job_id)
         if decision.wake_at is not None:
             deadlines.append(decision.wake_at)
+        next_look = self._agenda.next_at()
+        if next_look is not None:
+            deadlines.append(next_look)
         return min(deadlines) if deadlines else None
+
+    async def _look_at(self, job_id: str, now: float) -> None:
+        """Act on a job's deadlines that have come (job inactivity, retry delay, maximum
+        download time) and put its next one on the agenda."""
+        job = self._jobs[job_id]
+        inactive_at = job.last_activity_at + self.config.job_inactivity_timeout
+        run = self._runs.get(job_id)
+        if now >= inactive_at and run is None:
+            log.info(
+                "job %s inactive for %.0f s: cancelled",
+                job_id,
+                self.config.job_inactivity_timeout,
+            )
+            await self._cancel(job_id)
+            return
+        if (
+            job.state is JobState.TRANSIENT_ERROR
+            and job.retry_at is not None
+            and now >= job.retry_at
+        ):
+            self._wake_from_transient(job, now)
+            return  # the transition touched it: the next round looks again
+        if run is not None and job.maximum_download_time > 0:
+            limit = run.started_at + job.maximum_download_time - job.download_time_used
+            if now >= limit:
+                await self._stop_run(job_id)
+                if self._jobs.get(job_id, job).state in _RUNNING:
+                    self._fail(
+                        job_id,
+                        TransferError(
+                            codes.BG_E_MAXDOWNLOAD_TIMEOUT,
+                            ErrorContext.GENERAL_QUEUE_MANAGER,
+                            transient=False,
+                            message=codes.describe(codes.BG_E_MAXDOWNLOAD_TIMEOUT),
+                        ),
+                        run.file_index,
+                    )
+                return
+        times = [inactive_at]
+        if job.state is JobState.TRANSIENT_ERROR and job.retry_at is not None:
+            times.append(job.retry_at)
+        if run is not None and job.maximum_download_time > 0:
+            times.append(run.started_at + job.maximum_download_time - job.download_time_used)
+        # A running job's inactivity deadline may have passed: its run's end looks again.
+        future = [t for t in times if t > now]
+        self._agenda.schedule(job_id, min(future) if future else None)
 
     def _wake_from_transient(self, job: JobRecord, now: float) -> None:
         deadline = (job.no_progress_since or now) + job.no_progress_timeout
@@ -1155,10 +1197,14 @@ class Engine:
 
     # -- policies: bandwidth windows, network cost, courtesy (docs/policies.md) -------------
 
-    async def _apply_policies(self, now: float) -> float | None:
+    async def _apply_policies(self, now: float, looked: list[str]) -> float | None:
         """Set the bandwidth rates for now; hold jobs a policy forbids in TRANSIENT_ERROR and
         re-queue those it no longer forbids (bitsd._limits). Returns the monotonic time of the
-        next scheduled limit change, or None."""
+        next scheduled limit change, or None.
+
+        Every job is weighed when the network's cost or a priority's blocked state changed
+        since the last round; otherwise only the jobs ``looked`` at this round (the others
+        have not changed, and neither has what they are weighed against)."""
         config = self.config
         await self._sync_courtesy()
         wall = self.clock.wall()
@@ -1168,7 +1214,10 @@ class Engine:
             schedule=config.bandwidth_schedule,
             priority_limits=config.priority_limits,
         )
-        for job_id in list(self._jobs):
+        inputs = (self._cost.current, tuple(self._bandwidth.blocked(p) for p in Priority))
+        weigh = list(self._jobs) if inputs != self._policy_inputs else looked
+        self._policy_inputs = inputs
+        for job_id in weigh:
             job = self._jobs.get(job_id)  # read again: stopping a run below awaits
             if job is None:
                 continue
@@ -1469,15 +1518,15 @@ class Engine:
             return
         now = self.clock.monotonic()
         if job.no_progress_since is not None:
-            self._jobs[job_id] = dataclasses.replace(
-                job, no_progress_since=None, last_activity_at=now
-            )
+            self._keep(dataclasses.replace(job, no_progress_since=None, last_activity_at=now))
             self._store.put_job(self._to_disk(self._jobs[job_id]))
         last = self._last_progress_note.get(job_id, 0.0)
         if now - last >= _PROGRESS_NOTIFY_INTERVAL:
             self._last_progress_note[job_id] = now
-            self._jobs[job_id] = dataclasses.replace(
-                self._jobs[job_id], last_activity_at=now, modification_time=self.clock.wall()
+            self._keep(
+                dataclasses.replace(
+                    self._jobs[job_id], last_activity_at=now, modification_time=self.clock.wall()
+                )
             )
             self._notifier.modification(job_id)
             self._emit(job_id, "progress")

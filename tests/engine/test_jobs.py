@@ -250,6 +250,50 @@ async def test_job_inactivity_timeout_cancels_and_deletes(
     assert os.listdir(dest) == []
 
 
+async def test_a_scheduler_round_looks_only_at_what_changed(
+    server: FaultServer,
+    make_engine: EngineFactory,
+    dest: Path,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With many jobs queued and waiting, a change to one job costs a round that looks at that
+    job alone (bitsd._agenda), and the waiting jobs still start in queue order as slots free."""
+    server.add("/a", body(1000))
+    async with make_engine(
+        max_background_jobs=1, job_inactivity_timeout=1000, max_jobs_per_user=0
+    ) as engine:
+        other = await engine.create_job("suspended")
+        jobs = []
+        for i in range(120):
+            job = await engine.create_job(f"j{i}")
+            await job.add_file(server.url("/a"), str(dest / f"a{i}"))
+            jobs.append(job)
+        for job in jobs:
+            await job.resume()
+        await advance(clock, 0)
+        looked: list[str] = []
+        look_at = engine._look_at
+
+        async def counting(job_id: str, now: float) -> None:
+            looked.append(job_id)
+            await look_at(job_id, now)
+
+        monkeypatch.setattr(engine, "_look_at", counting)
+        await other.set_description("changed")
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert looked.count(other.id) == 1
+        assert len(looked) < 10  # only the changed job and the few that ran meanwhile
+        for job in jobs:
+            assert await settle(job) is JobState.TRANSFERRED
+        done = [(await job.get_times()).transfer_completion_time for job in jobs]
+        assert done == sorted(done)  # one slot: they ran one after the other, in order
+        await advance(clock, 1001)  # every job goes idle: each is still looked at in time
+        for job in [other, *jobs]:
+            assert await settle(job, (JobState.CANCELLED,)) is JobState.CANCELLED
+
+
 async def test_maximum_download_time_fails_the_job(
     server: FaultServer, make_engine: EngineFactory, dest: Path, clock: FakeClock
 ) -> None:
