@@ -2,9 +2,11 @@
 control API (docs/control-api.md).
 
 Rules:
-- A :class:`Manager` owns one aiohttp session on the daemon's Unix socket. Every call is one
-  request; a non-2xx answer raises :func:`bitsd._wire.error_from_json` of its body, so callers
-  catch the same exception classes, with the same HRESULTs, as with ``bitsd.aio.Engine``.
+- A :class:`Manager` owns one aiohttp session on the daemon's Unix socket; the synchronous
+  client adds a blocking channel (:mod:`bitsd._blocking`) for calls it drives from threads
+  with no event loop. Every call is one request; a non-2xx answer raises
+  :func:`bitsd._wire.error_from_json` of its body, so callers catch the same exception
+  classes, with the same HRESULTs, as with ``bitsd.aio.Engine``.
 - A failure to reach the daemon (no socket, connection refused or cut, no answer in time) is
   mapped once, in :meth:`Manager._request`, to ``BitsError`` with :data:`DAEMON_UNAVAILABLE`
   (``HRESULT_FROM_WIN32(RPC_S_SERVER_UNAVAILABLE)``, 0x800706BA: what a Windows BITS client
@@ -38,6 +40,7 @@ import binascii
 import contextlib
 import dataclasses
 import errno
+import http.client
 import inspect
 import json
 import logging
@@ -53,6 +56,7 @@ from typing import Any, Final
 import aiohttp
 
 from bitsd import _autostart, _wire, codes
+from bitsd._blocking import BlockingChannel
 from bitsd._enums import (
     AuthScheme,
     AuthTarget,
@@ -258,6 +262,12 @@ class Manager:
         # Jobs this manager completed or cancelled: what they ended as (see RemoteJob).
         self._ended: dict[str, _Ended] = {}
         self._open = True
+        self._blocking: BlockingChannel | None = None  # see _blocking_here
+
+    def _use_blocking_channel(self) -> None:
+        """Send calls made from threads with no event loop over a blocking channel
+        (bitsd._blocking): the synchronous client drives its calls there."""
+        self._blocking = BlockingChannel(self.socket_path)
 
     def __repr__(self) -> str:
         return f"<bitsd.aio.Manager {self.socket_path}>"
@@ -276,6 +286,8 @@ class Manager:
         self._open = False
         await self._events.close()
         await self._session.close()
+        if self._blocking is not None:
+            self._blocking.close()
 
     # -- the manager's verbs ---------------------------------------------------------------
 
@@ -309,14 +321,16 @@ class Manager:
         offset, total = 0, None
         while True:
             page = await self._request(
-                "GET", "/v1/jobs", params={"offset": offset, "limit": self._page_size}
+                "GET",
+                "/v1/jobs",
+                params={"offset": offset, "limit": self._page_size, "view": "brief"},
             )
             items, next_offset = page.get("jobs"), page.get("next_offset")
             if not isinstance(items, list):
                 raise BitsError("the daemon answered a malformed job list", hresult=codes.E_FAIL)
             for item in items:
                 job_id = _job_id(item)
-                created = _wire.times_from_json(item.get("times")).creation_time
+                created = _wire.time_from_json(item.get("creation_time"), "creation_time")
                 found[job_id] = (created, job_id)
             if not isinstance(next_offset, int) or next_offset <= offset:
                 # The engine's order: oldest first, then by id.
@@ -354,35 +368,83 @@ class Manager:
         # it closes idle connections) is sent again once: always when the write itself failed
         # with EPIPE (on a Unix socket the daemon then cannot have read it), and for a GET
         # also when the answer did not come (a GET changes nothing).
+        exchange = self._exchange_blocking if self._blocking_here() else self._exchange
         attempts = 2
         for attempt in range(attempts):
             try:
-                async with self._session.request(
-                    method,
-                    _BASE + path,
-                    json=json,
-                    params=params,
-                    timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=self._timeout),
-                ) as resp:
-                    body = await _json_body(resp)
-                    if not 200 <= resp.status < 300:
-                        raise _wire.error_from_json(body if isinstance(body, Mapping) else {})
-                    if body is None:
-                        return {}
-                    return body
-            except aiohttp.ServerDisconnectedError as exc:
+                status, body = await exchange(method, path, json, params, timeout)
+            except (aiohttp.ServerDisconnectedError, http.client.RemoteDisconnected) as exc:
                 if method == "GET" and attempt + 1 < attempts:
                     continue
                 raise _unreachable(f"{method} {path}: the connection was closed", exc) from exc
-            except aiohttp.ClientOSError as exc:
+            except TimeoutError as exc:
+                raise _unreachable(f"{method} {path}: no answer in {timeout:g} s") from exc
+            except (aiohttp.ClientOSError, OSError) as exc:
                 if exc.errno == errno.EPIPE and attempt + 1 < attempts:
                     continue
                 raise _unreachable(f"{method} {path}", exc) from exc
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            except (
+                aiohttp.ClientConnectionError,
+                aiohttp.ClientPayloadError,
+                http.client.HTTPException,
+            ) as exc:
                 raise _unreachable(f"{method} {path}", exc) from exc
-            except TimeoutError as exc:
-                raise _unreachable(f"{method} {path}: no answer in {timeout:g} s") from exc
+            if not 200 <= status < 300:
+                raise _wire.error_from_json(body if isinstance(body, Mapping) else {})
+            return {} if body is None else body
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _blocking_here(self) -> bool:
+        """Whether this call goes through the blocking channel: the manager has one (the
+        synchronous client's) and no event loop runs in this thread."""
+        if self._blocking is None:
+            return False
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return True
+        return False
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        payload: object,
+        params: Mapping[str, str | int | float] | None,
+        timeout: float,
+    ) -> tuple[int, Any]:
+        async with self._session.request(
+            method,
+            _BASE + path,
+            json=payload,
+            params=params,
+            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=self._timeout),
+        ) as resp:
+            return resp.status, await _json_body(resp)
+
+    async def _exchange_blocking(
+        self,
+        method: str,
+        path: str,
+        payload: object,
+        params: Mapping[str, str | int | float] | None,
+        timeout: float,
+    ) -> tuple[int, Any]:
+        assert self._blocking is not None
+        target = path if not params else f"{path}?{urllib.parse.urlencode(params)}"
+        body = None if payload is None else json.dumps(payload).encode()
+        status, data = self._blocking.exchange(method, target, body, timeout)
+        return status, _json_or_none(data)
+
+
+def _json_or_none(data: bytes) -> Any:
+    """A body's JSON, or None when it is empty or unreadable."""
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
 
 
 def _job_id(body: object) -> str:

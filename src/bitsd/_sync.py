@@ -2,8 +2,11 @@
 
 Rules:
 - A :class:`Manager` owns a private event loop in a daemon thread and the asyncio client
-  (:mod:`bitsd._client`) running on it; every method submits one coroutine to that loop and
-  blocks for its result, so results and exceptions are exactly the async client's.
+  (:mod:`bitsd._client`) running on it. Every method runs one of that client's coroutines
+  and blocks for its result, so results and exceptions are exactly the async client's. The
+  calls that are plain requests run in the calling thread over a blocking channel
+  (:mod:`bitsd._blocking`, no thread hop); the others (connect, close, wait, cancel,
+  complete, callbacks, reading an ended job's reply) are submitted to the private loop.
 - Methods must not be called from the private loop itself (an ``async def`` callback runs
   there): that would wait for the loop it blocks. They raise RuntimeError instead; an async
   callback awaits the ``RemoteJob`` it is given.
@@ -63,6 +66,27 @@ class _LoopThread:
         self.loop.run_forever()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` here, in the calling thread, and return its result (or raise its
+        exception): for the calls that are one request each, which then go over the blocking
+        channel (bitsd._blocking) with no thread hop. ``coro`` must not need an event loop; in
+        a thread where one runs already (the caller's own), it goes to :meth:`run_on_loop`."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return self.run_on_loop(coro)
+        if self.closed:
+            coro.close()
+            raise InvalidStateError("the manager is closed; connect again")
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        coro.close()
+        raise RuntimeError(f"{coro!r} needs an event loop: use run_on_loop")
+
+    def run_on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the loop and return its result (or raise its exception)."""
         if threading.current_thread() is self._thread:
             coro.close()
@@ -102,12 +126,13 @@ def connect(
     """
     runner = _LoopThread()
     try:
-        client = runner.run(
+        client = runner.run_on_loop(
             _client.connect(socket_path=socket_path, autostart=autostart, timeout=timeout)
         )
     except BaseException:
         runner.stop()
         raise
+    client._use_blocking_channel()
     return Manager(client, runner)
 
 
@@ -140,7 +165,7 @@ class Manager:
         if self._runner.closed:
             return
         try:
-            self._runner.run(self._client.close())
+            self._runner.run_on_loop(self._client.close())
         finally:
             self._runner.stop()
 
@@ -253,16 +278,16 @@ class Job:
     def cancel(self) -> int:
         """Remove the job and delete its temporary files (Cancel); S_OK or
         BG_S_UNABLE_TO_DELETE_FILES."""
-        return self._runner.run(self._job.cancel())
+        return self._runner.run_on_loop(self._job.cancel())
 
     def complete(self) -> int:
         """Move finished files to their final names and end the job (Complete); S_OK or
         BG_S_PARTIAL_COMPLETE."""
-        return self._runner.run(self._job.complete())
+        return self._runner.run_on_loop(self._job.complete())
 
     def wait(self, states: Iterable[JobState] | JobState, timeout: float | None = None) -> JobState:
         """Block until the job is in one of ``states``; TimeoutError after ``timeout`` s."""
-        return self._runner.run(
+        return self._runner.run_on_loop(
             self._job.wait(states if isinstance(states, JobState) else list(states), timeout)
         )
 
@@ -351,7 +376,7 @@ class Job:
         run in a worker thread and get a :class:`Job`; ``async def`` methods run on the
         manager's private loop and get a ``bitsd.aio`` RemoteJob to await."""
         registered = None if callback is None else _SyncCallbacks(callback, self._runner)
-        self._runner.run(self._job.set_notify_interface(registered))
+        self._runner.run_on_loop(self._job.set_notify_interface(registered))
 
     def get_notify_interface(self) -> object | None:
         """The object this process registered for the job, or None."""
@@ -453,4 +478,4 @@ class Job:
 
     def get_reply_data(self) -> bytes:
         """The reply in memory (GetReplyData), at most 1 MiB."""
-        return self._runner.run(self._job.get_reply_data())
+        return self._runner.run_on_loop(self._job.get_reply_data())
