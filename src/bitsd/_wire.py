@@ -49,6 +49,7 @@ __all__ = [
     "progress_to_json",
     "snapshot_from_json",
     "snapshot_to_json",
+    "time_from_json",
     "times_from_json",
     "times_to_json",
 ]
@@ -140,7 +141,7 @@ def _obj(value: object, what: str) -> Mapping[str, Any]:
     raise InvalidArgumentError(f"{what} must be an object, not {value!r}")
 
 
-def _time(value: object, what: str) -> datetime:
+def time_from_json(value: object, what: str) -> datetime:
     try:
         return datetime.fromisoformat(_str(value, what))
     except ValueError:
@@ -179,9 +180,9 @@ def times_from_json(value: object) -> JobTimes:
     d = _obj(value, "times")
     done = d.get("transfer_completion_time")
     return JobTimes(
-        _time(d.get("creation_time"), "creation_time"),
-        _time(d.get("modification_time"), "modification_time"),
-        None if done is None else _time(done, "transfer_completion_time"),
+        time_from_json(d.get("creation_time"), "creation_time"),
+        time_from_json(d.get("modification_time"), "modification_time"),
+        None if done is None else time_from_json(done, "transfer_completion_time"),
     )
 
 

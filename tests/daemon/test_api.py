@@ -118,11 +118,29 @@ async def test_jobs_are_listed_oldest_first_in_pages(api: aiohttp.ClientSession)
     assert [j["id"] for j in (await call(api, "GET", "/v1/jobs"))[1]["jobs"]] == ids
 
 
+async def test_brief_view_lists_id_state_and_creation_time(api: aiohttp.ClientSession) -> None:
+    """view=brief answers JobBrief objects in the same order as the full view, with the same
+    ids, states and creation times."""
+    ids = [(await new_job(api, f"j{i}"))["id"] for i in range(3)]
+    await call(api, "POST", f"/v1/jobs/{ids[1]}/cancel")
+    full = (await call(api, "GET", "/v1/jobs"))[1]["jobs"]
+    status, page = await call(api, "GET", "/v1/jobs?view=brief&limit=1&offset=1")
+    assert status == 200
+    assert (page["total"], page["next_offset"]) == (2, None)
+    assert page["jobs"] == [
+        {
+            "id": ids[2],
+            "state": "SUSPENDED",
+            "creation_time": full[1]["times"]["creation_time"],
+        }
+    ]
+
+
 @pytest.mark.parametrize(
-    "query", ["limit=0", "limit=10001", "offset=-1", "limit=two", "offset=1.5"]
+    "query", ["limit=0", "limit=10001", "offset=-1", "limit=two", "offset=1.5", "view=all"]
 )
 async def test_bad_page_parameters_are_400(api: aiohttp.ClientSession, query: str) -> None:
-    """limit is 1..10000 and offset >= 0, both integers."""
+    """limit is 1..10000 and offset >= 0, both integers; view is full or brief."""
     status, body = await call(api, "GET", f"/v1/jobs?{query}")
     assert (status, error_of(body)[1]) == (400, "E_INVALIDARG")
 

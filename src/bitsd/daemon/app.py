@@ -53,6 +53,7 @@ from bitsd.daemon.shapes import (
     credentials,
     file_index,
     file_to_json,
+    job_brief_to_json,
     job_changes,
     job_to_json,
     new_files,
@@ -133,12 +134,13 @@ class _Api:
         return JSONResponse(openapi.DOCUMENT)
 
     async def list_jobs(self, request: Request) -> Response:
-        offset, limit = page_params(request.query_params)
+        offset, limit, brief = page_params(request.query_params)
         jobs = await self._engine.jobs()
         end = offset + limit
+        shape = job_brief_to_json if brief else job_to_json
         return JSONResponse(
             {
-                "jobs": [await job_to_json(job) for job in jobs[offset:end]],
+                "jobs": [await shape(job) for job in jobs[offset:end]],
                 "total": len(jobs),
                 "next_offset": end if end < len(jobs) else None,
             }

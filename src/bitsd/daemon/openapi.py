@@ -286,9 +286,20 @@ _SCHEMAS: JSON = {
     ),
     "JobPage": _object(
         {
-            "jobs": {"type": "array", "items": _ref("Job")},
+            "jobs": {
+                "type": "array",
+                "items": {"oneOf": [_ref("Job"), _ref("JobBrief")]},
+                "description": "Job objects, or JobBrief objects with view=brief",
+            },
             "total": {**_UINT, "description": "non-final jobs in all pages"},
             "next_offset": _nullable({**_UINT, "description": "offset of the next page"}),
+        }
+    ),
+    "JobBrief": _object(
+        {
+            "id": {"type": "string"},
+            "state": _names(JobState, "the job's state"),
+            "creation_time": {"type": "string", "format": "date-time"},
         }
     ),
     "NewJob": _object(
@@ -555,6 +566,13 @@ _PATHS: JSON = {
                         "maximum": PAGE_LIMIT_MAX,
                         "default": PAGE_LIMIT_DEFAULT,
                     },
+                },
+                {
+                    "name": "view",
+                    "in": "query",
+                    "description": "full: Job objects; brief: JobBrief objects (id, state, "
+                    "creation time), for listing many jobs fast",
+                    "schema": {"type": "string", "enum": ["full", "brief"], "default": "full"},
                 },
             ],
         ),
