@@ -202,7 +202,8 @@ class Engine:
         self._agenda = Agenda()
         self._policy_inputs: object = None  # what the last policy round saw (_apply_policies)
         self._seq = 0
-        self._changed = asyncio.Condition()
+        # wait() callers per job, woken when that job changes (not when any job does).
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._kick = asyncio.Event()
         self._last_progress_note: dict[str, float] = {}
         self._listeners: list[Listener] = []
@@ -626,20 +627,17 @@ class Engine:
                 self._notifier.post(new.id, JOB_TRANSFERRED)
         else:
             self._notifier.modification(new.id)
-        self._wake_waiters()
+        self._wake_waiters(new.id)
         self._kick.set()
 
     @staticmethod
     def _wants(job: JobRecord, flag: NotifyFlags) -> bool:
         return NotifyFlags.DISABLE not in job.notify_flags and flag in job.notify_flags
 
-    def _wake_waiters(self) -> None:
-        async def notify() -> None:
-            async with self._changed:
-                self._changed.notify_all()
-
-        task = asyncio.ensure_future(notify())
-        task.add_done_callback(lambda t: None)
+    def _wake_waiters(self, job_id: str) -> None:
+        for waiter in self._waiters.pop(job_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _set(self, job_id: str, **changes: Any) -> None:
         """Change properties (not the state) of a job: validate, persist, notify."""
@@ -882,12 +880,17 @@ class Engine:
         self, job_id: str, states: frozenset[JobState], timeout: float | None
     ) -> JobState:
         async def until() -> JobState:
-            async with self._changed:
-                while True:
-                    state = self._record(job_id).state
-                    if state in states:
-                        return state
-                    await self._changed.wait()
+            while True:
+                state = self._record(job_id).state
+                if state in states:
+                    return state
+                waiter = asyncio.get_running_loop().create_future()
+                waiters = self._waiters.setdefault(job_id, set())
+                waiters.add(waiter)
+                try:
+                    await waiter
+                finally:
+                    waiters.discard(waiter)
 
         self._record(job_id)
         return await asyncio.wait_for(until(), timeout)
