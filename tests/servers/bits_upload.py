@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import dataclasses
 import re
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +43,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bitsd._uvicorn import tcp_listener
 
 __all__ = ["PROTOCOL_GUID", "BitsUploadServer", "Packet", "ServerSession"]
 
@@ -196,9 +197,7 @@ class BitsUploadServer:
 
     async def start(self) -> None:
         """Serve on 127.0.0.1 (a free port, or the previous one after :meth:`stop`)."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self._port or 0))
+        sock = tcp_listener("127.0.0.1", self._port or 0)
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
             self._app,

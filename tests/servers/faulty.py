@@ -42,7 +42,6 @@ import hmac
 import http
 import re
 import secrets
-import socket
 import ssl
 import threading
 import time
@@ -56,6 +55,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bitsd._uvicorn import tcp_listener
 
 __all__ = ["Fault", "FaultServer", "RequestRecord"]
 
@@ -338,12 +339,9 @@ class FaultServer:
         """Bind 127.0.0.1 on a free port and run uvicorn as a task of the current loop."""
         if self._server is not None:
             raise RuntimeError("a FaultServer can only be started once")
-        # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto
-        # says TCP; with Nagle on, a body sent after its headers waits ~40 ms for the client's
-        # delayed ACK on every kept-alive request.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        # Nagle off on its connections (tcp_listener says why).
+        sock = tcp_listener("127.0.0.1", 0)
         try:
-            sock.bind(("127.0.0.1", 0))
             self._port = sock.getsockname()[1]
             config = uvicorn.Config(
                 self._app,
