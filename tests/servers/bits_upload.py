@@ -45,6 +45,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bitsd._uvicorn import tcp_listener
+from tests.servers.threads import serve_in_thread
 
 __all__ = ["PROTOCOL_GUID", "BitsUploadServer", "Packet", "ServerSession"]
 
@@ -194,6 +195,14 @@ class BitsUploadServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+    @classmethod
+    @contextlib.contextmanager
+    def in_thread(cls) -> Iterator[Self]:
+        """A server in a daemon thread with its own event loop, for code under test that runs
+        elsewhere (a daemon process, a command line); stopped when the block ends."""
+        with serve_in_thread(cls(), "BitsUploadServer") as server:
+            yield server
 
     async def start(self) -> None:
         """Serve on 127.0.0.1 (a free port, or the previous one after :meth:`stop`)."""
