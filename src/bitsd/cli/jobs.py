@@ -230,7 +230,7 @@ Step = tuple[str, Callable[[RemoteJob], Awaitable[object]]]
 @click.option(
     "--reply-file",
     metavar="PATH",
-    help="Where an upload-reply job's reply goes on complete ('' : the name bitsd makes).",
+    help="Where an upload-reply job's reply goes on complete ('': the name bitsd makes).",
 )
 @click.option(
     "--max-download-size",

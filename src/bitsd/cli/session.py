@@ -10,7 +10,9 @@ Rules:
   matches several jobs is a usage error that lists them.
 - A job is shown from one :class:`bitsd.JobSnapshot` (``job.snapshot()``: one request, every
   field read at the same moment); the renderers and the JSON builders of both command lines
-  (``bitsd`` and ``bitsadmin``) read snapshots, never handles.
+  (``bitsd`` and ``bitsadmin``) read snapshots, never handles. The reply of an upload-reply job
+  (its file name and progress), which a snapshot does not carry, is read beside it
+  (:func:`read_reply`).
 """
 
 from __future__ import annotations
