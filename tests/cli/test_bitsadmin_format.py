@@ -8,15 +8,25 @@ import pytest
 
 from bitsd import codes
 from bitsd._enums import ErrorContext, JobState, JobType, NotifyFlags, Priority, ProxyUsage
-from bitsd._records import ErrorInfo, FileInfo, FileProgress, JobProgress, JobSnapshot, JobTimes
+from bitsd._records import (
+    ErrorInfo,
+    FileInfo,
+    FileProgress,
+    JobProgress,
+    JobSnapshot,
+    JobTimes,
+    ReplyProgress,
+)
 from bitsd.cli.bitsadmin import SWITCHES, UTIL_SWITCHES, main
 from bitsd.cli.bitsadmin_format import (
     certificate_text,
     cmd_line_text,
     error_lines,
     guid,
+    hex_dump_lines,
     info_lines,
     list_line,
+    reply_progress_text,
     seconds_text,
     size_text,
     time_text,
@@ -110,6 +120,24 @@ def _snapshot(**fields: object) -> JobSnapshot:
         "error": None,
     }
     return JobSnapshot(**{**defaults, **fields})  # type: ignore[arg-type]
+
+
+def test_reply_progress_and_hex_dump() -> None:
+    """/GETREPLYPROGRESS: "N of M bytes transferred", UNKNOWN before the upload is done, a
+    percentage when there is a total; /GETREPLYDATA: hexdump -C's lines, a gap after 8 bytes,
+    non-printable bytes as dots, a short last line padded."""
+    assert reply_progress_text(ReplyProgress(codes.SIZE_UNKNOWN, 0)) == (
+        "0 of UNKNOWN bytes transferred"
+    )
+    assert reply_progress_text(ReplyProgress(0, 0)) == "0 of 0 bytes transferred"
+    assert reply_progress_text(ReplyProgress(3000, 1000)) == "1000 of 3000 bytes transferred (33%)"
+    data = bytes(range(0x1E, 0x1E + 16)) + b"\x7f~\n"
+    assert hex_dump_lines(data) == [
+        "00000000  1e 1f 20 21 22 23 24 25  26 27 28 29 2a 2b 2c 2d  |.. !\"#$%&'()*+,-|",
+        "00000010  7f 7e 0a                                          |.~.|",
+    ]
+    assert hex_dump_lines(b"") == []
+    assert len(hex_dump_lines(bytes(32))) == 2
 
 
 def test_list_line_layout() -> None:

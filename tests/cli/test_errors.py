@@ -81,6 +81,21 @@ def test_command_errors_name_the_command_as_context() -> None:
     assert f"bitsd add {JOB} URL LOCAL" in line
 
 
+def test_a_code_can_mean_something_particular_for_one_command() -> None:
+    """BG_E_INVALID_STATE from ``reply`` says to wait for TRANSFERRED; from another command it
+    keeps the general advice; BG_E_TOO_LARGE from ``reply`` says where the reply is."""
+    state = BitsError("the job is SUSPENDED", hresult=codes.BG_E_INVALID_STATE)
+    assert bits_error_line(state, "reply", JOB).endswith(f"; wait for it with bitsd wait {JOB}")
+    assert bits_error_line(state, "resume", JOB).endswith(
+        f"; see the job's state with bitsd info {JOB}"
+    )
+    large = bits_error_line(BitsError("too big", hresult=codes.BG_E_TOO_LARGE), "reply", JOB)
+    assert large == (
+        f"BG_E_TOO_LARGE (0x80200020) in reply: too big; run bitsd complete {JOB}, then read "
+        f"the reply file (bitsd reply {JOB} --progress names it)"
+    )
+
+
 @pytest.mark.parametrize(
     ("error", "code"),
     [

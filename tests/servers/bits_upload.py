@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import dataclasses
 import re
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +43,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bitsd._uvicorn import tcp_listener
+from tests.servers.threads import serve_in_thread
 
 __all__ = ["PROTOCOL_GUID", "BitsUploadServer", "Packet", "ServerSession"]
 
@@ -194,11 +196,17 @@ class BitsUploadServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    @classmethod
+    @contextlib.contextmanager
+    def in_thread(cls) -> Iterator[Self]:
+        """A server in a daemon thread with its own event loop, for code under test that runs
+        elsewhere (a daemon process, a command line); stopped when the block ends."""
+        with serve_in_thread(cls(), "BitsUploadServer") as server:
+            yield server
+
     async def start(self) -> None:
         """Serve on 127.0.0.1 (a free port, or the previous one after :meth:`stop`)."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self._port or 0))
+        sock = tcp_listener("127.0.0.1", self._port or 0)
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
             self._app,

@@ -42,7 +42,6 @@ import hmac
 import http
 import re
 import secrets
-import socket
 import ssl
 import threading
 import time
@@ -56,6 +55,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bitsd._uvicorn import tcp_listener
+from tests.servers.threads import serve_in_thread
 
 __all__ = ["Fault", "FaultServer", "RequestRecord"]
 
@@ -338,12 +340,9 @@ class FaultServer:
         """Bind 127.0.0.1 on a free port and run uvicorn as a task of the current loop."""
         if self._server is not None:
             raise RuntimeError("a FaultServer can only be started once")
-        # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto
-        # says TCP; with Nagle on, a body sent after its headers waits ~40 ms for the client's
-        # delayed ACK on every kept-alive request.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        # Nagle off on its connections (tcp_listener says why).
+        sock = tcp_listener("127.0.0.1", 0)
         try:
-            sock.bind(("127.0.0.1", 0))
             self._port = sock.getsockname()[1]
             config = uvicorn.Config(
                 self._app,
@@ -404,52 +403,10 @@ class FaultServer:
 
         For tests whose code under test runs elsewhere (another process, or
         blocking code).  Yields once the server accepts connections; stops it
-        and joins the thread on exit.
+        and joins the thread on exit (:func:`tests.servers.threads.serve_in_thread`).
         """
-        server = cls()
-        ready = threading.Event()
-        errors: list[BaseException] = []
-        handle: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-
-        async def main() -> None:
-            stop = asyncio.Event()
-            await server.start()
-            try:
-                handle.append((asyncio.get_running_loop(), stop))
-                ready.set()
-                await stop.wait()
-            finally:
-                await server.stop()
-
-        def run() -> None:
-            try:
-                asyncio.run(main())
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
-                ready.set()
-
-        thread = threading.Thread(target=run, name="FaultServer", daemon=True)
-        thread.start()
-        if not ready.wait(_START_TIMEOUT):
-            raise RuntimeError("FaultServer thread did not start in time")
-        if errors or not handle:
-            thread.join(_STOP_TIMEOUT)
-            raise RuntimeError("FaultServer thread failed to start") from (
-                errors[0] if errors else None
-            )
-        loop, stop = handle[0]
-        try:
+        with serve_in_thread(cls(), "FaultServer") as server:
             yield server
-        finally:
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(stop.set)
-            thread.join(_STOP_TIMEOUT + 2)
-        # Only reached when the with-block itself did not raise.
-        if thread.is_alive():
-            raise RuntimeError("FaultServer thread did not stop in time")
-        if errors:
-            raise RuntimeError("FaultServer thread failed") from errors[0]
 
     # ------------------------------------------------------------ configuration
 

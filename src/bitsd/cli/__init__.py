@@ -3,7 +3,8 @@
 Commands (docs/cli.md): ``transfer`` downloads and waits like Start-BitsTransfer; ``create``,
 ``add``, ``add-set``, ``resume``, ``suspend``, ``cancel``, ``complete``, ``set``,
 ``credentials``, ``replace-prefix`` and ``validate`` are the BITS verbs; ``info``, ``files``,
-``list``, ``error`` and ``wait`` read jobs (each with ``--json``);
+``list``, ``error`` and ``wait`` read jobs (each with ``--json``); ``reply`` gives an
+upload-reply job's reply;
 ``monitor`` watches every job live; ``serve`` runs the daemon (the daemon package's command);
 ``completion`` prints the shell completion script.
 
@@ -17,7 +18,16 @@ from __future__ import annotations
 import click
 
 import bitsd
-from bitsd.cli import completion, credentials, jobs, monitor, queries, session, transfer
+from bitsd.cli import (
+    completion,
+    credentials,
+    jobs,
+    monitor,
+    queries,
+    reply,
+    session,
+    transfer,
+)
 from bitsd.cli.errors import ExitCode, fail
 
 __all__ = ["main"]
@@ -85,6 +95,7 @@ for _command in (
     *jobs.COMMANDS,
     credentials.credentials,
     *queries.COMMANDS,
+    reply.reply,
     monitor.monitor,
     completion.completion,
 ):

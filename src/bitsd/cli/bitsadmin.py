@@ -209,10 +209,6 @@ def util_command(ctx: Context, call: Call) -> int:
     return EXIT_OK
 
 
-_UPLOADS = (
-    "bitsadmin's reply switches are not wired to bitsd's upload-reply jobs yet "
-    "(the Python API has them: docs/uploads.md)"
-)
 _CERTIFICATE_STORES = (
     "Linux has no Windows certificate stores; use bitsd set --client-cert PEM "
     "[--client-key PEM] JOB to give the job a certificate file"
@@ -437,9 +433,26 @@ SWITCHES: tuple[Switch, ...] = (
         "get validation state",
         2,
     ),
-    _no("/GETREPLYDATA", _UPLOADS, "job"),
-    _no("/GETREPLYFILENAME", _UPLOADS, "job"),
-    _no("/GETREPLYPROGRESS", _UPLOADS, "job"),
+    Switch(
+        "/GETREPLYDATA",
+        "job",
+        "The server's reply to an upload-reply job, in hexadecimal (at most 1 MB)",
+        cmd.get_reply_data,
+        "get reply data",
+        1,
+    ),
+    _get(
+        "/GETREPLYFILENAME",
+        cmd.get_reply_file_name,
+        "The file the reply of an upload-reply job goes to (NULL: not named yet)",
+        "get reply file name",
+    ),
+    _get(
+        "/GETREPLYPROGRESS",
+        cmd.get_reply_progress,
+        "The size and progress of the reply of an upload-reply job",
+        "get reply progress",
+    ),
     _no("/GETACLFLAGS", _WINDOWS_SECURITY, "job"),
     _no("/GETHELPERTOKENFLAGS", _WINDOWS_SECURITY, "job"),
     _no("/GETHELPERTOKENSID", _WINDOWS_SECURITY, "job"),
@@ -553,7 +566,13 @@ SWITCHES: tuple[Switch, ...] = (
     _no(
         "/SETCLIENTCERTIFICATEBYNAME", _CERTIFICATE_STORES, "job store_location store_name subject"
     ),
-    _no("/SETREPLYFILENAME", _UPLOADS, "job path"),
+    _set(
+        "/SETREPLYFILENAME",
+        "path|NULL",
+        cmd.set_reply_file_name,
+        "Set the file the reply of an upload-reply job goes to (NULL: bitsd names it)",
+        "set reply file name",
+    ),
     _no("/SETACLFLAG", _WINDOWS_SECURITY, "job flags", "/setaclflags"),
     _no("/SETHELPERTOKEN", _WINDOWS_SECURITY, "job [username@domain password]"),
     _no("/SETHELPERTOKENFLAGS", _WINDOWS_SECURITY, "job flags"),

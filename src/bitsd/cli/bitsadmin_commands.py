@@ -43,11 +43,13 @@ from bitsd.cli.bitsadmin_format import (
     error_lines,
     file_line,
     guid,
+    hex_dump_lines,
     info_lines,
     list_line,
     null_text,
     owner_name,
     proxy_usage_text,
+    reply_progress_text,
     seconds_text,
     size_text,
     time_text,
@@ -65,6 +67,7 @@ __all__ = [
     "create",
     "get_custom_headers",
     "get_error",
+    "get_reply_data",
     "get_temporary_name",
     "get_validation_state",
     "getter",
@@ -837,4 +840,37 @@ def remove_client_certificate(ctx: Context, call: Call) -> int:
     """``/removeclientcertificate job``."""
     ctx.job(call.args[0]).remove_client_certificate()
     ctx.console.info("Client certificate removed.")
+    return EXIT_OK
+
+
+# -- upload-reply jobs (docs/uploads.md) ---------------------------------------------------
+
+
+def get_reply_file_name(job: Job) -> str:
+    return null_text(job.get_reply_file_name())
+
+
+def get_reply_progress(job: Job) -> str:
+    return reply_progress_text(job.get_reply_progress())
+
+
+def set_reply_file_name(job: Job, text: str) -> str:
+    """An absolute path, or NULL for the name bitsd generates (after the upload file)."""
+    job.set_reply_file_name(_null(text))
+    return f"Reply file name set to {null_text(job.get_reply_file_name())}."
+
+
+def get_reply_data(ctx: Context, call: Call) -> int:
+    """``/getreplydata job``: the reply in hexadecimal (a hex dump; with /rawreturn one line of
+    hex digits, which ``xxd -r -p`` turns back into the bytes). In TRANSFERRED only, at most
+    1 MB (BG_E_TOO_LARGE: read the reply file after /complete)."""
+    data = ctx.job(call.args[0]).get_reply_data()
+    if ctx.console.raw:
+        if data:
+            ctx.console.data(data.hex())
+        return EXIT_OK
+    if not data:
+        ctx.console.info("The reply is empty.")
+    for line in hex_dump_lines(data):
+        ctx.console.data(line)
     return EXIT_OK

@@ -21,7 +21,7 @@ from datetime import datetime
 from bitsd import codes
 from bitsd._enums import ErrorContext, ProxyUsage
 from bitsd._errors import without_userinfo
-from bitsd._records import ErrorInfo, FileInfo, JobSnapshot
+from bitsd._records import ErrorInfo, FileInfo, JobSnapshot, ReplyProgress
 
 __all__ = [
     "NULL",
@@ -32,11 +32,13 @@ __all__ = [
     "failure_lines",
     "file_line",
     "guid",
+    "hex_dump_lines",
     "info_lines",
     "list_line",
     "null_text",
     "owner_name",
     "proxy_usage_text",
+    "reply_progress_text",
     "seconds_text",
     "size_text",
     "time_text",
@@ -50,6 +52,8 @@ NULL = "NULL"
 
 # Width of the labels of the error block, as bitsadmin aligns them.
 _ERROR_LABEL_WIDTH = len("ERROR CONTEXT: ")
+# Bytes per line of /GETREPLYDATA's hex dump (hexdump -C's layout).
+_DUMP_WIDTH = 16
 
 
 def owner_name(uid: int) -> str:
@@ -118,6 +122,26 @@ def certificate_text(certificate: tuple[str, str | None] | None) -> str:
     if certificate is None:
         return "none"
     return cmd_line_text(*certificate)
+
+
+def reply_progress_text(progress: ReplyProgress) -> str:
+    """``/getreplyprogress``: ``12 of 21 bytes transferred (57%)``; the total is UNKNOWN until
+    the upload part is done (BG_JOB_REPLY_PROGRESS)."""
+    done, total = progress.bytes_transferred, progress.bytes_total
+    percent = f" ({done * 100 // total}%)" if total not in (0, codes.SIZE_UNKNOWN) else ""
+    return f"{done} of {size_text(total)} bytes transferred{percent}"
+
+
+def hex_dump_lines(data: bytes) -> list[str]:
+    """``/getreplydata``: the reply in hexadecimal, ``hexdump -C``'s layout: the offset, 16
+    bytes in two groups of 8, and the printable ASCII characters (others as ``.``)."""
+    lines = []
+    for offset in range(0, len(data), _DUMP_WIDTH):
+        chunk = data[offset : offset + _DUMP_WIDTH]
+        first, second = chunk[:8].hex(" "), chunk[8:].hex(" ")
+        text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
+        lines.append(f"{offset:08x}  {first:<23}  {second:<23}  |{text}|")
+    return lines
 
 
 def _progress_pair(transferred: int, total: int) -> str:

@@ -8,7 +8,8 @@ Rules:
   context of an error the daemon answered a command with is that command (``in resume``).
 - What to do comes from two tables keyed by HRESULT: :data:`_ADVICE` for a job's error (with the
   HTTP statuses grouped by class) and :data:`_COMMAND_ADVICE` for an error the daemon answers a
-  command with. A code missing from them gets a generic sentence.
+  command with, where :data:`_ADVICE_OF_COMMAND` first gives the codes that mean something
+  particular for one command. A code missing from them gets a generic sentence.
 - The exit code says what kind of failure it was (:class:`ExitCode`, documented in docs/cli.md);
   click's own usage errors keep click's code 2.
 """
@@ -109,7 +110,7 @@ _COMMAND_ADVICE: dict[int, str] = {
     ),
     codes.E_INVALIDARG: "check the arguments (bitsd {command} --help)",
     codes.BG_E_STRING_TOO_LONG: "use a shorter text (at most 1,024 characters)",
-    codes.E_NOTIMPL: "bitsd does not support this yet",
+    codes.E_NOTIMPL: "bitsd does not support this, or not for this type of job (bitsd info {job})",
     codes.BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH: (
         "restart the daemon so that it runs the same bitsd version as this command"
     ),
@@ -132,6 +133,18 @@ _COMMAND_ADVICE: dict[int, str] = {
     codes.BG_E_INVALID_RANGE: "give ranges inside the file, e.g. 0:1000 or 5000:eof",
     codes.BG_E_OVERLAPPING_RANGES: "give ranges that do not overlap",
     codes.BG_E_TOO_MANY_RANGES_IN_FILE: "give at most 500 ranges per file, or split the file",
+}
+
+# (command, HRESULT) -> what to do, where a code means something particular for that command.
+_ADVICE_OF_COMMAND: dict[tuple[str, int], str] = {
+    (
+        "reply",
+        codes.E_NOTIMPL,
+    ): "an upload-reply job has one (bitsd create NAME --type upload-reply)",
+    ("reply", codes.BG_E_INVALID_STATE): "wait for it with bitsd wait {job}",
+    ("reply", codes.BG_E_TOO_LARGE): (
+        "run bitsd complete {job}, then read the reply file (bitsd reply {job} --progress names it)"
+    ),
 }
 
 # HRESULT -> advice, for a job's error (what GetError reports). HTTP statuses not listed here are
@@ -318,7 +331,9 @@ def error_info_line(error: ErrorInfo, job: str, *, todo: str | None = None) -> s
 def bits_error_line(error: BitsError, command: str, job: str | None = None) -> str:
     """The one line for a BITS error the daemon answered ``command`` with."""
     what = _sentence(error.message) or _sentence(codes.describe(error.hresult))
-    todo = _COMMAND_ADVICE.get(error.hresult, _GENERIC_COMMAND)
+    todo = _ADVICE_OF_COMMAND.get((command, error.hresult)) or _COMMAND_ADVICE.get(
+        error.hresult, _GENERIC_COMMAND
+    )
     return _line(error.hresult, command, what, todo.format(job=job or "JOB", command=command))
 
 

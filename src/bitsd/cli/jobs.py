@@ -228,6 +228,11 @@ Step = tuple[str, Callable[[RemoteJob], Awaitable[object]]]
     help="Download without ranges (before the first resume only).",
 )
 @click.option(
+    "--reply-file",
+    metavar="PATH",
+    help="Where an upload-reply job's reply goes on complete ('': the name bitsd makes).",
+)
+@click.option(
     "--max-download-size",
     type=params.SIZE,
     help="Most bytes the job may download, e.g. 500MB ('none': no limit; before the first resume).",
@@ -312,6 +317,7 @@ def set_(
     notify_flags: int | None,
     notify_cmd: str | None,
     dynamic: bool | None,
+    reply_file: str | None,
     **http: Any,
 ) -> None:
     """Change JOB's properties (those given; in the order listed).
@@ -344,6 +350,9 @@ def set_(
         )
     if dynamic is not None:
         steps.append(("dynamic content", lambda j: j.set_dynamic_content(dynamic)))
+    if reply_file is not None:
+        reply_path = _local(reply_file) if reply_file else None
+        steps.append(("reply file", lambda j: j.set_reply_file_name(reply_path)))
     steps.extend(_http_steps(click.get_current_context(), http))
     if not steps:
         raise click.UsageError("nothing to set: give at least one option (see bitsd set --help)")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import click
 
 from bitsd._client import Manager
-from bitsd._enums import JobState
+from bitsd._enums import JobState, JobType
 from bitsd._errors import NotFoundError, without_userinfo
 from bitsd.cli import jsonout, params, render, session
 from bitsd.cli.errors import ExitCode, error_info_line, fail
@@ -29,7 +30,7 @@ _WAIT_SLICE = 30.0
 @click.argument("job", type=params.JOB)
 @_JSON
 def info(job: str, as_json: bool) -> None:
-    """Show every property of JOB."""
+    """Show every property of JOB (an upload-reply job's reply file and progress too)."""
 
     async def body(manager: Manager, call: Call) -> None:
         handle = await session.resolve(manager, job, call)
@@ -38,7 +39,11 @@ def info(job: str, as_json: bool) -> None:
             jsonout.emit(jsonout.job_doc(view))
             return
         line = None if view.error is None else error_info_line(view.error, view.id)
-        render.show(render.info_table(view, line))
+        reply = None
+        if view.type is JobType.UPLOAD_REPLY:
+            with contextlib.suppress(NotFoundError):  # it ended since the snapshot
+                reply = await session.read_reply(handle)
+        render.show(render.info_table(view, line, reply))
 
     session.run("info", body)
 

@@ -34,7 +34,7 @@ from rich.text import Text
 
 from bitsd import codes
 from bitsd._enums import CostStates, JobState, NotifyFlags, ProxyUsage, SecurityFlags
-from bitsd._records import FileInfo, JobSnapshot
+from bitsd._records import FileInfo, JobSnapshot, ReplyProgress
 
 __all__ = [
     "files_table",
@@ -45,6 +45,7 @@ __all__ = [
     "jobs_table",
     "percent",
     "progress_bars",
+    "reply_table",
     "security_flags_text",
     "short_id",
     "show",
@@ -168,11 +169,39 @@ def jobs_table(views: Iterable[JobSnapshot]) -> Table:
     return table
 
 
-def info_table(view: JobSnapshot, error_line: str | None) -> Table:
-    """``bitsd info``: every property, one per row."""
+def _rows_table(rows: Iterable[tuple[str, RenderableType]]) -> Table:
+    """Two columns without a header: a property's name in bold, its value."""
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _reply_rows(file_name: str | None, progress: ReplyProgress) -> list[tuple[str, str]]:
+    done, total = progress.bytes_transferred, progress.bytes_total
+    cell = _progress_cell(done, total)
+    if total == codes.SIZE_UNKNOWN:
+        cell += " (the upload is not done yet)"
+    return [
+        ("reply file", file_name or "- (named at the first resume)"),
+        ("reply progress", cell),
+    ]
+
+
+def reply_table(file_name: str | None, progress: ReplyProgress) -> Table:
+    """``bitsd reply --progress``: the reply's file and progress, as ``bitsd info`` shows them."""
+    return _rows_table(_reply_rows(file_name, progress))
+
+
+def info_table(
+    view: JobSnapshot,
+    error_line: str | None,
+    reply: tuple[str | None, ReplyProgress] | None = None,
+) -> Table:
+    """``bitsd info``: every property, one per row; ``reply`` (an upload-reply job's reply file
+    name and progress) adds its rows."""
     p, t = view.progress, view.times
     program, parameters = view.notify_program, view.notify_parameters
     rows: list[tuple[str, RenderableType]] = [
@@ -205,11 +234,11 @@ def info_table(view: JobSnapshot, error_line: str | None) -> Table:
         ("ca bundle", view.ca_bundle or "- (the system's CAs)"),
         ("client certificate", view.client_certificate or "-"),
     ]
+    if reply is not None:
+        rows.extend(_reply_rows(*reply))
     if error_line is not None:
         rows.append(("error", Text(error_line, style="red")))
-    for name, value in rows:
-        table.add_row(name, value)
-    return table
+    return _rows_table(rows)
 
 
 def _limit(value: int | None, text: Callable[[int], str]) -> str:

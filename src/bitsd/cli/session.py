@@ -10,7 +10,9 @@ Rules:
   matches several jobs is a usage error that lists them.
 - A job is shown from one :class:`bitsd.JobSnapshot` (``job.snapshot()``: one request, every
   field read at the same moment); the renderers and the JSON builders of both command lines
-  (``bitsd`` and ``bitsadmin``) read snapshots, never handles.
+  (``bitsd`` and ``bitsadmin``) read snapshots, never handles. The reply of an upload-reply job
+  (its file name and progress), which a snapshot does not carry, is read beside it
+  (:func:`read_reply`).
 """
 
 from __future__ import annotations
@@ -30,13 +32,15 @@ from bitsd import _autostart
 from bitsd._client import DAEMON_UNAVAILABLE, DEFAULT_CONNECT_TIMEOUT, Manager, RemoteJob
 from bitsd._enums import JobState
 from bitsd._errors import BitsError, ErrorInfoUnavailableError, NotFoundError
-from bitsd._records import ErrorInfo, JobSnapshot
+from bitsd._records import ErrorInfo, JobSnapshot, ReplyProgress
 from bitsd.cli.errors import ExitCode, fail, from_bits_error
 
 __all__ = [
     "AUTOSTART_ENV",
     "Call",
+    "Reply",
     "Settings",
+    "read_reply",
     "resolve",
     "run",
     "snapshots",
@@ -192,6 +196,20 @@ async def error_of(job: RemoteJob, state: JobState) -> ErrorInfo | None:
         return await job.get_error()
     except ErrorInfoUnavailableError:
         return None
+
+
+Reply = tuple[str | None, ReplyProgress]
+"""The reply of an upload-reply job as ``bitsd`` shows it: its file name and its progress."""
+
+
+async def read_reply(job: RemoteJob) -> Reply:
+    """The reply's file name and progress (GetReplyFileName, GetReplyProgress).
+
+    Raises:
+        NotSupportedError: not an upload-reply job (E_NOTIMPL).
+    """
+    name, progress = await asyncio.gather(job.get_reply_file_name(), job.get_reply_progress())
+    return name, progress
 
 
 async def snapshots(jobs: Iterable[RemoteJob]) -> list[JobSnapshot]:

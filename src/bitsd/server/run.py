@@ -5,7 +5,8 @@ Rules:
   and aiohttp's parser do not). HTTP/1.1 keep-alive, no ``Server`` header, no access log (the
   app logs its own events), no WebSockets.
 - The socket is bound before uvicorn starts, so the port is known (``port=0`` picks a free one)
-  and a bind failure raises from ``__aenter__``. Entering returns once uvicorn accepts
+  and a bind failure raises from ``__aenter__``; its connections have Nagle off
+  (``bitsd._uvicorn.tcp_listener``). Entering returns once uvicorn accepts
   connections; leaving stops it (requests in progress get ``GRACEFUL_SHUTDOWN`` seconds).
 - uvicorn's signal handlers are off: the caller owns the signals (``bitsd.server.cli``).
 - The lifespan runs (the upload server's sweeper lives there).
@@ -15,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from types import TracebackType
 from typing import Final, Self
 
 import uvicorn
 from starlette.types import ASGIApp
 
-from bitsd._uvicorn import Server
+from bitsd._uvicorn import Server, tcp_listener
 
 __all__ = ["GRACEFUL_SHUTDOWN", "Serving"]
 
@@ -69,7 +69,7 @@ class Serving:
         return self._task
 
     async def __aenter__(self) -> Self:
-        sock = _bind(self._host, self._port)
+        sock = tcp_listener(self._host, self._port)
         try:
             self.address = sock.getsockname()[:2]
             config = uvicorn.Config(
@@ -124,16 +124,3 @@ class Serving:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    """A listening-ready TCP socket bound to ``host``:``port`` (IPv4 or IPv6)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
