@@ -4,7 +4,8 @@ Rules:
 - Every accepted connection's ``SO_PEERCRED`` uid (the peer's effective uid when it connected)
   is compared with the daemon's effective uid in ``connection_made``, before uvicorn reads a
   byte: another uid is logged (``event=peer.refused``) and the connection closed unanswered.
-- The check lives in the h11 protocol, which every connection starts with. A WebSocket is an h11
+- The check lives in the HTTP protocol (uvicorn's httptools one, see
+  ``bitsd.daemon.service``), which every connection starts with. A WebSocket is an HTTP
   connection that uvicorn upgrades in place (``handle_websocket_upgrade`` hands the same,
   already checked, transport to the ws protocol), so no route can bypass it.
 - The socket file's mode (0600 in a 0700 folder) refuses other users first; this check is the
@@ -19,11 +20,11 @@ import os
 import socket
 import struct
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bitsd.daemon import logs
 
-__all__ = ["PeerCheckedH11Protocol", "peer_credentials"]
+__all__ = ["PeerCheckedHttpProtocol", "peer_credentials"]
 
 log = logging.getLogger("bitsd.daemon")
 
@@ -35,8 +36,8 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     return _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
 
 
-class PeerCheckedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, closing connections from any uid but the daemon's."""
+class PeerCheckedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing connections from any uid but the daemon's."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
