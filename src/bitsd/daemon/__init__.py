@@ -6,7 +6,7 @@ Modules, one concept each:
 - ``config``: the TOML config file, checked whole;
 - ``lock``: one daemon per state folder (``daemon.lock``);
 - ``listen``: the control socket, 0600 from its first instant;
-- ``peercred``: SO_PEERCRED, the daemon's own uid only;
+- ``connections``: SO_PEERCRED, the daemon's own uid only, and a request read deadline;
 - ``shapes``: the Job object and checked request bodies;
 - ``app``: the HTTP routes of docs/control-api.md;
 - ``events``: the WebSocket hub (remote callbacks, job events);

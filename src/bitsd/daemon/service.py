@@ -39,11 +39,11 @@ from bitsd._uvicorn import Server
 from bitsd.daemon import config as config_file
 from bitsd.daemon import logs, sdnotify
 from bitsd.daemon.app import build_app
+from bitsd.daemon.connections import PeerCheckedHttpProtocol
 from bitsd.daemon.events import EventHub
 from bitsd.daemon.listen import bind_control_socket, remove_control_socket
 from bitsd.daemon.lock import DaemonLock
 from bitsd.daemon.paths import Paths, ensure_private_dir
-from bitsd.daemon.peercred import PeerCheckedHttpProtocol
 from bitsd.daemon.store_copy import copy_aside
 
 __all__ = ["GRACEFUL_SHUTDOWN", "Daemon", "StartupError", "StoreRefusedError", "serve"]
