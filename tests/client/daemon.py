@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bitsd._blocking import BlockingChannel
 from tests.servers.faulty import FaultServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,22 +56,6 @@ def short_tmp() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("bitsd", timeout=timeout)
-        self._unix_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._unix_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 def http_json(
     socket_path: str | os.PathLike[str],
     method: str,
@@ -79,17 +63,15 @@ def http_json(
     body: object = None,
     timeout: float = 5.0,
 ) -> tuple[int, Any]:
-    """One request to the daemon's socket: (status, decoded JSON body or None)."""
-    conn = _UnixHTTPConnection(os.fspath(socket_path), timeout)
+    """One request to the daemon's socket, on a connection of its own: (status, decoded JSON
+    body or None)."""
+    channel = BlockingChannel(os.fspath(socket_path))
     try:
         payload = None if body is None else json.dumps(body).encode()
-        headers = {} if payload is None else {"Content-Type": "application/json"}
-        conn.request(method, path, body=payload, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        return resp.status, (json.loads(data) if data else None)
+        status, data = channel.exchange(method, path, payload, timeout)
+        return status, (json.loads(data) if data else None)
     finally:
-        conn.close()
+        channel.close()
 
 
 def daemon_pid(socket_path: str | os.PathLike[str]) -> int:
