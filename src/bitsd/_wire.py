@@ -256,6 +256,7 @@ _EXTRA_FIELDS: dict[str, type | tuple[type, ...]] = {
     "client_certificate": (str, type(None)),
     "transfer_policy": int,
     "bandwidth_limit": (int, type(None)),
+    "on_demand": bool,
 }
 
 
