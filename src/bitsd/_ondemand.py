@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from bitsd import codes
 from bitsd._enums import ErrorContext, JobState
-from bitsd._errors import BitsError, TransferError
+from bitsd._errors import BitsError, InvalidArgumentError, TransferError
 from bitsd._httpopts import check_http_method
 from bitsd._intervals import EOF_END, Span, gaps, next_gap, remove, request, resolve, union
 from bitsd._model import FileRecord, JobRecord
@@ -161,7 +161,7 @@ class OnDemand:
         record = self._on_demand_file(job_id, file)
         size = record.bytes_total
         if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise BitsError(f"invalid download position {offset!r}", hresult=codes.E_INVALIDARG)
+            raise InvalidArgumentError(f"invalid download position {offset!r}")
         if size is not None and offset > size:
             raise BitsError(
                 f"the position {offset} is beyond the remote file of {size} bytes",
