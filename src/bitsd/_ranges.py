@@ -108,12 +108,13 @@ def check_requested(ranges: Sequence[tuple[int, int]], size: int | None) -> Rang
             or (not to_eof and end >= codes.LENGTH_TO_EOF)
             or (size is not None and (offset >= size or end > size))
         ):
-            shown = "EOF" if to_eof else str(length)
-            where = "" if size is None else f" of the remote file of {size} bytes"
-            raise BitsError(
-                f"the range ({offset}, {shown}) is not inside{where}",
-                hresult=codes.BG_E_INVALID_RANGE,
+            shown = f"({offset}, {'EOF' if to_eof else length})"
+            why = (
+                f"is outside the remote file of {size} bytes"
+                if size is not None and offset >= 0 and length > 0
+                else "is not a range: offsets are 0 or more, lengths 1 or more"
             )
+            raise BitsError(f"the range {shown} {why}", hresult=codes.BG_E_INVALID_RANGE)
         out.append((offset, end - offset))
     return tuple(out)
 
