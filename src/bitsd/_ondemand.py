@@ -16,7 +16,8 @@ Rules (bits-inventory §5.6; docs/design-choices.md):
   one was fetched, the run ends when the queue is empty: TRANSFERRED if every file is whole,
   else SUSPENDED (the RangesDone event). A run that started with nothing queued fills each
   file's gaps from its download position (wrapping to the start) until every file is whole;
-  a request or a new position interrupts the gap being filled, and is served first.
+  a request or a new position interrupts the gap being filled at once (its fetch is
+  cancelled, the bytes written are kept), and is served first.
 - A requested span is reported to ``file_ranges_transferred(job, file, ranges)`` once its bytes
   are flushed and stored (BG_NOTIFY_FILE_RANGES_TRANSFERRED); a file whose every byte is held
   is finished (digest checked) and published like any file (``file_transferred``).
@@ -27,8 +28,9 @@ Rules (bits-inventory §5.6; docs/design-choices.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from bitsd import codes
@@ -38,7 +40,7 @@ from bitsd._httpopts import check_http_method
 from bitsd._intervals import EOF_END, Span, gaps, next_gap, remove, request, resolve, union
 from bitsd._model import FileRecord, JobRecord
 from bitsd._ranges import check_requested
-from bitsd._rangesink import Preempted, RangeSink, keep
+from bitsd._rangesink import RangeSink, keep
 from bitsd._records import FileInfo
 from bitsd._transfer.base import FileRequest, HttpOptions
 from bitsd._upload import is_upload
@@ -245,12 +247,11 @@ class OnDemand:
             budget=engine._file_budget(job_id, index),
             throttle=engine._bandwidth.pacer(job_id),
             flusher=engine._flusher,
-            stop=stop,
         )
         self._sinks[(job_id, index)] = sink
         try:
             if length:
-                await self._fetch(job, sink, span, requested=stop is None)
+                await self._fetch(job, sink, span, stop)
             await sink.checkpoint()
             self._resolve(sink.record)
             if stop is None and sink.written[1]:
@@ -262,7 +263,11 @@ class OnDemand:
             del self._sinks[(job_id, index)]
             sink.close()
 
-    async def _fetch(self, job: JobRecord, sink: RangeSink, span: Span, *, requested: bool) -> None:
+    async def _fetch(
+        self, job: JobRecord, sink: RangeSink, span: Span, stop: asyncio.Event | None
+    ) -> None:
+        """Fetch ``span`` into ``sink``; a requested span (``stop`` None) runs to its end, a
+        gap stops when ``stop`` is set (the bytes written are kept)."""
         first, length = span
         last = None if first + length == EOF_END else first + length - 1
         record = sink.record
@@ -273,12 +278,11 @@ class OnDemand:
             record.validator,
             options=self._http_options(job),
         )
+        work = self._engine._http.fetch_span(fetch, sink, first, last)
         try:
-            await self._engine._http.fetch_span(fetch, sink, first, last)
-        except Preempted:
-            pass  # the bytes written are kept; the run serves what interrupted it
+            await (work if stop is None else _until_set(stop, work))
         except TransferError as err:
-            if requested and err.hresult == codes.BG_E_INVALID_RANGE:
+            if stop is None and err.hresult == codes.BG_E_INVALID_RANGE:
                 # Reported once: Resume goes on with the other requested ranges.
                 current = sink.record
                 self._store(
@@ -307,3 +311,24 @@ class OnDemand:
                 message=f"the requested ranges {shown} are outside the remote file of {size} "
                 f"bytes: {record.remote_name}",
             )
+
+
+async def _until_set(stop: asyncio.Event, work: Awaitable[None]) -> None:
+    """Run ``work`` until it ends or ``stop`` is set: then it is cancelled (a stopped span
+    keeps its bytes) and this returns.
+
+    Raises:
+        What ``work`` raised.
+    """
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if not task.cancelled():
+        task.result()

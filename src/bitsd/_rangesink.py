@@ -16,13 +16,12 @@ Rules:
   that is stored before any new byte is written; the requested spans stay requested.
 - Bytes beyond the job's maximum download size (counting those held) fail the job with
   BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED before they are written.
-- ``stop``: once set (the owner asked for ranges, or moved the download position, while the
-  gaps are filled), the next write raises :class:`Preempted`; the bytes written are kept.
+- A span stopped at any point (its task cancelled) keeps the bytes written: ``close``
+  checkpoints them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 from typing import Any, Protocol
@@ -36,7 +35,7 @@ from bitsd._model import FileRecord
 from bitsd._sink import Flusher, SinkHost, TempWriter, Throttle
 from bitsd._transfer import classify
 
-__all__ = ["Preempted", "RangeSink", "RangeSinkHost", "keep"]
+__all__ = ["RangeSink", "RangeSinkHost", "keep"]
 
 
 class RangeSinkHost(SinkHost, Protocol):
@@ -55,10 +54,6 @@ def keep(host: SinkHost, record: FileRecord, *, durable: bool) -> None:
     host._file_changed(record, durable=False)
 
 
-class Preempted(Exception):  # noqa: N818 - a signal to the on-demand runner, not an error
-    """The span was interrupted for something the owner wants first."""
-
-
 class RangeSink(TempWriter):
     """One span of an on-demand file, written at its offsets.
 
@@ -68,7 +63,6 @@ class RangeSink(TempWriter):
         first: the offset of the span's first byte.
         budget: bytes this file may hold (what the job's maximum download size leaves), or None.
         throttle, flusher: as for FileSink.
-        stop: set to interrupt the span at its next write (:class:`Preempted`); None: never.
     """
 
     def __init__(
@@ -80,12 +74,10 @@ class RangeSink(TempWriter):
         budget: int | None = None,
         throttle: Throttle | None = None,
         flusher: Flusher | None = None,
-        stop: asyncio.Event | None = None,
     ) -> None:
         super().__init__(engine, record, throttle=throttle, flusher=flusher)
         self._host = engine
         self._budget = budget
-        self._stop = stop
         self._fresh: Spans = ()
         self._first = self._pos = first
         try:
@@ -141,8 +133,6 @@ class RangeSink(TempWriter):
         self._host._connected(self._record.job_id)
 
     async def write(self, data: bytes) -> None:
-        if self._stop is not None and self._stop.is_set():
-            raise Preempted
         if self._budget is not None and self._held + len(data) > self._budget:
             raise TransferError(
                 codes.BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED,

@@ -216,25 +216,46 @@ async def test_resume_without_requests_fills_the_gaps_from_the_download_position
 async def test_a_request_interrupts_the_filling_and_ends_the_run(
     server: FaultServer, make_engine: EngineFactory, dest: Path
 ) -> None:
-    """While the gaps are filled (slowly), a request is served first; once it is in, the job
-    is SUSPENDED with the filled bytes kept."""
+    """While the gaps are filled, a request is served first, at once even when the server has
+    stalled mid-body (no TRANSIENT_ERROR by the read timeout); once it is in, the job is
+    SUSPENDED with the bytes filled before kept."""
     data = body(SIZE, seed=5)
     server.add("/slow", data)
-    server.set_fault("/slow", Fault(rate=400_000, times=1))
-    async with make_engine(checkpoint_bytes=16 * 1024) as engine:
+    server.set_fault("/slow", Fault(stall_after=300_000, stall_seconds=60, times=1))
+    async with make_engine(checkpoint_bytes=16 * 1024, read_timeout=30.0) as engine:
         job = await on_demand_job(engine, server.url("/slow"), dest / "slow")
         await job.resume()
-        await settle(job, (JobState.TRANSFERRING,))
-        while not await job.get_filled_file_ranges(0):
+        while sum(n for _, n in await job.get_filled_file_ranges(0)) < 300_000:
             await asyncio.sleep(0.01)
         await job.request_file_ranges(0, [(900_000, 50_000)])
-        assert await settle(job, ENDED) is JobState.SUSPENDED
-        filled = await job.get_filled_file_ranges(0)
-        assert filled[0][0] == 0
-        assert filled[-1] == (900_000, 50_000)
-        assert sum(n for _, n in filled) < SIZE
+        assert await settle(job, (JobState.TRANSIENT_ERROR, *ENDED), 10) is JobState.SUSPENDED
+        assert await job.get_filled_file_ranges(0) == [(0, 300_000), (900_000, 50_000)]
         await job.cancel()
     assert server.requests_for("/slow")[1].range == "bytes=900000-949999"
+
+
+async def test_a_new_download_position_moves_the_filling(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """UpdateDownloadPosition while the gaps are filled interrupts the gap being fetched and
+    the filling goes on from the new position, then wraps; the file ends whole."""
+    data = body(SIZE, seed=9)
+    server.add("/pos", data)
+    server.set_fault("/pos", Fault(stall_after=200_000, stall_seconds=60, times=1))
+    async with make_engine(read_timeout=30.0) as engine:
+        job = await on_demand_job(engine, server.url("/pos"), dest / "pos")
+        await job.resume()
+        while sum(n for _, n in await job.get_filled_file_ranges(0)) < 200_000:
+            await asyncio.sleep(0.01)
+        await job.update_download_position(0, 600_000)
+        assert await settle(job, (JobState.TRANSIENT_ERROR, *ENDED), 10) is JobState.TRANSFERRED
+        assert await job.complete() == codes.S_OK
+    assert [r.range for r in server.requests_for("/pos")] == [
+        "bytes=0-",
+        "bytes=600000-999999",
+        "bytes=200000-599999",
+    ]
+    assert (dest / "pos").read_bytes() == data
 
 
 async def test_a_server_that_ignores_ranges_is_random_access_not_supported(
