@@ -13,8 +13,9 @@ Rules (bits-inventory §5.6; docs/design-choices.md):
   (``bitsd._ranges.check_requested``). At most ``max_ranges_per_file`` spans wait per file
   (BG_E_TOO_MANY_RANGES_IN_FILE).
 - A run fetches the queued spans first, files in order, each span in the order asked. Once
-  one was fetched, the run ends when the queue is empty: TRANSFERRED if every file is whole,
-  else SUSPENDED (the RangesDone event). A run that started with nothing queued fills each
+  one was fetched, or ranges were asked since the run began (or since the last run, even if
+  all their bytes were held), the run ends when the queue is empty: TRANSFERRED if every file
+  is whole, else SUSPENDED (the RangesDone event). Otherwise it fills each
   file's gaps from its download position (wrapping to the start) until every file is whole;
   a request or a new position interrupts the gap being filled at once (its fetch is
   cancelled, the bytes written are kept), and is served first.
@@ -109,6 +110,7 @@ class OnDemand:
         self._engine = engine
         self._http_options = http_options
         self._stops: dict[str, asyncio.Event] = {}  # running jobs: set to interrupt a gap
+        self._asked: set[str] = set()  # jobs asked for ranges since their last run began
         self._sinks: dict[tuple[str, int], RangeSink] = {}  # spans being written
 
     # -- IBackgroundCopyFile6 --------------------------------------------------------------
@@ -140,9 +142,10 @@ class OnDemand:
                 "(max_ranges_per_file)",
                 hresult=codes.BG_E_TOO_MANY_RANGES_IN_FILE,
             )
+        self._asked.add(job_id)  # even for bytes held: the next run ends when the queue is empty
         if queue != record.requested:
             self._store(dataclasses.replace(record, requested=queue))
-            self._interrupt(job_id)
+        self._interrupt(job_id)
 
     def filled_file_ranges(self, job_id: str, file: int | FileInfo) -> list[tuple[int, int]]:
         """The ranges of a file held in its temporary file (GetFilledFileRanges), merged and
@@ -201,10 +204,13 @@ class OnDemand:
         """
         engine = self._engine
         stop = self._stops[job_id] = asyncio.Event()
-        asked = False
+        asked = job_id in self._asked
+        self._asked.discard(job_id)
         try:
             while True:
                 stop.clear()
+                asked = asked or job_id in self._asked
+                self._asked.discard(job_id)
                 step = self._next(engine._files[job_id], fill=not asked)
                 if step is None:
                     return all(f.completed for f in engine._files[job_id])

@@ -258,6 +258,21 @@ async def test_a_new_download_position_moves_the_filling(
     assert (dest / "pos").read_bytes() == data
 
 
+async def test_asking_for_bytes_held_ends_the_next_run_at_once(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """Asking only for bytes already held queues nothing, but the next run still ends when
+    the queue is empty (SUSPENDED at once), without filling the gaps or fetching anything."""
+    server.add("/held", body(SIZE, seed=10))
+    async with make_engine() as engine:
+        job = await on_demand_job(engine, server.url("/held"), dest / "held")
+        assert await ask(job, [(0, 100_000)]) is JobState.SUSPENDED
+        assert await ask(job, [(10_000, 50_000)]) is JobState.SUSPENDED
+        assert await job.get_filled_file_ranges(0) == [(0, 100_000)]
+        await job.cancel()
+    assert served(server, "/held") == 100_000
+
+
 async def test_a_server_that_ignores_ranges_is_random_access_not_supported(
     server: FaultServer, make_engine: EngineFactory, dest: Path
 ) -> None:
