@@ -258,6 +258,37 @@ async def test_a_new_download_position_moves_the_filling(
     assert (dest / "pos").read_bytes() == data
 
 
+async def test_several_files_are_served_in_file_order(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """Requests of several files are served files in index order; a Resume with nothing asked
+    fills every file, each published (file_transferred) as it becomes whole."""
+    first, second = body(100_000, seed=11), body(80_000, seed=12)
+    server.add("/one", first)
+    server.add("/two", second)
+    seen = Ranges()
+    async with make_engine() as engine:
+        job = await on_demand_job(engine, server.url("/one"), dest / "one")
+        await job.add_file(server.url("/two"), str(dest / "two"))
+        await job.set_notify_interface(seen)
+        await job.set_notify_flags(NotifyFlags.FILE_TRANSFERRED)
+        await job.request_file_ranges(1, [(0, 10)])
+        assert await ask(job, [(50_000, 10)]) is JobState.SUSPENDED
+        assert await job.get_filled_file_ranges(1) == [(0, 10)]
+        await job.resume()
+        assert await settle(job, ENDED) is JobState.TRANSFERRED
+        assert await job.complete() == codes.S_OK
+    assert [r.range for r in server.requests_for("/one")] == [
+        "bytes=50000-50009",
+        "bytes=0-49999",
+        "bytes=50010-99999",
+    ]
+    assert [r.range for r in server.requests_for("/two")] == ["bytes=0-9", "bytes=10-79999"]
+    assert [r.path for r in server.requests][:2] == ["/one", "/two"]  # asked last, served first
+    assert ((dest / "one").read_bytes(), (dest / "two").read_bytes()) == (first, second)
+    assert seen.files_done == [str(dest / "one"), str(dest / "two")]
+
+
 async def test_asking_for_bytes_held_ends_the_next_run_at_once(
     server: FaultServer, make_engine: EngineFactory, dest: Path
 ) -> None:
