@@ -109,7 +109,13 @@ _CONNECT_BACKOFF: Final = (0.01, 0.2)
 _EVENTS_BACKOFF: Final = (0.05, 2.0)
 
 _BASE: Final = "http://bitsd"
-_NOTIFY_METHODS: Final = ("job_error", "job_transferred", "job_modification", "file_transferred")
+_NOTIFY_METHODS: Final = (
+    "job_error",
+    "job_transferred",
+    "job_modification",
+    "file_transferred",
+    "file_ranges_transferred",
+)
 # The BG_NOTIFY_* bits BITS defines.
 _NOTIFY_FLAGS_MASK: Final = 0x3F
 _SPAWN_ERRNOS: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED})  # nobody listens there
@@ -603,13 +609,7 @@ class RemoteJob:
                 BG_E_TOO_MANY_RANGES_IN_FILE (more than 500), BG_E_UNSUPPORTED_JOB_CONFIGURATION
                 (a dynamic-content job).
         """
-        try:
-            pairs = [[int(offset), int(length)] for offset, length in ranges]
-        except (TypeError, ValueError):
-            # As the engine answers it.
-            raise InvalidArgumentError(
-                "ranges must be (offset, length) pairs of integers"
-            ) from None
+        pairs = _range_pairs(ranges)
         entry = {"remote_name": remote_url, "local_name": local_path, "ranges": pairs}
         await self._change("POST", "/files", json={"files": [entry]})
 
@@ -644,15 +644,49 @@ class RemoteJob:
         Raises:
             BitsError: E_PENDING before the file has finished transferring.
         """
-        index = file
-        if not isinstance(file, int):
-            index = _file_index(await self._file_list(), file)
+        index = await self._index_of(file)
         await self._change("PUT", f"/files/{index}/validation", json={"valid": bool(valid)})
 
     async def get_validation_state(self, file: int | FileInfo) -> bool:
         """Whether ``set_validation_state(file, True)`` was called."""
         items = await self._file_list()
         return bool(items[_file_index(items, file)].get("validated"))
+
+    async def request_file_ranges(
+        self, file: int | FileInfo, ranges: Iterable[tuple[int, int]]
+    ) -> None:
+        """Ask for byte ranges of a file of an on-demand job, fetched first and written at
+        their offsets (IBackgroundCopyFile6::RequestFileRanges): the rules, results and errors
+        of ``bitsd.aio.Job.request_file_ranges``."""
+        pairs = _range_pairs(ranges)
+        index = await self._index_of(file)
+        await self._change("POST", f"/files/{index}/requested-ranges", json={"ranges": pairs})
+
+    async def get_filled_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
+        """The (offset, length) ranges of a file held in its temporary file, merged and by
+        offset (IBackgroundCopyFile6::GetFilledFileRanges), as ``bitsd.aio.Job`` answers."""
+        items = await self._file_list()
+        filled = items[_file_index(items, file)].get("filled_ranges")
+        if filled is None:
+            raise BitsError(
+                "only the files of download jobs without ranges have filled ranges",
+                hresult=codes.BG_E_RANDOM_ACCESS_NOT_SUPPORTED,
+            )
+        return _wire.ranges_from_json(filled, "filled_ranges")
+
+    async def update_download_position(self, file: int | FileInfo, offset: int) -> None:
+        """Where filling the gaps of an on-demand file starts
+        (IBackgroundCopyFile6::UpdateDownloadPosition), as ``bitsd.aio.Job`` does."""
+        index = await self._index_of(file)
+        await self._change(
+            "PUT", f"/files/{index}/download-position", json={"offset": _plain_int(offset)}
+        )
+
+    async def _index_of(self, file: int | FileInfo) -> int:
+        """The index of ``file``: as given, or looked up in the file list for a FileInfo."""
+        if isinstance(file, int):
+            return file
+        return _file_index(await self._file_list(), file)
 
     async def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
         """Add several files at once, all or none (AddFileSet)."""
@@ -848,6 +882,16 @@ class RemoteJob:
     async def get_dynamic_content(self) -> bool:
         return bool(await self._field("dynamic_content"))
 
+    async def set_on_demand(self, enabled: bool) -> None:
+        """On-demand mode (BITS_JOB_PROPERTY_ON_DEMAND_MODE): files are fetched by the ranges
+        asked with ``request_file_ranges``; a Resume with none asked fills the gaps from the
+        download position. Download jobs of http(s) files only, without dynamic content,
+        custom HTTP method or file ranges; only before the first Resume."""
+        await self._patch(on_demand=enabled)
+
+    async def get_on_demand(self) -> bool:
+        return bool(await self._field("on_demand"))
+
     async def set_notify_flags(self, flags: NotifyFlags | int) -> None:
         """Which events notify (SetNotifyFlags); the default is JOB_TRANSFERRED | JOB_ERROR."""
         value = int(flags)
@@ -860,9 +904,9 @@ class RemoteJob:
         return NotifyFlags(int(await self._field("notify_flags")))
 
     async def set_notify_interface(self, callback: object | None) -> None:
-        """Register the object whose ``job_error``, ``job_transferred``, ``job_modification``
-        and ``file_transferred`` methods the daemon calls in this process
-        (SetNotifyInterface); None clears it. The registration lives as long as this
+        """Register the object whose ``job_error``, ``job_transferred``, ``job_modification``,
+        ``file_transferred`` and ``file_ranges_transferred`` methods the daemon calls in this
+        process (SetNotifyInterface); None clears it. The registration lives as long as this
         manager: when it closes or its process exits, the daemon runs the job's command line
         instead, or keeps the notification for the next registration.
 
@@ -1169,6 +1213,14 @@ def _file_index(items: list[Mapping[str, Any]], file: int | FileInfo) -> int:
     return file
 
 
+def _range_pairs(ranges: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """(offset, length) pairs as JSON, refused as the engine refuses them."""
+    try:
+        return [[int(offset), int(length)] for offset, length in ranges]
+    except (TypeError, ValueError):
+        raise InvalidArgumentError("ranges must be (offset, length) pairs of integers") from None
+
+
 def _hresult_of(body: Mapping[str, Any]) -> int:
     hresult = body.get("hresult", codes.S_OK)
     return int(hresult) if isinstance(hresult, int) else codes.S_OK
@@ -1380,8 +1432,10 @@ class _EventStream:
             args: list[object] = [RemoteJob(self._manager, str(job_id))]
             if method == "job_error":
                 args.append(_wire.error_info_from_json(data.get("error")))
-            elif method == "file_transferred":
+            elif method in ("file_transferred", "file_ranges_transferred"):
                 args.append(_wire.file_info_from_json(data.get("file")))
+            if method == "file_ranges_transferred":
+                args.append(_wire.ranges_from_json(data.get("ranges")))
             if inspect.iscoroutinefunction(fn):
                 result = await fn(*args)
             else:

@@ -71,11 +71,15 @@ from bitsd._httpopts import (
     check_security_flags,
     parse_custom_headers,
 )
+from bitsd._intervals import end_of
 from bitsd._job import Job
 from bitsd._limits import blocked_by, check_file_count, check_job_count, held_by_policy
 from bitsd._model import ErrorRecord, FileRecord, JobRecord
 from bitsd._notify import JOB_ERROR, JOB_TRANSFERRED, CommandRunner, Notifier, NotifyTarget
 from bitsd._notify import run_command as _run_command
+from bitsd._ondemand import OnDemand
+from bitsd._ondemand import check_file as _check_on_demand_file
+from bitsd._ondemand import check_property as _check_on_demand_property
 from bitsd._policy import (
     MAX_DESCRIPTION_LENGTH,
     MAX_DISPLAY_NAME_LENGTH,
@@ -235,6 +239,7 @@ class Engine:
         )
         self._local = LocalTransport(chunk_size=self.config.chunk_size)
         self._uploads = Uploads(self, _http_options)  # upload jobs (bitsd._upload)
+        self._on_demand = OnDemand(self, _http_options)  # on-demand jobs (bitsd._ondemand)
         # The zero-copy path for plain HTTP; redirected fetches fall back to aiohttp. Not used
         # with an injected session: the caller chose the HTTP client.
         self._splice = SpliceTransport(
@@ -344,6 +349,10 @@ class Engine:
         if not f.temp_name:
             return f  # an upload's source file: there is no temporary file to agree with
         size = temp_size(f.temp_name)
+        if f.filled and not f.completed:  # an on-demand file: its spans must still be there
+            if (size or 0) >= end_of(f.filled):
+                return f
+            return dataclasses.replace(f, filled=(), bytes_transferred=0, validator=None)
         if (
             f.completed
             and not f.renamed
@@ -525,6 +534,7 @@ class Engine:
             client_certificate=job.client_certificate,
             transfer_policy=job.transfer_policy,
             bandwidth_limit=job.bandwidth_limit,
+            on_demand=job.on_demand,
         )
 
     def _notify_interface(self, job_id: str) -> object | None:
@@ -657,6 +667,7 @@ class Engine:
         for name, value in changes.items():
             if is_upload(job):
                 Uploads.check_property(job, name, value)
+            _check_on_demand_property(job, self._files.get(job.id, []), name, value)
             if name == "priority":
                 try:
                     value = Priority(value)
@@ -688,6 +699,9 @@ class Engine:
                         "dynamic content does not go with file ranges",
                         hresult=codes.BG_E_UNSUPPORTED_JOB_CONFIGURATION,
                     )
+            elif name == "on_demand":
+                _before_resume(job, "on-demand mode")
+                value = bool(value)
             elif name == "maximum_download_size":
                 _before_resume(job, "the maximum download size")
                 if value is not None and (not _is_int(value) or value <= 0):
@@ -769,6 +783,8 @@ class Engine:
             local = check_local_name(local)
             if checked_ranges is not None and remote_kind(remote) is not RemoteKind.HTTP:
                 raise InvalidArgumentError("file ranges need an http:// or https:// URL")
+            if job.on_demand:
+                _check_on_demand_file(remote, checked_ranges)
             if local in used:
                 raise InvalidArgumentError(f"the job already has a file named {local}")
             used.add(local)
@@ -955,6 +971,8 @@ class Engine:
                 url = check_remote_name(new + f.remote_name[len(old) :])
                 if f.ranges is not None and remote_kind(url) is not RemoteKind.HTTP:
                     raise InvalidArgumentError("file ranges need an http:// or https:// URL")
+                if job.on_demand:
+                    _check_on_demand_file(url, None)
                 changed.append(dataclasses.replace(f, remote_name=url))
         if not changed:
             return codes.S_FALSE
@@ -1315,9 +1333,17 @@ class Engine:
                         no_progress_since=None,
                     )
                     return
+                if self._jobs[job_id].on_demand:
+                    if not await self._on_demand.run(job_id):
+                        self._transition(job_id, Event.RANGES_DONE, no_progress_since=None)
+                        return
+                    continue
                 await self._transfer_window(job_id, pending)
         except _FileFailed as failed:
             self._fail(job_id, failed.error, failed.index)
+        except TransferError as err:  # an on-demand run: its file_index names the file
+            run = self._runs.get(job_id)
+            self._fail(job_id, err, run.file_index if run else None)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -1455,18 +1481,10 @@ class Engine:
         """Fetch one file into its temporary file. Returns its record marked completed, not yet
         stored (``_publish`` does that in order)."""
         job = self._jobs[job_id]
-        budget = None
-        if job.maximum_download_size is not None:
-            others = sum(
-                (f.bytes_total if f.bytes_total is not None else f.bytes_transferred)
-                for f in self._files[job_id]
-                if f.index != record.index
-            )
-            budget = job.maximum_download_size - others
         sink = FileSink(
             self,
             record,
-            budget=budget,
+            budget=self._file_budget(job_id, record.index),
             throttle=self._bandwidth.pacer(job_id),
             flusher=self._flusher,
         )
@@ -1484,6 +1502,19 @@ class Engine:
             return await sink.finish()
         finally:
             sink.close()
+
+    def _file_budget(self, job_id: str, index: int) -> int | None:
+        """Bytes file ``index`` may have: what the job's maximum download size leaves after its
+        other files (their sizes, or the bytes they hold while the size is unknown)."""
+        limit = self._jobs[job_id].maximum_download_size
+        if limit is None:
+            return None
+        others = sum(
+            (f.bytes_total if f.bytes_total is not None else f.bytes_transferred)
+            for f in self._files[job_id]
+            if f.index != index
+        )
+        return limit - others
 
     def _transport_for(self, request: FileRequest) -> Transport:
         """The transport of a file: local copies, the zero-copy path for plain HTTP where it

@@ -77,16 +77,19 @@ def check_local_name(local_name: str) -> str:
     return normalised
 
 
-def open_temp(temp_name: str, keep: int) -> int:
-    """Open the temporary file for writing, cut to its first ``keep`` bytes.
+def open_temp(temp_name: str, keep: int | None) -> int:
+    """Open the temporary file for writing, cut to its first ``keep`` bytes; with ``keep``
+    None (an on-demand file, written at any offset), nothing is cut.
 
     Returns:
-        A file descriptor positioned at ``keep``.
+        A file descriptor positioned at ``keep`` (0 for None).
 
     Raises:
         OSError: the file cannot be opened (classified by the caller's boundary).
     """
     fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    if keep is None:
+        return fd
     try:
         size = os.fstat(fd).st_size
         if size < keep:

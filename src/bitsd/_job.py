@@ -128,6 +128,52 @@ class Job:
         """Whether ``set_validation_state(file, True)`` was called."""
         return self._engine._validation_state(self.id, file)
 
+    async def request_file_ranges(
+        self, file: int | FileInfo, ranges: Iterable[tuple[int, int]]
+    ) -> None:
+        """Ask for byte ranges of a file of an on-demand job, to be fetched first and written
+        at their offsets (IBackgroundCopyFile6::RequestFileRanges). Ranges may overlap each
+        other and what is held or asked already: only missing bytes are fetched. A length of
+        ``LENGTH_TO_EOF`` runs to the end of the file. Once every requested range is in, the
+        job is TRANSFERRED if its files are whole, else SUSPENDED; ``resume()`` after a
+        request if the job is not running.
+
+        Args:
+            file: the file's index in the job or its FileInfo.
+            ranges: (offset, length) pairs of the remote file.
+
+        Raises:
+            BitsError: BG_E_RANDOM_ACCESS_NOT_SUPPORTED (not an on-demand download job, or its
+                server ignored ranges), BG_E_INVALID_RANGE (a negative offset, a length under
+                1, a range beyond the file once its size is known; a range found outside it at
+                run time fails the job with that code), BG_E_TOO_MANY_RANGES_IN_FILE (more
+                than 500 waiting).
+            InvalidArgumentError: no ranges, or not pairs of integers.
+        """
+        await self._engine._on_demand.request_file_ranges(self.id, file, list(ranges))
+
+    async def get_filled_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
+        """The (offset, length) ranges of a file held in its temporary file, merged and by
+        offset (IBackgroundCopyFile6::GetFilledFileRanges). For a job that is not on-demand,
+        the bytes downloaded from the start.
+
+        Raises:
+            BitsError: BG_E_RANDOM_ACCESS_NOT_SUPPORTED for an upload job or a file added with
+                ranges.
+        """
+        return self._engine._on_demand.filled_file_ranges(self.id, file)
+
+    async def update_download_position(self, file: int | FileInfo, offset: int) -> None:
+        """Where filling the gaps of an on-demand file starts, then wraps to the start
+        (IBackgroundCopyFile6::UpdateDownloadPosition); the default is 0.
+
+        Raises:
+            BitsError: BG_E_RANDOM_ACCESS_NOT_SUPPORTED (not an on-demand download job),
+                BG_E_INVALID_RANGE (beyond the file's size, once known), E_INVALIDARG (not
+                an integer >= 0).
+        """
+        await self._engine._on_demand.update_download_position(self.id, file, offset)
+
     async def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
         """Add several files at once, all or none (AddFileSet)."""
         await self._engine._add_files(self.id, list(files))
@@ -262,6 +308,16 @@ class Job:
     async def get_dynamic_content(self) -> bool:
         return self._engine._record(self.id).dynamic_content
 
+    async def set_on_demand(self, enabled: bool) -> None:
+        """On-demand mode (BITS_JOB_PROPERTY_ON_DEMAND_MODE): files are fetched by the ranges
+        asked with ``request_file_ranges``; a Resume with none asked fills the gaps from the
+        download position. Download jobs of http(s) files only, without dynamic content,
+        custom HTTP method or file ranges; only before the first Resume."""
+        await self._engine._set(self.id, on_demand=enabled)
+
+    async def get_on_demand(self) -> bool:
+        return self._engine._record(self.id).on_demand
+
     async def set_notify_flags(self, flags: NotifyFlags | int) -> None:
         """Which events notify (SetNotifyFlags); the default is JOB_TRANSFERRED | JOB_ERROR."""
         await self._engine._set(self.id, notify_flags=flags)
@@ -270,9 +326,10 @@ class Job:
         return self._engine._record(self.id).notify_flags
 
     async def set_notify_interface(self, callback: object | None) -> None:
-        """Register the object whose ``job_error``, ``job_transferred``, ``job_modification`` and
-        ``file_transferred`` methods are called (SetNotifyInterface); None clears it. It lives
-        as long as this process: it is not persisted."""
+        """Register the object whose ``job_error``, ``job_transferred``, ``job_modification``,
+        ``file_transferred`` and ``file_ranges_transferred`` methods are called
+        (SetNotifyInterface); None clears it. It lives as long as this process: it is not
+        persisted."""
         await self._engine._set_notify_interface(self.id, callback)
 
     async def get_notify_interface(self) -> object | None:

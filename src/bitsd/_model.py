@@ -64,6 +64,14 @@ class FileRecord:
     sha256: str | None = None
     # SetValidationState(TRUE) was called (IBackgroundCopyFile3::GetValidationState).
     validated: bool = False
+    # On-demand jobs (IBackgroundCopyFile6, docs/design-choices.md): the (offset, length) spans
+    # of the remote file held in the temporary file at their offsets, normalised
+    # (bitsd._intervals), each backed by flushed data; the spans RequestFileRanges asked for
+    # and not yet held, in the order asked (one ending at EOF_END runs to the end of a file
+    # of unknown size); and UpdateDownloadPosition's offset, where filling the gaps starts.
+    filled: tuple[tuple[int, int], ...] = ()
+    requested: tuple[tuple[int, int], ...] = ()
+    download_position: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,6 +93,8 @@ class JobRecord:
     no_progress_timeout: float = 1_209_600.0
     maximum_download_time: float = 7_776_000.0
     dynamic_content: bool = False
+    # BITS_JOB_PROPERTY_ON_DEMAND_MODE: files are fetched by the ranges the owner requests.
+    on_demand: bool = False
     transfer_completion_time: float | None = None
     error: ErrorRecord | None = None
     error_count: int = 0

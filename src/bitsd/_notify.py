@@ -12,8 +12,9 @@ Rules:
 - A command line runs as argv (no shell): ``program`` is executed, ``parameters`` split as a
   POSIX command line gives argv (its first token is the program's name, as in BITS). Exit 0
   accepts; another exit status runs it again after the job's minimum retry delay.
-- JobModification and FileTransferred are best effort: never stored, never retried, and
-  coalesced per job (BITS may drop them under load). The command line ignores them.
+- JobModification, FileTransferred and FileRangesTransferred are best effort: never stored,
+  never retried (BITS may drop them under load); JobModification is coalesced per job. The
+  command line ignores them.
 - At most ``max_in_flight`` notifications run at once (BITS: four per user). A callback that
   blocks holds its slot and delays the others; none is lost.
 - Transient errors never notify: the engine posts JobError only on entering ERROR.
@@ -223,13 +224,25 @@ class Notifier:
 
     def file_transferred(self, job_id: str, file: object) -> None:
         """One file of the job is done (FileTransferred, best effort)."""
+        self._once_if(job_id, "file_transferred", NotifyFlags.FILE_TRANSFERRED, file)
+
+    def file_ranges_transferred(
+        self, job_id: str, file: object, ranges: list[tuple[int, int]]
+    ) -> None:
+        """Ranges of an on-demand job's file are in (FileRangesTransferred, best effort)."""
+        self._once_if(
+            job_id, "file_ranges_transferred", NotifyFlags.FILE_RANGES_TRANSFERRED, file, ranges
+        )
+
+    def _once_if(self, job_id: str, method: str, flag: NotifyFlags, *args: object) -> None:
+        """Call ``method`` of the job's callback once, if it has one and the flags want it."""
         cb = self._callbacks.get(job_id)
         target = self._host.notify_target(job_id)
-        if cb is None or target is None or not hasattr(cb, "file_transferred"):
+        if cb is None or target is None or not hasattr(cb, method):
             return
-        if NotifyFlags.DISABLE in target.flags or NotifyFlags.FILE_TRANSFERRED not in target.flags:
+        if NotifyFlags.DISABLE in target.flags or flag not in target.flags:
             return
-        self._spawn(self._once(job_id, cb, "file_transferred", file))
+        self._spawn(self._once(job_id, cb, method, *args))
 
     # -- delivery --------------------------------------------------------------------------
 

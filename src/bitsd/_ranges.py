@@ -1,4 +1,5 @@
-"""File ranges (AddFileWithRanges): validation and how a local offset maps to a remote one.
+"""File ranges (AddFileWithRanges, RequestFileRanges): validation and how a local offset maps
+to a remote one.
 
 Rules (bits-inventory §5.5):
 - At least one range; an offset of LENGTH_TO_EOF is BG_E_INVALID_RANGE; a length of 0 is
@@ -8,6 +9,10 @@ Rules (bits-inventory §5.5):
   (so the same offset twice fails whatever the lengths).
 - The local file is the ranges' bytes concatenated in the order given (100-199, 900-999,
   400-499 make a 300-byte file). A length of LENGTH_TO_EOF runs to the end of the remote file.
+- RequestFileRanges (an on-demand file, bits-inventory §5.6): ranges may overlap each other and
+  earlier ones (they are merged); a negative offset, a length of 0 or less, an offset of
+  LENGTH_TO_EOF, or a range that ends beyond the file (once its size is known) is
+  BG_E_INVALID_RANGE. LENGTH_TO_EOF runs to the end of the file.
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ from bitsd import codes
 from bitsd._enums import ErrorContext
 from bitsd._errors import BitsError, InvalidArgumentError, TransferError
 
-__all__ = ["MAX_RANGES_PER_FILE", "Ranges", "check_ranges", "local_size", "locate", "resolve"]
+__all__ = [
+    "MAX_RANGES_PER_FILE",
+    "Ranges",
+    "check_ranges",
+    "check_requested",
+    "local_size",
+    "locate",
+    "resolve",
+]
 
 # BITS group-policy default MaxRangesPerFile.
 MAX_RANGES_PER_FILE = 500
@@ -33,18 +46,24 @@ def _exact_int(value: object) -> int:
     raise TypeError(value)
 
 
-def check_ranges(ranges: Sequence[tuple[int, int]], *, limit: int = MAX_RANGES_PER_FILE) -> Ranges:
-    """Validate AddFileWithRanges' ranges and return them as a tuple, in the given order.
-
-    Args:
-        limit: MaxRangesPerFile (the engine's ``max_ranges_per_file``); 0 means no limit.
-    """
+def _pairs(ranges: Sequence[tuple[int, int]]) -> Ranges:
+    """``ranges`` as a tuple of (int, int); at least one."""
     try:
         checked = tuple((_exact_int(o), _exact_int(n)) for o, n in ranges)
     except (TypeError, ValueError):
         raise InvalidArgumentError("ranges must be (offset, length) pairs of integers") from None
     if not checked:
         raise InvalidArgumentError("at least one range is needed")
+    return checked
+
+
+def check_ranges(ranges: Sequence[tuple[int, int]], *, limit: int = MAX_RANGES_PER_FILE) -> Ranges:
+    """Validate AddFileWithRanges' ranges and return them as a tuple, in the given order.
+
+    Args:
+        limit: MaxRangesPerFile (the engine's ``max_ranges_per_file``); 0 means no limit.
+    """
+    checked = _pairs(ranges)
     if limit and len(checked) > limit:
         raise BitsError(
             f"{len(checked)} ranges; at most {limit} (max_ranges_per_file)",
@@ -67,6 +86,37 @@ def check_ranges(ranges: Sequence[tuple[int, int]], *, limit: int = MAX_RANGES_P
         if n == codes.LENGTH_TO_EOF or a + n > b:
             raise BitsError(f"ranges at {a} and {b} overlap", hresult=codes.BG_E_OVERLAPPING_RANGES)
     return checked
+
+
+def check_requested(ranges: Sequence[tuple[int, int]], size: int | None) -> Ranges:
+    """Validate RequestFileRanges' ranges for a file of ``size`` bytes (None: not known yet).
+
+    Returns:
+        The ranges, in the given order, as spans of ``bitsd._intervals``: a LENGTH_TO_EOF
+        range ends at the end of the file, or at ``_intervals.EOF_END`` while the size is not
+        known.
+    """
+    checked = _pairs(ranges)
+    out = []
+    for offset, length in checked:
+        to_eof = length == codes.LENGTH_TO_EOF
+        end = (size if size is not None else codes.LENGTH_TO_EOF) if to_eof else offset + length
+        if (
+            offset < 0
+            or length <= 0
+            or offset >= codes.LENGTH_TO_EOF
+            or (not to_eof and end >= codes.LENGTH_TO_EOF)
+            or (size is not None and (offset >= size or end > size))
+        ):
+            shown = f"({offset}, {'EOF' if to_eof else length})"
+            why = (
+                f"is outside the remote file of {size} bytes"
+                if size is not None and offset >= 0 and length > 0
+                else "is not a range: offsets are 0 or more, lengths 1 or more"
+            )
+            raise BitsError(f"the range {shown} {why}", hresult=codes.BG_E_INVALID_RANGE)
+        out.append((offset, end - offset))
+    return tuple(out)
 
 
 def resolve(ranges: Ranges, remote_size: int) -> Ranges:

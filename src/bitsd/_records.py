@@ -130,3 +130,4 @@ class JobSnapshot:
     client_certificate: str | None = None
     transfer_policy: int = 0x80000067
     bandwidth_limit: int | None = None
+    on_demand: bool = False

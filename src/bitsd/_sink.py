@@ -42,7 +42,7 @@ from bitsd._model import FileRecord
 from bitsd._policy import EngineConfig
 from bitsd._transfer import classify
 
-__all__ = ["FileSink", "Flusher", "SinkHost", "Throttle"]
+__all__ = ["FileSink", "Flusher", "SinkHost", "TempWriter", "Throttle"]
 
 log = logging.getLogger("bitsd.engine")
 
@@ -131,7 +131,129 @@ def _flush_all(fds: list[int]) -> list[OSError | None]:
     return results
 
 
-class FileSink:
+class TempWriter:
+    """What the sinks of a temporary file share: its descriptor, written in the throttle's
+    pieces (``_write_paced``), flushed through the group flusher, OS errors classified as the
+    local file's. Subclasses say what written bytes mean (``_advance``)."""
+
+    _fd: int
+
+    def __init__(
+        self,
+        engine: SinkHost,
+        record: FileRecord,
+        *,
+        throttle: Throttle | None = None,
+        flusher: Flusher | None = None,
+    ) -> None:
+        self._engine = engine
+        self._throttle = throttle
+        self._flusher = flusher or Flusher()
+        self._record = record
+        self._config = engine.config
+        self._closed = False
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    @property
+    def local_name(self) -> str:
+        return self._record.local_name
+
+    def piece(self) -> int | None:
+        """Bytes a transport that writes through :attr:`fd` should move at once now (the
+        job's bandwidth limits); None: as many as arrive."""
+        return self._throttle.piece() if self._throttle is not None else None
+
+    async def _write_paced(self, data: bytes) -> None:
+        """Write ``data`` at the file's position, in the throttle's pieces, each awaited
+        before it is written and counted (``_advance``) after."""
+        if not data:
+            await self._advance(0)
+            return
+        view = memoryview(data)
+        throttle = self._throttle
+        while view:
+            step = (throttle.piece() if throttle is not None else None) or len(view)
+            piece, view = view[:step], view[step:]
+            size = len(piece)
+            if throttle is not None:
+                await throttle.pace(size)
+            while piece:
+                written = self._local(os.write, self._fd, piece)
+                piece = piece[written:]
+            await self._advance(size)
+
+    async def advance(self, count: int) -> None:
+        await self._advance(count)
+        if self._throttle is not None:
+            await self._throttle.pace(count)  # the transport wrote them: pace after the fact
+
+    async def _advance(self, count: int) -> None:
+        raise NotImplementedError
+
+    def _checkpoint_due(self, pending: int, since: float) -> bool:
+        """Whether ``pending`` bytes written since the monotonic time ``since`` call for a
+        checkpoint."""
+        return (
+            pending >= self._config.checkpoint_bytes
+            or self._engine.clock.monotonic() - since >= self._config.checkpoint_seconds
+        )
+
+    async def _flush(self) -> None:
+        try:
+            await self._flusher.flush(self._fd)
+        except OSError as exc:
+            raise classify.from_local_os_error(exc, local_name=self._record.local_name) from exc
+
+    async def _digest_mismatch(self) -> TransferError | None:
+        """The error of a file whose SHA-256 is not the one the job expects, or None (also
+        when the job expects none)."""
+        expected = self._record.sha256
+        if expected is None:
+            return None
+        digest = await asyncio.to_thread(self._local, _sha256_of, self._record.temp_name)
+        if digest == expected:
+            return None
+        return TransferError(
+            codes.BG_E_VALIDATION_FAILED,
+            ErrorContext.LOCAL_FILE,
+            transient=False,
+            message=f"the SHA-256 of {self._record.local_name} is {digest}, not the "
+            f"expected {expected}; Resume downloads it again",
+        )
+
+    def _local(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except OSError as exc:
+            raise classify.from_local_os_error(exc, local_name=self._record.local_name) from exc
+
+    def close(self) -> None:
+        """Checkpoint what is written (the transfer stopped) and close the file."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._unsaved():
+                os.fsync(self._fd)
+                self._saved()
+        except OSError:
+            log.warning("could not checkpoint %s", self._record.temp_name, exc_info=True)
+        finally:
+            os.close(self._fd)
+
+    def _unsaved(self) -> bool:
+        """Whether bytes were written since the last checkpoint."""
+        raise NotImplementedError
+
+    def _saved(self) -> None:
+        """Record the checkpoint of every byte written (they were just flushed)."""
+        raise NotImplementedError
+
+
+class FileSink(TempWriter):
     """One file's temporary file during a transfer: writes, progress, checkpoints.
 
     Args:
@@ -152,12 +274,8 @@ class FileSink:
         throttle: Throttle | None = None,
         flusher: Flusher | None = None,
     ) -> None:
-        self._engine = engine
-        self._throttle = throttle
-        self._flusher = flusher or Flusher()
-        self._record = record
+        super().__init__(engine, record, throttle=throttle, flusher=flusher)
         self._budget = budget
-        self._config = engine.config
         try:
             self._fd = open_temp(record.temp_name, record.bytes_transferred)
         except OSError as exc:
@@ -168,24 +286,10 @@ class FileSink:
         self._offset = kept
         self._checkpointed = kept
         self._checkpoint_time = engine.clock.monotonic()
-        self._closed = False
 
     @property
     def offset(self) -> int:
         return self._offset
-
-    @property
-    def fd(self) -> int:
-        return self._fd
-
-    @property
-    def local_name(self) -> str:
-        return self._record.local_name
-
-    def piece(self) -> int | None:
-        """Bytes a transport that writes through :attr:`fd` should move at once now (the
-        job's bandwidth limits); None: as many as arrive."""
-        return self._throttle.piece() if self._throttle is not None else None
 
     def _set(self, *, durable: bool, **changes: Any) -> None:
         self._record = dataclasses.replace(self._record, **changes)
@@ -229,26 +333,7 @@ class FileSink:
 
     async def write(self, data: bytes) -> None:
         self._check_budget(self._offset + len(data))
-        if not data:
-            await self._advance(0)
-            return
-        view = memoryview(data)
-        throttle = self._throttle
-        while view:
-            step = (throttle.piece() if throttle is not None else None) or len(view)
-            piece, view = view[:step], view[step:]
-            size = len(piece)
-            if throttle is not None:
-                await throttle.pace(size)
-            while piece:
-                written = self._local(os.write, self._fd, piece)
-                piece = piece[written:]
-            await self._advance(size)
-
-    async def advance(self, count: int) -> None:
-        await self._advance(count)
-        if self._throttle is not None:
-            await self._throttle.pace(count)  # the transport wrote them: pace after the fact
+        await self._write_paced(data)
 
     async def _advance(self, count: int) -> None:
         if self._throttle is not None:
@@ -257,11 +342,7 @@ class FileSink:
         self._record = dataclasses.replace(self._record, bytes_transferred=self._offset)
         self._engine._file_changed(self._record, durable=False)
         self._engine._made_progress(self._record.job_id)
-        now = self._engine.clock.monotonic()
-        if (
-            self._offset - self._checkpointed >= self._config.checkpoint_bytes
-            or now - self._checkpoint_time >= self._config.checkpoint_seconds
-        ):
+        if self._checkpoint_due(self._offset - self._checkpointed, self._checkpoint_time):
             await self.checkpoint()
 
     async def checkpoint(self) -> None:
@@ -269,12 +350,6 @@ class FileSink:
         offset = self._offset
         await self._flush()
         self._mark_checkpoint(offset)
-
-    async def _flush(self) -> None:
-        try:
-            await self._flusher.flush(self._fd)
-        except OSError as exc:
-            raise classify.from_local_os_error(exc, local_name=self._record.local_name) from exc
 
     def _mark_checkpoint(self, offset: int) -> None:
         self._checkpointed = offset
@@ -295,19 +370,12 @@ class FileSink:
             TransferError: the flush failed, or the digest did not match.
         """
         await self._flush()
-        if self._record.sha256 is not None:
-            digest = await asyncio.to_thread(self._local, _sha256_of, self._record.temp_name)
-            if digest != self._record.sha256:
-                self._local(os.ftruncate, self._fd, 0)
-                self._offset = self._checkpointed = 0
-                self._set(bytes_transferred=0, validator=None, durable=True)
-                raise TransferError(
-                    codes.BG_E_VALIDATION_FAILED,
-                    ErrorContext.LOCAL_FILE,
-                    transient=False,
-                    message=f"the SHA-256 of {self._record.local_name} is {digest}, not the "
-                    f"expected {self._record.sha256}; Resume downloads it again",
-                )
+        mismatch = await self._digest_mismatch()
+        if mismatch is not None:
+            self._local(os.ftruncate, self._fd, 0)
+            self._offset = self._checkpointed = 0
+            self._set(bytes_transferred=0, validator=None, durable=True)
+            raise mismatch
         self._set(
             bytes_transferred=self._offset,
             bytes_total=self._offset
@@ -318,25 +386,11 @@ class FileSink:
         self._checkpointed = self._offset
         return dataclasses.replace(self._record, completed=True)
 
-    def close(self) -> None:
-        """Checkpoint what is written (the transfer stopped) and close the file."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._offset != self._checkpointed:
-                os.fsync(self._fd)
-                self._mark_checkpoint(self._offset)
-        except OSError:
-            log.warning("could not checkpoint %s", self._record.temp_name, exc_info=True)
-        finally:
-            os.close(self._fd)
+    def _unsaved(self) -> bool:
+        return self._offset != self._checkpointed
 
-    def _local(self, fn: Any, *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except OSError as exc:
-            raise classify.from_local_os_error(exc, local_name=self._record.local_name) from exc
+    def _saved(self) -> None:
+        self._mark_checkpoint(self._offset)
 
 
 def _sha256_of(path: str) -> str:

@@ -44,6 +44,7 @@ class Event(enum.Enum):
     VALIDATION_FAILED = "ValidationFailed"  # SetValidationState(FALSE) on a transferred file
     BLOCKED = "Blocked"  # a policy forbids the transfer now (0 bandwidth limit, network cost)
     UNBLOCKED = "Unblocked"  # the policy that held the job allows it again
+    RANGES_DONE = "RangesDone"  # on-demand: every requested range is in, a file is not whole
 
     def __str__(self) -> str:
         return self.value
@@ -102,6 +103,10 @@ TRANSITIONS: Mapping[tuple[JobState, Event], JobState] = {
     (T, Event.BLOCKED): TE,
     (TE, Event.BLOCKED): TE,
     (TE, Event.UNBLOCKED): Q,
+    # On-demand jobs (bits-inventory §5.6, RequestFileRanges): when every requested range is
+    # in, TRANSFERRED if the whole file is present (ALL_TRANSFERRED), otherwise SUSPENDED.
+    (C, Event.RANGES_DONE): S,
+    (T, Event.RANGES_DONE): S,
 }
 
 

@@ -257,6 +257,19 @@ class Job:
         """Whether ``set_validation_state(file, True)`` was called."""
         return self._runner.run(self._job.get_validation_state(file))
 
+    def request_file_ranges(self, file: int | FileInfo, ranges: Iterable[tuple[int, int]]) -> None:
+        """Ask for byte ranges of a file of an on-demand job, fetched first
+        (RequestFileRanges)."""
+        self._runner.run(self._job.request_file_ranges(file, list(ranges)))
+
+    def get_filled_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
+        """The ranges of a file held in its temporary file (GetFilledFileRanges)."""
+        return self._runner.run(self._job.get_filled_file_ranges(file))
+
+    def update_download_position(self, file: int | FileInfo, offset: int) -> None:
+        """Where filling an on-demand file's gaps starts (UpdateDownloadPosition)."""
+        self._runner.run(self._job.update_download_position(file, offset))
+
     def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
         """Add several files at once, all or none (AddFileSet)."""
         self._runner.run(self._job.add_file_set(list(files)))
@@ -364,6 +377,13 @@ class Job:
 
     def get_dynamic_content(self) -> bool:
         return self._runner.run(self._job.get_dynamic_content())
+
+    def set_on_demand(self, enabled: bool) -> None:
+        """On-demand mode (BITS_JOB_PROPERTY_ON_DEMAND_MODE); only before the first Resume."""
+        self._runner.run(self._job.set_on_demand(enabled))
+
+    def get_on_demand(self) -> bool:
+        return self._runner.run(self._job.get_on_demand())
 
     def set_notify_flags(self, flags: NotifyFlags | int) -> None:
         self._runner.run(self._job.set_notify_flags(flags))

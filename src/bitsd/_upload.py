@@ -78,7 +78,7 @@ MAX_REPLY_DATA = 1024 * 1024
 # "periodically for up to 24 hours", or the no-progress timeout if shorter).
 CANCEL_RETRY_PERIOD = 86_400.0
 # Properties that only download jobs have (BITS_JOB_PROPERTY_* "for download jobs only").
-_DOWNLOAD_ONLY = ("dynamic_content", "maximum_download_size", "http_method")
+_DOWNLOAD_ONLY = ("dynamic_content", "maximum_download_size", "http_method", "on_demand")
 # Times the upload is sent again in one run when the server lost it before Close-Session.
 _MAX_UPLOAD_RESTARTS = 1
 

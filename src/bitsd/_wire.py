@@ -15,7 +15,7 @@ Rules:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -47,6 +47,8 @@ __all__ = [
     "http_status_for",
     "progress_from_json",
     "progress_to_json",
+    "ranges_from_json",
+    "ranges_to_json",
     "snapshot_from_json",
     "snapshot_to_json",
     "time_from_json",
@@ -75,6 +77,7 @@ _ERRORS: dict[int, tuple[type[BitsError], int]] = {
     codes.E_PENDING: (BitsError, 409),
     codes.BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD: (BitsError, 409),
     codes.BG_E_UNSUPPORTED_JOB_CONFIGURATION: (BitsError, 409),
+    codes.BG_E_RANDOM_ACCESS_NOT_SUPPORTED: (BitsError, 409),
     # Write-only custom headers.
     codes.E_ACCESSDENIED: (BitsError, 403),
 }
@@ -217,6 +220,23 @@ def file_info_from_json(value: object) -> FileInfo:
     )
 
 
+def ranges_to_json(ranges: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """(offset, length) ranges as ``[[offset, length], ...]``."""
+    return [[offset, length] for offset, length in ranges]
+
+
+def ranges_from_json(value: object, what: str = "ranges") -> list[tuple[int, int]]:
+    """``[[offset, length], ...]`` as (offset, length) pairs of integers."""
+    if not isinstance(value, list):
+        raise InvalidArgumentError(f"{what} must be a list of [offset, length]")
+    out = []
+    for pair in value:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise InvalidArgumentError(f"{what} must be [offset, length] pairs, not {pair!r}")
+        out.append((_int(pair[0], f"{what} offset"), _int(pair[1], f"{what} length")))
+    return out
+
+
 def error_info_to_json(e: ErrorInfo) -> JSON:
     return {
         "code": e.code,
@@ -257,6 +277,7 @@ _EXTRA_FIELDS: dict[str, type | tuple[type, ...]] = {
     "client_certificate": (str, type(None)),
     "transfer_policy": int,
     "bandwidth_limit": (int, type(None)),
+    "on_demand": bool,
 }
 
 

@@ -47,6 +47,8 @@ def test_404_reads_as_the_issue_spells_it() -> None:
         (codes.http_error(418), ErrorContext.REMOTE_FILE, "rejected the request"),
         (codes.BG_E_INSUFFICIENT_RANGE_SUPPORT, ErrorContext.REMOTE_FILE, "--dynamic"),
         (codes.BG_E_MISSING_FILE_SIZE, ErrorContext.REMOTE_FILE, "Content-Length"),
+        (codes.BG_E_RANDOM_ACCESS_NOT_SUPPORTED, ErrorContext.REMOTE_FILE, "on demand"),
+        (codes.BG_E_INVALID_RANGE, ErrorContext.REMOTE_FILE, "dropped that range"),
         (codes.hresult_from_errno(28), ErrorContext.LOCAL_FILE, f"disk of {LOCAL}"),
         (codes.E_ACCESSDENIED, ErrorContext.LOCAL_FILE, f"permission denied on {LOCAL}"),
         (codes.E_ACCESSDENIED, ErrorContext.REMOTE_FILE, f"permission denied on {URL}"),

@@ -160,3 +160,47 @@ def test_wait_times_out_with_124_and_error_without_error(
     assert err["error"] is None
     assert err["message"] is None
     assert cli("cancel", job).exit_code == 0
+
+
+def test_on_demand_ranges(
+    cli: Cli, server: FaultServer, dest: Path, schema: Mapping[str, Any]
+) -> None:
+    """set --on-demand makes the job on-demand (info shows it); ranges --request asks for
+    byte ranges and --resume starts the job, which is SUSPENDED once they are in; ranges then
+    prints the ranges held as OFFSET:LENGTH lines; a plain resume fills the rest from
+    --position; refusals are the daemon's BITS errors with advice (exit 1)."""
+    data = body(200_000, seed=31)
+    server.add("/cli/on-demand.bin", data)
+    job = cli("create", "cli-on-demand").stdout.strip()
+    assert cli("set", job, "--on-demand").exit_code == 0
+    info = cli.json("info", job)
+    validate(schema, "info", info)
+    assert info["on_demand"] is True
+    assert "on demand            yes" in cli("info", job).stdout
+    local = str(dest / "od.bin")
+    assert cli("add", job, server.url("/cli/on-demand.bin"), local).exit_code == 0
+    asked = cli("ranges", job, "0", "--request", "150000:10000,0:1000", "--resume")
+    assert asked.exit_code == 0, asked.output
+    assert "asked for 2 ranges" in asked.stderr
+    assert cli("wait", job, "--state", "SUSPENDED", "--timeout", "20").exit_code == 0
+    shown = cli("ranges", job, "od.bin")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.splitlines() == ["0:1000", "150000:10000"]
+    assert "11,000 bytes held in 2 range(s)" in shown.stderr
+    outside = cli("ranges", job, "0", "--request", "199999:2")
+    assert outside.exit_code == 1
+    assert outside.stderr.startswith("BG_E_INVALID_RANGE (0x8020002B) in ranges: ")
+    assert cli("ranges", job, local, "--position", "100000", "--resume").exit_code == 0
+    assert cli("wait", job, "--timeout", "20").stdout.strip() == "TRANSFERRED"
+    assert cli("ranges", job, "0").stdout.splitlines() == ["0:200000"]
+    assert cli("set", job, "--no-on-demand").exit_code == 1
+    assert cli("complete", job).exit_code == 0
+    assert (dest / "od.bin").read_bytes() == data
+
+    plain = cli("create", "cli-plain").stdout.strip()
+    assert cli("add", plain, server.url("/cli/on-demand.bin"), str(dest / "plain")).exit_code == 0
+    refused = cli("ranges", plain, "0", "--request", "0:10")
+    assert refused.exit_code == 1
+    assert "BG_E_RANDOM_ACCESS_NOT_SUPPORTED" in refused.stderr
+    assert "--on-demand" in refused.stderr
+    assert cli("cancel", plain).exit_code == 0

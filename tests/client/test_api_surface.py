@@ -79,6 +79,18 @@ def test_the_issue_6_methods_are_part_of_the_surface() -> None:
     } <= set(public_methods(Job))
 
 
+def test_the_on_demand_methods_are_part_of_the_surface() -> None:
+    """The IBackgroundCopyFile6 verbs and the on-demand property are on bitsd.aio.Job, so the
+    comparisons above pin them on both clients."""
+    assert {
+        "set_on_demand",
+        "get_on_demand",
+        "request_file_ranges",
+        "get_filled_file_ranges",
+        "update_download_position",
+    } <= set(public_methods(Job))
+
+
 def test_managers_have_the_engine_verbs() -> None:
     """bitsd.aio.Manager has Engine's create_job, get_job, jobs and close with the same
     signatures (coroutines); bitsd.Manager has them as blocking calls."""

@@ -146,7 +146,8 @@ async def test_ranges_prefix_checksum_and_download_properties_are_refused(
 ) -> None:
     """add_file_with_ranges and replace_remote_prefix are E_NOTIMPL on uploads (so is a SHA-256,
     a download check); the download-only properties are
-    BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY."""
+    BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY; the on-demand file verbs are
+    BG_E_RANDOM_ACCESS_NOT_SUPPORTED."""
     path = source(10)
     async with make_engine() as engine:
         job = await engine.create_job("rules", JobType.UPLOAD)
@@ -162,11 +163,20 @@ async def test_ranges_prefix_checksum_and_download_properties_are_refused(
             job.set_dynamic_content(True),
             job.set_maximum_download_size(100),
             job.set_http_method("PUT"),
+            job.set_on_demand(True),
         ]
         for call in refused_calls:
             with pytest.raises(bitsd.BitsError) as refused:
                 await call
             assert refused.value.hresult == codes.BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY
+        for random_access in (
+            job.request_file_ranges(0, [(0, 5)]),
+            job.get_filled_file_ranges(0),
+            job.update_download_position(0, 5),
+        ):
+            with pytest.raises(bitsd.BitsError) as refused:
+                await random_access
+            assert refused.value.hresult == codes.BG_E_RANDOM_ACCESS_NOT_SUPPORTED
         await job.set_dynamic_content(False)  # the default is no change
 
 

@@ -104,6 +104,9 @@ EXPECTED_ROWS: list[tuple[JobState, Event, JobState]] = [
     (TRANSIENT_ERROR, Event.BLOCKED, TRANSIENT_ERROR),
     # The window ends / the cost changes: re-queued without the retry delay.
     (TRANSIENT_ERROR, Event.UNBLOCKED, QUEUED),
+    # On-demand: the requested ranges are in and a file is not whole (RequestFileRanges).
+    (CONNECTING, Event.RANGES_DONE, SUSPENDED),
+    (TRANSFERRING, Event.RANGES_DONE, SUSPENDED),
 ]
 EXPECTED: dict[tuple[JobState, Event], JobState] = {(s, e): t for s, e, t in EXPECTED_ROWS}
 

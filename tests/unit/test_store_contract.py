@@ -56,6 +56,7 @@ def make_job(job_id: str = JOB_ID, **changes: object) -> JobRecord:
         last_activity_at=999.0,
         download_time_used=17.5,
         queue_seq=12,
+        on_demand=True,
     )
     return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
 
@@ -73,6 +74,9 @@ def make_file(index: int, job_id: str = JOB_ID, **changes: object) -> FileRecord
         completed=True,
         validator=f'"etag-{index}"',
         renamed=True,
+        filled=((0, 100 + index), (4_000, 1_000)),
+        requested=((9_000, 500), (200, 300)),
+        download_position=4_200 + index,
     )
     return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
 
@@ -370,6 +374,40 @@ def test_sqlite_newer_schema_is_refused_and_left_untouched(
     try:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
         assert db.execute("SELECT count(*) FROM jobs").fetchone()[0] == 1
+    finally:
+        db.close()
+
+
+def test_sqlite_older_schema_gains_the_new_columns(tmp_path: Path) -> None:
+    """A version-3 store (before on-demand jobs) is migrated in place: its rows keep their
+    values and the new fields read as their defaults; the version becomes SCHEMA_VERSION."""
+    path = tmp_path / "jobs.sqlite"
+    store = SqliteStore(path)
+    store.put_job(make_job(), [make_file(0)])
+    store.close()
+    db = sqlite3.connect(path)
+    for table, column in [
+        ("jobs", "on_demand"),
+        ("files", "filled"),
+        ("files", "requested"),
+        ("files", "download_position"),
+    ]:
+        db.execute(f'ALTER TABLE {table} DROP COLUMN "{column}"')
+    db.execute("PRAGMA user_version=3")
+    db.commit()
+    db.close()
+    again = SqliteStore(path)
+    try:
+        snapshot = again.load()
+        assert snapshot.jobs == [make_job(on_demand=False)]
+        assert snapshot.files == {
+            JOB_ID: [make_file(0, filled=(), requested=(), download_position=0)]
+        }
+    finally:
+        again.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         db.close()
 

@@ -34,7 +34,9 @@ __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
 # 1: the first schema. 2: the HTTP options, ranges and checksums of files (columns added).
 # 3: upload and upload-reply jobs: reply file and progress, the upload session (columns added).
-SCHEMA_VERSION = 3
+# 4: on-demand jobs: the job's mode, each file's filled and requested spans and download
+# position (columns added).
+SCHEMA_VERSION = 4
 
 _JOB_FIELDS = [f.name for f in dataclasses.fields(JobRecord) if f.name != "error"]
 _ERROR_FIELDS = [f.name for f in dataclasses.fields(ErrorRecord)]

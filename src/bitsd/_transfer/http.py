@@ -11,30 +11,32 @@ Rules (bits-inventory §5.2–§5.4):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 import aiohttp
 
 from bitsd import codes
 from bitsd._clock import Clock
-from bitsd._enums import ErrorContext
 from bitsd._errors import TransferError
 from bitsd._ranges import Ranges, local_size, locate, resolve
 from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest, Sink
 from bitsd._transfer.exchange import Exchanger, conversation
 from bitsd._transfer.resume import (
-    CONTENT_RANGE,
     MAX_RESTARTS,
+    Answer,
     Head,
     bad_response,
     closed_early,
-    content_range_total,
     decide,
+    decide_span,
     follow,
     kept_changing,
+    no_random_access,
     no_ranges,
     range_headers,
+    span_headers,
     validator_of,
     whole,
 )
@@ -140,34 +142,13 @@ class HttpTransport:
                 return
             offset, length = ranges[index]
             start = offset + inside
-            last = "" if length == codes.LENGTH_TO_EOF else str(offset + length - 1)
-            headers = {"Range": f"bytes={start}-{last}"}
-            if sink.offset > 0 and validator:
-                headers["If-Range"] = validator
-            async with self._open(request, headers) as resp:
-                new_validator = validator_of(resp.headers)
-                if resp.status == 416:
-                    raise TransferError(
-                        codes.BG_E_INVALID_RANGE,
-                        ErrorContext.REMOTE_FILE,
-                        transient=False,
-                        message=f"{codes.describe(codes.BG_E_INVALID_RANGE)} "
-                        f"(bytes {start}-{last}) URL: {request.url}",
-                        protocol=_scheme(request.url),
-                    )
-                changed = (
-                    sink.offset > 0
-                    and validator is not None
-                    and (new_validator is not None and new_validator != validator)
+            last = None if length == codes.LENGTH_TO_EOF else offset + length - 1
+            held = sink.offset > 0
+            async with self._open(request, span_headers(start, last, held, validator)) as resp:
+                answer = self._span_answer(
+                    resp, request.url, (start, last), held, remote_size, validator, no_ranges
                 )
-                if resp.status == 200 and not changed:
-                    raise no_ranges(request.url)
-                if resp.status not in (200, 206):
-                    raise self._status_error(resp, request.url)
-                size = (
-                    content_range_total(resp.headers, request.url) if resp.status == 206 else None
-                )
-                if changed or (remote_size is not None and size not in (None, remote_size)):
+                if answer.again:
                     # The remote file changed: the ranges are read again from the first one.
                     restarts += 1
                     if restarts > MAX_RESTARTS:
@@ -175,22 +156,74 @@ class HttpTransport:
                     await sink.begin(bytes_total=None, validator=None, restart=True)
                     validator, remote_size = None, None
                     continue
-                match = CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
-                assert match is not None
-                assert size is not None
-                remote_size = size
+                assert answer.bytes_total is not None
+                remote_size = answer.bytes_total
                 ranges = resolve(request.ranges, remote_size)
-                offset, length = ranges[index]
-                if int(match.group(1)) != start or int(match.group(2)) != offset + length - 1:
-                    raise bad_response(
-                        request.url,
-                        f"asked for bytes {start}-{offset + length - 1} and got "
-                        f"{match.group(1)}-{match.group(2)}",
-                    )
-                validator = new_validator
+                validator = answer.validator
                 await sink.begin(bytes_total=local_size(ranges), validator=validator, restart=False)
-                end = sum(n for _, n in ranges[: index + 1])
-                await self._stream(resp, sink, end, request.url)
+                if answer.take_body:
+                    end = sum(n for _, n in ranges[: index + 1])
+                    await self._stream(resp, sink, end, request.url)
+
+    async def fetch_span(
+        self, request: FileRequest, sink: Sink, first: int, last: int | None
+    ) -> None:
+        """Fetch the bytes ``first``-``last`` (None: to the end) of an on-demand job's file into
+        ``sink``, which writes them at their offsets (``sink.offset`` is ``first`` on entry).
+        ``request.offset`` > 0 says bytes of the file (of ``request.bytes_total`` and
+        ``request.validator``) are held: they are asked for with If-Range, and a remote that
+        changed restarts the file (``sink.begin(restart=True)``) before the span is asked
+        again. A server that ignores ranges is BG_E_RANDOM_ACCESS_NOT_SUPPORTED.
+
+        Raises:
+            TransferError: the classified failure.
+        """
+        try:
+            with conversation(sink):
+                await self._fetch_span(request, sink, first, last)
+        except TransferError:
+            raise
+        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+            raise classify.from_network_exception(exc, url=request.url) from exc
+
+    async def _fetch_span(
+        self, request: FileRequest, sink: Sink, first: int, last: int | None
+    ) -> None:
+        held, total, validator = request.offset > 0, request.bytes_total, request.validator
+        for _ in range(MAX_RESTARTS + 1):
+            async with self._open(request, span_headers(first, last, held, validator)) as resp:
+                answer = self._span_answer(
+                    resp, request.url, (first, last), held, total, validator, no_random_access
+                )
+                if await follow(
+                    answer, sink, lambda end: self._stream(resp, sink, end, request.url)
+                ):
+                    return
+                held, total, validator = False, None, None
+        raise kept_changing(request.url)
+
+    def _span_answer(
+        self,
+        resp: aiohttp.ClientResponse,
+        url: str,
+        span: tuple[int, int | None],
+        held: bool,
+        total: int | None,
+        validator: str | None,
+        ignored: Callable[[str], TransferError],
+    ) -> Answer:
+        """``decide_span`` of a response to a request for the bytes ``span`` (first, last)."""
+        return decide_span(
+            head_of(resp),
+            url=url,
+            first=span[0],
+            last=span[1],
+            held=held,
+            total=total,
+            validator=validator,
+            now_wall=self._now(),
+            ignored=ignored,
+        )
 
     async def _stream(
         self, resp: aiohttp.ClientResponse, sink: Sink, size: int | None, url: str
@@ -211,7 +244,3 @@ class HttpTransport:
         return classify.from_http_status(
             resp.status, resp.headers, url=url, now_wall=self._clock.wall()
         )
-
-
-def _scheme(url: str) -> str:
-    return url.split(":", 1)[0].lower()

@@ -40,11 +40,14 @@ __all__ = [
     "closed_early",
     "content_range_total",
     "decide",
+    "decide_span",
     "follow",
     "kept_changing",
     "missing_size",
+    "no_random_access",
     "no_ranges",
     "range_headers",
+    "span_headers",
     "status_error",
     "validator_of",
     "whole",
@@ -115,6 +118,15 @@ def range_headers(offset: int, validator: str | None) -> dict[str, str]:
     return headers
 
 
+def span_headers(first: int, last: int | None, held: bool, validator: str | None) -> dict[str, str]:
+    """The headers of a request for the bytes ``first``-``last`` (None: to the end), with
+    ``If-Range`` when bytes of the version ``validator`` are held."""
+    headers = {"Range": f"bytes={first}-{'' if last is None else last}"}
+    if held and validator:
+        headers["If-Range"] = validator
+    return headers
+
+
 def decide(
     head: Head,
     *,
@@ -174,6 +186,71 @@ def decide(
             return Answer(0, new_validator, restart=False)
         raise no_ranges(url)
     raise status_error(head, url, now_wall)
+
+
+def decide_span(
+    head: Head,
+    *,
+    url: str,
+    first: int,
+    last: int | None,
+    held: bool,
+    total: int | None,
+    validator: str | None,
+    now_wall: float,
+    ignored: Callable[[str], TransferError],
+) -> Answer:
+    """What a response to a request for the bytes ``first``-``last`` (``last`` None: to the
+    end) means, for a file of which bytes are ``held`` (of size ``total``, version
+    ``validator``) and asked with ``If-Range`` then. For the ranges of AddFileWithRanges and of
+    on-demand jobs.
+
+    - 416 is BG_E_INVALID_RANGE (the range is outside the file), unless bytes are held and
+      ``bytes */N`` names another size (the remote changed), or the request ran to the end
+      from at or past N: then the answer is the size N and no body.
+    - 200 is the remote changed when bytes are held and the validator differs (If-Range did
+      not match; the body is not taken, the caller asks again); else the server ignores ranges:
+      ``ignored(url)``.
+    - 206 must carry ``bytes first-last/size``; another size or validator than the held bytes'
+      is the remote changed. The body runs to ``last + 1`` (the end of the file for None).
+
+    Returns:
+        An Answer whose ``again`` means: the remote changed, restart the file and ask again.
+
+    Raises:
+        TransferError: the response is not a usable answer.
+    """
+    status = head.status
+    new_validator = validator_of(head.headers)
+    changed = held and validator is not None and new_validator not in (None, validator)
+    if status == 416:
+        match = _UNSATISFIED_RANGE.match(head.headers.get("Content-Range", ""))
+        size = int(match.group(1)) if match is not None else None
+        if held and size is not None and total is not None and size != total:
+            return _RESTART
+        if size is not None and last is None and first >= size:
+            # Nothing from ``first`` on: the answer is the size (the caller judges the range).
+            return Answer(size, new_validator or validator, restart=False)
+        raise _invalid_range(url, first, last)
+    if status == 200:
+        if changed:
+            return _RESTART
+        raise ignored(url)
+    if status != 206:
+        raise status_error(head, url, now_wall)
+    size = content_range_total(head.headers, url)
+    if changed or (held and total is not None and size != total):
+        return _RESTART
+    if last is not None and last >= size:
+        raise _invalid_range(url, first, last)
+    match = CONTENT_RANGE.match(head.headers.get("Content-Range", ""))
+    assert match is not None  # content_range_total checked it
+    end = size - 1 if last is None else last
+    if int(match.group(1)) != first or int(match.group(2)) != end:
+        raise bad_response(
+            url, f"asked for bytes {first}-{end} and got {match.group(1)}-{match.group(2)}"
+        )
+    return Answer(size, new_validator, restart=False, body_end=end + 1, take_body=True)
 
 
 def whole(head: Head, *, url: str, method: str, now_wall: float) -> Answer:
@@ -237,26 +314,35 @@ def bad_response(url: str, what: str) -> TransferError:
     )
 
 
-def missing_size(url: str) -> TransferError:
-    """BG_E_MISSING_FILE_SIZE (fatal)."""
+def _fatal(code: int, url: str, detail: str = "") -> TransferError:
+    """A fatal error of the remote file with BITS's description of ``code``."""
     return TransferError(
-        codes.BG_E_MISSING_FILE_SIZE,
+        code,
         ErrorContext.REMOTE_FILE,
         transient=False,
-        message=f"{codes.describe(codes.BG_E_MISSING_FILE_SIZE)} URL: {url}",
+        message=f"{codes.describe(code)}{detail} URL: {url}",
         protocol=_scheme(url),
     )
+
+
+def missing_size(url: str) -> TransferError:
+    """BG_E_MISSING_FILE_SIZE (fatal)."""
+    return _fatal(codes.BG_E_MISSING_FILE_SIZE, url)
 
 
 def no_ranges(url: str) -> TransferError:
     """BG_E_INSUFFICIENT_RANGE_SUPPORT (fatal)."""
-    return TransferError(
-        codes.BG_E_INSUFFICIENT_RANGE_SUPPORT,
-        ErrorContext.REMOTE_FILE,
-        transient=False,
-        message=f"{codes.describe(codes.BG_E_INSUFFICIENT_RANGE_SUPPORT)} URL: {url}",
-        protocol=_scheme(url),
-    )
+    return _fatal(codes.BG_E_INSUFFICIENT_RANGE_SUPPORT, url)
+
+
+def no_random_access(url: str) -> TransferError:
+    """BG_E_RANDOM_ACCESS_NOT_SUPPORTED (fatal): an on-demand job's server ignores ranges."""
+    return _fatal(codes.BG_E_RANDOM_ACCESS_NOT_SUPPORTED, url)
+
+
+def _invalid_range(url: str, first: int, last: int | None) -> TransferError:
+    """BG_E_INVALID_RANGE (fatal): the bytes ``first``-``last`` are not in the file."""
+    return _fatal(codes.BG_E_INVALID_RANGE, url, f" (bytes {first}-{'' if last is None else last})")
 
 
 def kept_changing(url: str) -> TransferError:

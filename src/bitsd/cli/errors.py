@@ -125,10 +125,16 @@ _COMMAND_ADVICE: dict[int, str] = {
     codes.BG_E_TOO_MANY_FILES_IN_JOB: "split the files over several jobs",
     codes.E_PENDING: "wait until the file is transferred (bitsd wait {job})",
     codes.BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD: (
-        "a job with a custom HTTP method is FOREGROUND, without dynamic content; create a new job"
+        "a job with a custom HTTP method is FOREGROUND, without dynamic content or on-demand "
+        "mode; create a new job"
     ),
     codes.BG_E_UNSUPPORTED_JOB_CONFIGURATION: (
-        "file ranges and dynamic content do not go together; create a new job"
+        "file ranges, dynamic content and on-demand mode (http(s) files only) do not go "
+        "together; create a new job"
+    ),
+    codes.BG_E_RANDOM_ACCESS_NOT_SUPPORTED: (
+        "ranges are asked of on-demand download jobs (bitsd set {job} --on-demand before the "
+        "first resume) whose server supports ranges; see the job with bitsd info {job}"
     ),
     codes.BG_E_INVALID_RANGE: "give ranges inside the file, e.g. 0:1000 or 5000:eof",
     codes.BG_E_OVERLAPPING_RANGES: "give ranges that do not overlap",
@@ -191,7 +197,14 @@ _ADVICE: dict[int, Advice] = {
         "the server of {url} answered something bitsd cannot use", _RETRY
     ),
     codes.BG_E_INVALID_RANGE: Advice(
-        "the range asked for is outside the file at {url}", "bitsd cancel {job} and start over"
+        "the range asked for is outside the file at {url}",
+        "bitsd cancel {job} and start over (an on-demand job has dropped that range: bitsd "
+        "resume {job} goes on with the others)",
+    ),
+    codes.BG_E_RANDOM_ACCESS_NOT_SUPPORTED: Advice(
+        "the server of {url} ignores Range requests, so ranges of it cannot be fetched on demand",
+        "use a server that supports ranges, or bitsd cancel {job} and download it whole with "
+        "bitsd transfer {url}",
     ),
     # -- the connection --------------------------------------------------------------------
     codes.BG_E_CONNECT_FAILURE: Advice("cannot connect to the server of {url}", _RETRY),

@@ -1,5 +1,5 @@
 """The commands that change a job: create, add, add-set, resume, suspend, cancel, complete, set,
-replace-prefix and validate (``credentials`` is in :mod:`bitsd.cli.credentials`).
+replace-prefix, validate and ranges (``credentials`` is in :mod:`bitsd.cli.credentials`).
 
 Each is one BITS verb (or a few setters) on the daemon; what the daemon refuses comes back as
 its BITS error, printed as one line with what to do (exit 1; 4 for an unknown job).
@@ -233,6 +233,11 @@ Step = tuple[str, Callable[[RemoteJob], Awaitable[object]]]
     help="Where an upload-reply job's reply goes on complete ('': the name bitsd makes).",
 )
 @click.option(
+    "--on-demand/--no-on-demand",
+    default=None,
+    help="Fetch files by the ranges asked with bitsd ranges (before the first resume only).",
+)
+@click.option(
     "--max-download-size",
     type=params.SIZE,
     help="Most bytes the job may download, e.g. 500MB ('none': no limit; before the first resume).",
@@ -318,6 +323,7 @@ def set_(
     notify_cmd: str | None,
     dynamic: bool | None,
     reply_file: str | None,
+    on_demand: bool | None,
     **http: Any,
 ) -> None:
     """Change JOB's properties (those given; in the order listed).
@@ -353,6 +359,8 @@ def set_(
     if reply_file is not None:
         reply_path = _local(reply_file) if reply_file else None
         steps.append(("reply file", lambda j: j.set_reply_file_name(reply_path)))
+    if on_demand is not None:
+        steps.append(("on-demand mode", lambda j: j.set_on_demand(on_demand)))
     steps.extend(_http_steps(click.get_current_context(), http))
     if not steps:
         raise click.UsageError("nothing to set: give at least one option (see bitsd set --help)")
@@ -490,6 +498,61 @@ def validate(job: str, file: str, valid: bool | None) -> None:
     session.run("validate", body)
 
 
+@click.command()
+@click.argument("job", type=params.JOB)
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--request",
+    "requests",
+    multiple=True,
+    metavar="OFFSET:LENGTH",
+    help=(
+        "Ask for these bytes first (RequestFileRanges); repeat it or separate ranges by commas; "
+        "LENGTH 'eof' runs to the end."
+    ),
+)
+@click.option(
+    "--position",
+    type=click.IntRange(min=0),
+    help="Fill the file's gaps from this offset on (UpdateDownloadPosition).",
+)
+@click.option("--resume", "then_resume", is_flag=True, help="Resume the job afterwards.")
+def ranges(
+    job: str, file: str, requests: tuple[str, ...], position: int | None, then_resume: bool
+) -> None:
+    """Ask for byte ranges of FILE of an on-demand JOB, then print the ranges FILE holds, one
+    OFFSET:LENGTH a line (GetFilledFileRanges).
+
+    FILE is the file's index in bitsd files (from 0) or its local name. The job fetches the
+    ranges asked on its next run (--resume, or bitsd resume JOB) and is SUSPENDED when they
+    are in, TRANSFERRED when the whole file is; a resume with nothing asked fills the gaps
+    from --position on. Make a job on-demand with bitsd set JOB --on-demand before its first
+    resume.
+    """
+    asked = params.parse_ranges(requests) if requests else None
+
+    async def body(manager: Manager, call: Call) -> None:
+        handle = await session.resolve(manager, job, call)
+        index, info = _file_of(await handle.files(), file)
+        if position is not None:
+            await handle.update_download_position(index, position)
+            _note(f"job {handle.id}: {info.local_name} fills its gaps from {position} on")
+        if asked is not None:
+            await handle.request_file_ranges(index, asked)
+            count = len(asked)
+            _note(f"job {handle.id}: asked for {count} range{'s' if count != 1 else ''}")
+        if then_resume:
+            await handle.resume()
+            _note(f"job {handle.id} resumed")
+        filled = await handle.get_filled_file_ranges(index)
+        held = sum(length for _, length in filled)
+        _note(f"{info.local_name}: {held:,} bytes held in {len(filled)} range(s)")
+        for offset, length in filled:
+            click.echo(f"{offset}:{length}")
+
+    session.run("ranges", body)
+
+
 def _file_of(files: list[FileInfo], ref: str) -> tuple[int, FileInfo]:
     """The (index, file) FILE names: an index, a local name, or a base name one file has."""
     if ref.isdigit() and int(ref) < len(files):
@@ -520,4 +583,5 @@ COMMANDS: list[click.Command] = [
     set_,
     replace_prefix,
     validate,
+    ranges,
 ]

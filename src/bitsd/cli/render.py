@@ -222,6 +222,7 @@ def info_table(
         ("no-progress timeout", human_duration(view.no_progress_timeout)),
         ("max download time", human_duration(view.maximum_download_time)),
         ("dynamic content", "yes" if view.dynamic_content else "no"),
+        ("on demand", "yes" if view.on_demand else "no"),
         ("notify flags", f"{int(view.notify_flags)} ({NotifyFlags(view.notify_flags)})"),
         ("notify command", "-" if program is None else f"{program} [{parameters or ''}]"),
         ("max download size", _limit(view.maximum_download_size, human_size)),

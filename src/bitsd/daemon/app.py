@@ -51,6 +51,7 @@ from bitsd.daemon.events import EventHub
 from bitsd.daemon.shapes import (
     auth_pair,
     credentials,
+    download_position,
     file_index,
     file_to_json,
     job_brief_to_json,
@@ -61,6 +62,7 @@ from bitsd.daemon.shapes import (
     page_params,
     prefixes,
     reply_file_name,
+    requested_ranges,
     validation,
     wait_params,
 )
@@ -87,6 +89,16 @@ def build_app(engine: Engine, hub: EventHub, *, stopping: asyncio.Event) -> Star
         Route("/v1/jobs/{id}/files", api.list_files, methods=["GET"]),
         Route("/v1/jobs/{id}/files", api.add_files, methods=["POST"]),
         Route("/v1/jobs/{id}/files/{index}/validation", api.set_validation, methods=["PUT"]),
+        Route(
+            "/v1/jobs/{id}/files/{index}/requested-ranges",
+            api.request_ranges,
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/jobs/{id}/files/{index}/download-position",
+            api.set_download_position,
+            methods=["PUT"],
+        ),
         Route("/v1/jobs/{id}/replace-remote-prefix", api.replace_prefix, methods=["POST"]),
         Route("/v1/jobs/{id}/credentials", api.set_credentials, methods=["PUT"]),
         Route(
@@ -184,6 +196,18 @@ class _Api:
         index = file_index(request.path_params["index"])
         await job.set_validation_state(index, validation(await _body(request)))
         return await _verb_result(job, codes.S_OK)
+
+    async def request_ranges(self, request: Request) -> Response:
+        job = await self._job(request)
+        index = file_index(request.path_params["index"])
+        await job.request_file_ranges(index, requested_ranges(await _body(request)))
+        return _hresult(codes.S_OK)
+
+    async def set_download_position(self, request: Request) -> Response:
+        job = await self._job(request)
+        index = file_index(request.path_params["index"])
+        await job.update_download_position(index, download_position(await _body(request)))
+        return _hresult(codes.S_OK)
 
     async def replace_prefix(self, request: Request) -> Response:
         job = await self._job(request)
@@ -290,7 +314,8 @@ def _hresult(hresult: int) -> Response:
 
 
 async def _files_json(job: Job, start: int = 0) -> list[object]:
-    """The job's files from ``start`` on, each with its ranges and validation state."""
+    """The job's files from ``start`` on, each with its ranges, validation state and filled
+    ranges."""
     files = await job.files()
     return [await file_to_json(job, i, f) for i, f in enumerate(files) if i >= start]
 

@@ -38,14 +38,27 @@ from bitsd._engine import Engine
 from bitsd._errors import BitsError, InvalidArgumentError
 from bitsd._job import Job
 from bitsd._records import ErrorInfo, FileInfo
-from bitsd._wire import JSON, error_info_to_json, error_to_json, file_info_to_json, progress_to_json
+from bitsd._wire import (
+    JSON,
+    error_info_to_json,
+    error_to_json,
+    file_info_to_json,
+    progress_to_json,
+    ranges_to_json,
+)
 from bitsd.daemon import logs
 
 __all__ = ["NOTIFY_METHODS", "EventHub", "Outbox", "RemoteCallback"]
 
 log = logging.getLogger("bitsd.daemon")
 
-NOTIFY_METHODS = ("job_error", "job_transferred", "job_modification", "file_transferred")
+NOTIFY_METHODS = (
+    "job_error",
+    "job_transferred",
+    "job_modification",
+    "file_transferred",
+    "file_ranges_transferred",
+)
 
 # Job events waiting for one connection before older ones are dropped (progress first).
 DEFAULT_OUTBOX_LIMIT = 1000
@@ -145,7 +158,8 @@ class RemoteCallback:
     """The notify interface of one job, living in a client process behind a connection.
 
     It has exactly the methods the client listed (``job_error(job, error)``,
-    ``job_transferred(job)``, ``job_modification(job)``, ``file_transferred(job, file)``): the
+    ``job_transferred(job)``, ``job_modification(job)``, ``file_transferred(job, file)``,
+    ``file_ranges_transferred(job, file, ranges)``): the
     notifier asks ``hasattr`` which ones exist, as BITS would look at a COM object's interface.
     Each call returns the hresult the client answered.
     """
@@ -163,12 +177,16 @@ class RemoteCallback:
             return functools.partial(self._notify, name)
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
-    async def _notify(self, method: str, job: Job, detail: object = None) -> int:
+    async def _notify(
+        self, method: str, job: Job, detail: object = None, ranges: object = None
+    ) -> int:
         message: JSON = {"job": job.id, "method": method}
         if isinstance(detail, ErrorInfo):
             message["error"] = error_info_to_json(detail)
         elif isinstance(detail, FileInfo):
             message["file"] = file_info_to_json(detail)
+        if isinstance(ranges, list):
+            message["ranges"] = ranges_to_json(ranges)
         hresult = await self._connection.call(message)
         logs.event(
             log,

@@ -34,6 +34,7 @@ from bitsd._httpopts import (
 )
 from bitsd._policy import MAX_DESCRIPTION_LENGTH, MAX_DISPLAY_NAME_LENGTH
 from bitsd._ranges import MAX_RANGES_PER_FILE
+from bitsd.daemon.events import NOTIFY_METHODS
 from bitsd.daemon.shapes import (
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
@@ -120,6 +121,14 @@ _JOB_ID = {
     "schema": {"type": "string"},
 }
 
+_FILE_INDEX: JSON = {
+    "name": "index",
+    "in": "path",
+    "required": True,
+    "description": "The file's place in the job, 0 first",
+    "schema": {"type": "integer"},
+}
+
 _SECONDS = {"type": "number", "minimum": 0, "description": "seconds"}
 _UINT = {"type": "integer", "minimum": 0}
 _HRESULT = {"type": "integer", "minimum": 0, "maximum": 0xFFFFFFFF, "description": "unsigned"}
@@ -131,7 +140,7 @@ _ERROR_DETAIL = _object(
         "message": {"type": "string"},
     }
 )
-_NOTIFY_METHODS = ["job_error", "job_transferred", "job_modification", "file_transferred"]
+_NOTIFY_METHODS = list(NOTIFY_METHODS)
 _PATH = {"type": "string", "description": "an absolute path"}
 _OPTIONAL_TEXT = _nullable({"type": "string"})
 _RANGE = {
@@ -143,6 +152,12 @@ _RANGE = {
             "description": f"length; {codes.LENGTH_TO_EOF} (LENGTH_TO_EOF) runs to the end",
         },
     ],
+    "minItems": 2,
+    "maxItems": 2,
+}
+_SPAN = {
+    "type": "array",
+    "prefixItems": [{**_UINT, "description": "offset"}, {**_UINT, "description": "length"}],
     "minItems": 2,
     "maxItems": 2,
 }
@@ -194,6 +209,16 @@ _SCHEMAS: JSON = {
                 "type": "boolean",
                 "description": "SetValidationState(TRUE) was called",
             },
+            "filled_ranges": _nullable(
+                {
+                    "type": "array",
+                    "items": _SPAN,
+                    "description": (
+                        "GetFilledFileRanges: the bytes held, merged and by offset; null for "
+                        "an upload job or a file added with ranges"
+                    ),
+                }
+            ),
         }
     ),
     "ErrorInfo": _object(
@@ -231,6 +256,7 @@ _SCHEMAS: JSON = {
             "no_progress_timeout": _SECONDS,
             "maximum_download_time": _SECONDS,
             "dynamic_content": {"type": "boolean"},
+            "on_demand": {"type": "boolean", "description": "BITS_JOB_PROPERTY_ON_DEMAND_MODE"},
             "error_count": _UINT,
             "progress": _ref("JobProgress"),
             "times": _ref("JobTimes"),
@@ -319,6 +345,10 @@ _SCHEMAS: JSON = {
                 "no_progress_timeout": _SECONDS,
                 "maximum_download_time": {**_SECONDS, "description": "seconds; 0: no limit"},
                 "dynamic_content": {"type": "boolean"},
+                "on_demand": {
+                    "type": "boolean",
+                    "description": "only before Resume; download jobs of http(s) files",
+                },
                 "notify_flags": {"type": "integer", "minimum": 0, "maximum": 0x3F},
                 "notify_cmd_line": _ref("NotifyCmdLine"),
                 "maximum_download_size": _nullable(
@@ -387,6 +417,17 @@ _SCHEMAS: JSON = {
     },
     "FileList": _object({"files": {"type": "array", "items": _ref("ListedFile")}}),
     "Validation": _object({"valid": {"type": "boolean"}}),
+    "RequestedRanges": _object(
+        {
+            "ranges": {
+                "type": "array",
+                "items": _RANGE,
+                "minItems": 1,
+                "description": "may overlap each other and what is held or asked already",
+            }
+        }
+    ),
+    "DownloadPosition": _object({"offset": _UINT}),
     "RemotePrefix": _object(
         {
             "old": {"type": "string", "description": "case-sensitive"},
@@ -489,6 +530,11 @@ _SCHEMAS: JSON = {
                     "method": {"enum": _NOTIFY_METHODS},
                     "error": _ref("ErrorInfo"),
                     "file": _ref("File"),
+                    "ranges": {
+                        "type": "array",
+                        "items": _SPAN,
+                        "description": "file_ranges_transferred: the ranges fetched",
+                    },
                 },
                 required=("type", "call", "job", "method"),
             ),
@@ -623,16 +669,31 @@ _PATHS: JSON = {
             404,
             409,
             body="Validation",
-            parameters=[
-                _JOB_ID,
-                {
-                    "name": "index",
-                    "in": "path",
-                    "required": True,
-                    "description": "The file's place in the job, 0 first",
-                    "schema": {"type": "integer"},
-                },
-            ],
+            parameters=[_JOB_ID, _FILE_INDEX],
+        ),
+    },
+    "/v1/jobs/{id}/files/{index}/requested-ranges": {
+        "post": _operation(
+            "Ask for ranges of a file of an on-demand job, fetched first (RequestFileRanges); "
+            "BG_E_RANDOM_ACCESS_NOT_SUPPORTED when the job is not on-demand, BG_E_INVALID_RANGE "
+            "for a range outside the file",
+            _ok("HResultResult", "S_OK"),
+            400,
+            404,
+            409,
+            body="RequestedRanges",
+            parameters=[_JOB_ID, _FILE_INDEX],
+        ),
+    },
+    "/v1/jobs/{id}/files/{index}/download-position": {
+        "put": _operation(
+            "Where filling an on-demand file's gaps starts (UpdateDownloadPosition)",
+            _ok("HResultResult", "S_OK"),
+            400,
+            404,
+            409,
+            body="DownloadPosition",
+            parameters=[_JOB_ID, _FILE_INDEX],
         ),
     },
     "/v1/jobs/{id}/replace-remote-prefix": {

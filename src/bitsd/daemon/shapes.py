@@ -2,8 +2,9 @@
 
 Rules:
 - A Job is one snapshot of the job (``Job.snapshot``) in the shape of ``bitsd._wire``, plus
-  ``client_key`` (the snapshot has the certificate's path only). A listed File adds ``ranges``
-  and ``validated`` to ``bitsd._wire``'s File.
+  ``client_key`` (the snapshot has the certificate's path only). A listed File adds ``ranges``,
+  ``validated`` and ``filled_ranges`` (null where GetFilledFileRanges answers
+  BG_E_RANDOM_ACCESS_NOT_SUPPORTED) to ``bitsd._wire``'s File.
 - A request body is checked whole before anything is applied: :func:`job_changes` turns a PATCH
   body into setter calls only when every field has a valid type and value (checked with the
   engine's own rules and codes, ``bitsd._httpopts``), and no field conflicts with another or
@@ -43,7 +44,14 @@ from bitsd._policy import (
     MAX_NOTIFY_PROGRAM_LENGTH,
 )
 from bitsd._records import FileInfo, JobSnapshot
-from bitsd._wire import JSON, enum_from_json, file_info_to_json, snapshot_to_json
+from bitsd._wire import (
+    JSON,
+    enum_from_json,
+    file_info_to_json,
+    ranges_from_json,
+    ranges_to_json,
+    snapshot_to_json,
+)
 
 __all__ = [
     "PAGE_LIMIT_DEFAULT",
@@ -55,6 +63,7 @@ __all__ = [
     "NewFiles",
     "auth_pair",
     "credentials",
+    "download_position",
     "file_index",
     "file_to_json",
     "job_brief_to_json",
@@ -66,6 +75,7 @@ __all__ = [
     "page_params",
     "prefixes",
     "reply_file_name",
+    "requested_ranges",
     "validation",
     "wait_params",
 ]
@@ -106,10 +116,19 @@ async def job_brief_to_json(job: Job) -> JSON:
 
 
 async def file_to_json(job: Job, index: int, info: FileInfo) -> JSON:
-    """A File of the job's file list: ``bitsd._wire``'s File with ``ranges`` and ``validated``."""
+    """A File of the job's file list: ``bitsd._wire``'s File with ``ranges``, ``validated``
+    and ``filled_ranges``."""
     body = file_info_to_json(info)
-    body["ranges"] = [[offset, length] for offset, length in await job.get_file_ranges(index)]
+    body["ranges"] = ranges_to_json(await job.get_file_ranges(index))
     body["validated"] = await job.get_validation_state(index)
+    try:
+        filled = await job.get_filled_file_ranges(index)
+    except BitsError as exc:
+        if exc.hresult != codes.BG_E_RANDOM_ACCESS_NOT_SUPPORTED:
+            raise
+        body["filled_ranges"] = None
+    else:
+        body["filled_ranges"] = ranges_to_json(filled)
     return body
 
 
@@ -164,7 +183,7 @@ def new_files(body: object) -> NewFiles:
             if not isinstance(sha256, str):
                 raise InvalidArgumentError(f"{where}.sha256 must be a string, not {_kind(sha256)}")
         if entry.get("ranges") is not None:
-            ranges = _ranges(where, entry["ranges"])
+            ranges = ranges_from_json(entry["ranges"], f"{where}.ranges")
     if sha256 is not None and ranges is not None:
         raise InvalidArgumentError("a file has sha256 or ranges, not both")
     if (sha256 is not None or ranges is not None) and len(pairs) > 1:
@@ -172,25 +191,6 @@ def new_files(body: object) -> NewFiles:
             "a file with sha256 or ranges is added alone: send it in a request of its own"
         )
     return NewFiles(pairs, sha256, ranges)
-
-
-def _ranges(where: str, value: object) -> list[tuple[int, int]]:
-    """``[[offset, length], ...]`` as pairs of integers (their values are the engine's to
-    check, with BITS's codes)."""
-    if not isinstance(value, list):
-        raise InvalidArgumentError(f"{where}.ranges must be a list of [offset, length]")
-    out = []
-    for pair in value:
-        if (
-            not isinstance(pair, list)
-            or len(pair) != 2
-            or not all(isinstance(n, int) and not isinstance(n, bool) for n in pair)
-        ):
-            raise InvalidArgumentError(
-                f"{where}.ranges must be [offset, length] pairs of integers, not {_kind(pair)}"
-            )
-        out.append((pair[0], pair[1]))
-    return out
 
 
 def file_index(text: str) -> int:
@@ -206,10 +206,24 @@ def validation(body: object) -> bool:
     """The ``valid`` of a ``PUT .../files/{index}/validation`` body."""
     fields = object_body(body)
     _only(fields, ("valid",))
-    valid = fields.get("valid")
-    if not isinstance(valid, bool):
-        raise InvalidArgumentError(f"valid must be true or false, not {_kind(valid)}")
-    return valid
+    return _flag("valid", fields.get("valid"))
+
+
+def requested_ranges(body: object) -> list[tuple[int, int]]:
+    """The ``ranges`` of a ``POST .../files/{index}/requested-ranges`` body."""
+    fields = object_body(body)
+    _only(fields, ("ranges",))
+    return ranges_from_json(fields.get("ranges"))
+
+
+def download_position(body: object) -> int:
+    """The ``offset`` of a ``PUT .../files/{index}/download-position`` body."""
+    fields = object_body(body)
+    _only(fields, ("offset",))
+    offset = fields.get("offset")
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        raise InvalidArgumentError(f"offset must be an integer, not {_kind(offset)}")
+    return offset
 
 
 def prefixes(body: object) -> tuple[str, str]:
@@ -320,9 +334,10 @@ def job_changes(body: object, current: JobSnapshot) -> list[Change]:
     """The setter calls of a ``PATCH /v1/jobs/{id}`` body, after checking every field, and the
     fields against each other and against ``current`` (the job now).
 
-    The setters the job's state can refuse come first (``dynamic_content``, ``http_method``,
-    ``maximum_download_size``: BG_E_READ_ONLY_PROPERTY_AFTER_RESUME, all three alike; then
-    ``priority``), so a refusal comes before anything has changed.
+    The setters the job's state can refuse come first (``on_demand``, which the job's files can
+    refuse too, ``dynamic_content``, ``http_method``, ``maximum_download_size``:
+    BG_E_READ_ONLY_PROPERTY_AFTER_RESUME, all four alike; then ``priority``), so a refusal
+    comes before anything has changed.
     """
     fields = object_body(body)
     _only(fields, tuple(_CHECKS))
@@ -333,13 +348,26 @@ def job_changes(body: object, current: JobSnapshot) -> list[Change]:
 
 def _check_conflicts(fields: Mapping[str, Any], current: JobSnapshot) -> None:
     """What the setters would refuse because of another field of the body or of the job: a
-    custom HTTP method with dynamic content, or with a priority other than FOREGROUND."""
+    custom HTTP method with dynamic content, on-demand mode, or a priority other than
+    FOREGROUND; on-demand mode with dynamic content."""
     method = (
         check_http_method(fields["http_method"]) if "http_method" in fields else current.http_method
     )
     dynamic = fields.get("dynamic_content", current.dynamic_content)
+    on_demand = fields.get("on_demand", current.on_demand)
+    changed = {"http_method", "dynamic_content", "on_demand"} & set(fields)
+    if on_demand and dynamic and changed - {"http_method"}:
+        raise BitsError(
+            "on-demand mode does not go with dynamic content",
+            hresult=codes.BG_E_UNSUPPORTED_JOB_CONFIGURATION,
+        )
     if method is None:
         return
+    if on_demand and changed - {"dynamic_content"}:
+        raise BitsError(
+            "a custom HTTP method does not go with on-demand mode",
+            hresult=codes.BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD,
+        )
     if dynamic and ("http_method" in fields or "dynamic_content" in fields):
         raise BitsError(
             "a custom HTTP method does not go with dynamic content",
@@ -389,10 +417,18 @@ def _maximum_download_time(value: object) -> Change:
     )
 
 
-def _dynamic_content(value: object) -> Change:
+def _flag(what: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise InvalidArgumentError(f"dynamic_content must be true or false, not {_kind(value)}")
-    return functools.partial(Job.set_dynamic_content, enabled=value)
+        raise InvalidArgumentError(f"{what} must be true or false, not {_kind(value)}")
+    return value
+
+
+def _dynamic_content(value: object) -> Change:
+    return functools.partial(Job.set_dynamic_content, enabled=_flag("dynamic_content", value))
+
+
+def _on_demand(value: object) -> Change:
+    return functools.partial(Job.set_on_demand, enabled=_flag("on_demand", value))
 
 
 def _notify_flags(value: object) -> Change:
@@ -529,6 +565,7 @@ def _readable_file(what: str, path: object) -> str:
 # PATCH fields and their checks, in the order their setters are applied: first those the
 # job's state can refuse.
 _CHECKS: dict[str, Callable[[object], Change]] = {
+    "on_demand": _on_demand,  # first: the job's files can refuse it too
     "dynamic_content": _dynamic_content,
     "http_method": _http_method,
     "maximum_download_size": _maximum_download_size,
