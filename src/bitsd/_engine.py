@@ -8,9 +8,13 @@ Rules:
   sink after fsync) and the renames of Complete.
 - One task per running job transfers its files in index order, up to ``file_concurrency`` at
   once (files started in order, reported transferred in order, in batches stored in one
-  transaction; the first failure in order stops the job; see ``_transfer_window``); the scheduler
-  loop decides which jobs run (``bitsd._scheduler``), wakes transient-error jobs when their retry
-  delay ends, and enforces MaxDownloadTime and the job inactivity timeout.
+  transaction; the first failure in order stops the job; see ``_transfer_window``); an
+  on-demand job fetches its requested ranges one at a time instead (``bitsd._ondemand``).
+- The scheduler loop decides which jobs run (``bitsd._scheduler``), wakes transient-error jobs
+  when their retry delay ends, and enforces MaxDownloadTime and the job inactivity timeout. A
+  round costs what changed: every record kept goes through ``_keep``, which updates the waiting
+  line and touches the job on the agenda (``bitsd._agenda``); a round looks at touched and due
+  jobs only.
 - A transfer's progress becomes durable at checkpoints: data is fsync'ed, then the offset is
   stored. Stopping a transfer (Suspend, pre-emption, shutdown) checkpoints first.
 - Times in records are on the injected clock's monotonic scale while in memory and are converted
