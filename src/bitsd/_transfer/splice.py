@@ -139,13 +139,12 @@ class PlainStream:
                 fcntl.fcntl(write_end, _F_SETPIPE_SZ, self._pipe_size)
             step_max = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
             src, dst = self.sock.fileno(), sink.fd
-            throttled = isinstance(sink, ThrottledSink)
+            piece = sink.piece if isinstance(sink, ThrottledSink) else None
             unreported = 0
             while rest:
                 step = min(rest, step_max)
-                if throttled:
-                    assert isinstance(sink, ThrottledSink)
-                    step = min(step, sink.piece() or step)
+                if piece is not None:
+                    step = min(step, piece() or step)
                 try:
                     moved = os.splice(src, write_end, step, flags=_SPLICE_IN)
                 except BlockingIOError:
@@ -161,7 +160,7 @@ class PlainStream:
                 _drain(read_end, dst, moved, sink.local_name)
                 rest -= moved
                 unreported += moved
-                if unreported >= self._chunk or throttled:
+                if unreported >= self._chunk or piece is not None:
                     await sink.advance(unreported)
                     unreported = 0
             if unreported:

@@ -134,12 +134,11 @@ class TlsStream:
         read = cast("Callable[[int, memoryview], int]", self._obj.read)
         take = self._take
         fd, local_name = sink.fd, sink.local_name
-        throttled = isinstance(sink, ThrottledSink)
+        piece = sink.piece if isinstance(sink, ThrottledSink) else None
         while count and not self._eof:
             step = min(count, size)
-            if throttled:
-                assert isinstance(sink, ThrottledSink)
-                step = min(step, sink.piece() or step)
+            if piece is not None:
+                step = min(step, piece() or step)
             filled = 0
             while filled < step:
                 try:
