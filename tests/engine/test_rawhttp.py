@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -206,6 +207,39 @@ async def test_tls_connections_are_reused_only_under_the_same_tls_settings(
     for i, d in enumerate(data):
         assert (dest / f"a{i}").read_bytes() == d
         assert (dest / f"b{i}").read_bytes() == d
+
+
+@pytest.mark.parametrize("transport", ["raw", "aiohttp"], indirect=True)
+async def test_unusable_ca_bundle_fails_the_job_as_on_aiohttp(
+    tmp_path: Path, make_engine: EngineFactory, dest: Path
+) -> None:
+    """A CA bundle that holds no certificate, or is gone at run time, fails the job before any
+    request with the same fatal error on both clients: E_INVALIDARG, else the OS error
+    (ERROR_FILE_NOT_FOUND), in GENERAL_TRANSPORT."""
+    pki = Pki(tmp_path / "pki")
+    garbage, gone = tmp_path / "garbage.pem", tmp_path / "gone.pem"
+    garbage.write_text("not a certificate\n")
+    shutil.copyfile(pki.ca_file, gone)
+    async with (
+        FaultServer(ssl=pki.server_context("127.0.0.1")) as server,
+        make_engine() as engine,
+    ):
+        server.add("/f", body(1000))
+        for bundle, code in (
+            (garbage, codes.E_INVALIDARG),
+            (gone, codes.HRESULT_FROM_WIN32(2)),
+        ):
+            job = await engine.create_job(bundle.name)
+            await job.set_ca_bundle(str(bundle))
+            if bundle == gone:
+                gone.unlink()  # after it was checked: gone at run time
+            await job.add_file(server.url("/f"), str(dest / bundle.name))
+            await job.resume()
+            assert await settle(job) is JobState.ERROR
+            err = await job.get_error()
+            assert (err.code, err.context) == (code, ErrorContext.GENERAL_TRANSPORT)
+            assert str(bundle) in err.description
+        assert server.requests == []
 
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
