@@ -129,7 +129,7 @@ class TlsStream:
         unless the server closed the connection early)."""
         size = min(count, self._chunk)
         view = memoryview(bytearray(size))
-        raw = memoryview(bytearray(_RAW_READ))
+        raw = memoryview(bytearray(min(_RAW_READ, count + _READ)))  # small bodies, small reads
         # Given a buffer, SSLObject.read returns the count it wrote (typeshed says bytes).
         read = cast("Callable[[int, memoryview], int]", self._obj.read)
         take = self._take
