@@ -109,7 +109,8 @@ from bitsd._store import SqliteStore, Store
 from bitsd._transfer.base import FileRequest, HttpOptions, Transport
 from bitsd._transfer.http import HttpTransport
 from bitsd._transfer.local import LocalTransport
-from bitsd._transfer.splice import SpliceTransport
+from bitsd._transfer.rawhttp import RawHttpTransport
+from bitsd._transfer.tls import TlsContexts
 from bitsd._upload import Uploads, is_upload
 from bitsd._urls import RemoteKind, check_remote_name, remote_kind
 
@@ -234,21 +235,24 @@ class Engine:
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
             auto_decompress=False,
         )
+        tls = TlsContexts()  # one cache of SSL contexts for both HTTP transports
         self._http = HttpTransport(
             self._session,
             self.clock,
             chunk_size=self.config.chunk_size,
             connect_timeout=self.config.connect_timeout,
             read_timeout=self.config.read_timeout,
+            tls=tls,
         )
         self._local = LocalTransport(chunk_size=self.config.chunk_size)
         self._uploads = Uploads(self, _http_options)  # upload jobs (bitsd._upload)
         self._on_demand = OnDemand(self, _http_options)  # on-demand jobs (bitsd._ondemand)
-        # The zero-copy path for plain HTTP; redirected fetches fall back to aiohttp. Not used
-        # with an injected session: the caller chose the HTTP client.
-        self._splice = SpliceTransport(
+        # bitsd's own HTTP/1.1 client (zero-copy http, large-buffer https); redirected fetches
+        # fall back to aiohttp. Not used with an injected session: the caller chose the client.
+        self._raw = RawHttpTransport(
             self.clock,
             self._http,
+            tls=tls,
             chunk_size=self.config.chunk_size,
             connect_timeout=self.config.connect_timeout,
             read_timeout=self.config.read_timeout,
@@ -308,7 +312,7 @@ class Engine:
             # The next start finds the job QUEUED and resumes it.
             if self._jobs[job_id].state in _RUNNING:
                 self._transition(job_id, Event.REQUEUE)
-        await self._splice.aclose()
+        await self._raw.aclose()
         await self._uploads.close()
         await self._notifier.close()
         await self._cost.close()
@@ -1521,12 +1525,12 @@ class Engine:
         return limit - others
 
     def _transport_for(self, request: FileRequest) -> Transport:
-        """The transport of a file: local copies, the zero-copy path for plain HTTP where it
-        behaves exactly like aiohttp (``SpliceTransport.applies``), aiohttp for the rest."""
+        """The transport of a file: local copies, bitsd's own HTTP client where it behaves
+        exactly like aiohttp (``RawHttpTransport.applies``), aiohttp for the rest."""
         if remote_kind(request.url) is not RemoteKind.HTTP:
             return self._local
-        if self.config.zero_copy and self._own_session and self._splice.applies(request):
-            return self._splice
+        if self.config.zero_copy and self._own_session and self._raw.applies(request):
+            return self._raw
         return self._http
 
     # Called by the sink -------------------------------------------------------------------

@@ -81,8 +81,10 @@ DEFAULT_CHECKPOINT_SECONDS = 2.0
 # 8 hides the round trips of a loopback or LAN server on 2 cores, and stays within the 6-8
 # connections per host that browsers open. 1 restores BITS's strict one-at-a-time.
 DEFAULT_FILE_CONCURRENCY = 8
-# Plain-HTTP bodies move socket → pipe → file with splice(2) where the transfer allows it
-# (bitsd._transfer.splice). bitsd's choice; False keeps every HTTP transfer on aiohttp.
+# bitsd's own HTTP/1.1 client takes the downloads it serves exactly like aiohttp
+# (bitsd._transfer.rawhttp): http:// bodies move socket → pipe → file with splice(2), https://
+# bodies are decrypted into large buffers. bitsd's choice; False keeps every HTTP(S) transfer on
+# aiohttp.
 DEFAULT_ZERO_COPY = True
 # Seconds to wait for a TCP/TLS connection. bitsd's choice (WinHTTP's default is 60).
 DEFAULT_CONNECT_TIMEOUT = 60.0
@@ -181,7 +183,8 @@ class EngineConfig:
         chunk_size: bytes read from the network per write.
         file_concurrency: files of one job transferred at once (see the constant); a job with
             a maximum download size transfers one at a time.
-        zero_copy: use the zero-copy transport for plain HTTP where it applies.
+        zero_copy: use bitsd's own HTTP client (zero-copy http, large-buffer https) where it
+            applies.
         bandwidth_limit: bytes per second for all background jobs together (None: no limit,
             0: background jobs are blocked).
         bandwidth_schedule: a weekly limit for all background jobs together, one limit in

@@ -15,6 +15,7 @@ import bitsd._files
 from bitsd import FakeClock, JobState
 from bitsd.aio import Engine, Job
 from tests.servers.faulty import FaultServer
+from tests.servers.tls import Pki
 
 EngineFactory = Callable[..., contextlib.AbstractAsyncContextManager[Engine]]
 
@@ -22,9 +23,18 @@ DONE = (JobState.TRANSFERRED, JobState.ERROR)
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[FaultServer]:
-    """A fault-injecting HTTP server on 127.0.0.1 in this test's event loop."""
-    async with FaultServer() as s:
+async def server(
+    transport: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[FaultServer]:
+    """A fault-injecting HTTP server on 127.0.0.1 in this test's event loop; HTTPS for the
+    "raw-tls" transport, with a certificate from a private CA that the process trusts
+    (``SSL_CERT_FILE``, which OpenSSL's default trust store reads)."""
+    context = None
+    if transport == "raw-tls":
+        pki = Pki(tmp_path / "server-pki")
+        monkeypatch.setenv("SSL_CERT_FILE", pki.ca_file)
+        context = pki.server_context("127.0.0.1")
+    async with FaultServer(ssl=context) as s:
         yield s
 
 
@@ -50,9 +60,10 @@ def state_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def transport(request: pytest.FixtureRequest) -> str:
-    """The transport of plain-HTTP downloads: "splice" (the engine's default zero-copy path)
-    or "aiohttp" (``zero_copy=False``). Modules that pin both parametrize it indirectly."""
-    return str(getattr(request, "param", "splice"))
+    """How downloads from the ``server`` fixture travel: "raw" (bitsd's own HTTP client over
+    plain HTTP, zero-copy: the engine's default), "raw-tls" (the same client over HTTPS) or
+    "aiohttp" (``zero_copy=False``). Modules that pin several parametrize it indirectly."""
+    return str(getattr(request, "param", "raw"))
 
 
 @pytest.fixture
@@ -65,7 +76,7 @@ def make_engine(state_dir: Path, clock: FakeClock, transport: str) -> EngineFact
             "connect_timeout": 5.0,
             "read_timeout": 5.0,
             "chunk_size": 64 * 1024,
-            "zero_copy": transport == "splice",
+            "zero_copy": transport != "aiohttp",
         }
         settings.update(overrides)
         return Engine(state_dir, clock=clock, **settings)

@@ -11,8 +11,9 @@ from bitsd import ErrorContext, FakeClock, JobState, codes
 from tests.engine.conftest import EngineFactory, advance, body, leftovers, settle
 from tests.servers.faulty import Fault, FaultServer
 
-# The key download behaviours hold on both HTTP transports (zero-copy and aiohttp).
-pytestmark = pytest.mark.parametrize("transport", ["splice", "aiohttp"], indirect=True)
+# The key download behaviours hold on every HTTP transport: bitsd's own client over HTTP
+# (zero-copy) and over HTTPS, and aiohttp.
+pytestmark = pytest.mark.parametrize("transport", ["raw", "raw-tls", "aiohttp"], indirect=True)
 
 
 async def test_download_completes_byte_identical(

@@ -15,8 +15,9 @@ from bitsd import ErrorContext, FakeClock, JobState, codes
 from tests.engine.conftest import EngineFactory, advance, body, settle
 from tests.servers.faulty import Fault, FaultServer
 
-# The key download behaviours hold on both HTTP transports (zero-copy and aiohttp).
-pytestmark = pytest.mark.parametrize("transport", ["splice", "aiohttp"], indirect=True)
+# The key download behaviours hold on every HTTP transport: bitsd's own client over HTTP
+# (zero-copy) and over HTTPS, and aiohttp.
+pytestmark = pytest.mark.parametrize("transport", ["raw", "raw-tls", "aiohttp"], indirect=True)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +50,7 @@ async def test_http_status_classification(
         err = await job.get_error()
         assert err.code == codes.http_error(status)
         assert err.context is ErrorContext.REMOTE_FILE
-        assert err.protocol == "http"
+        assert err.protocol == server.url("/").split(":")[0]
         assert err.file is not None
         assert err.file.remote_name == server.url("/s")
 
@@ -153,14 +154,17 @@ async def test_resume_from_error_retries_at_once(
             await job.get_error()
 
 
-async def test_connection_refused_is_transient(make_engine: EngineFactory, dest: Path) -> None:
+async def test_connection_refused_is_transient(
+    make_engine: EngineFactory, dest: Path, transport: str
+) -> None:
     """Nothing listening on the port: TRANSIENT_ERROR with BG_E_CONNECT_FAILURE."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    scheme = "https" if transport == "raw-tls" else "http"
     async with make_engine() as engine:
         job = await engine.create_job("refused")
-        await job.add_file(f"http://127.0.0.1:{port}/x", str(dest / "x"))
+        await job.add_file(f"{scheme}://127.0.0.1:{port}/x", str(dest / "x"))
         await job.resume()
         assert await settle(job, (JobState.TRANSIENT_ERROR,)) is JobState.TRANSIENT_ERROR
         err = await job.get_error()

@@ -109,7 +109,12 @@ def ca_bundle(path: str, value: int = 0) -> Configure:
 
 # -- TLS ----------------------------------------------------------------------------------
 
+# The TLS options hold on both clients of HTTPS: bitsd's own (the default) and aiohttp (what
+# jobs with proxies or credentials use).
+both_clients = pytest.mark.parametrize("transport", ["raw", "aiohttp"], indirect=True)
 
+
+@both_clients
 async def test_private_ca_is_untrusted_by_default_and_trusted_with_its_bundle(
     pki: Pki, make_engine: EngineFactory, dest: Path
 ) -> None:
@@ -128,6 +133,7 @@ async def test_private_ca_is_untrusted_by_default_and_trusted_with_its_bundle(
         await assert_done(job, dest / "trusted", data)
 
 
+@both_clients
 async def test_ignore_unknown_ca_accepts_any_issuer_but_still_checks_the_name(
     pki: Pki, make_engine: EngineFactory, dest: Path
 ) -> None:
@@ -152,6 +158,7 @@ async def test_ignore_unknown_ca_accepts_any_issuer_but_still_checks_the_name(
         await assert_done(job, dest / "c", data)
 
 
+@both_clients
 async def test_certificate_for_another_host_needs_ignore_cn_invalid(
     pki: Pki, make_engine: EngineFactory, dest: Path
 ) -> None:
@@ -167,6 +174,7 @@ async def test_certificate_for_another_host_needs_ignore_cn_invalid(
         await assert_done(job, dest / "b", data)
 
 
+@both_clients
 async def test_expired_certificate_needs_ignore_date_invalid(
     pki: Pki, make_engine: EngineFactory, dest: Path
 ) -> None:
@@ -190,6 +198,7 @@ async def test_expired_certificate_needs_ignore_date_invalid(
         await assert_done(job, dest / "d", data)
 
 
+@both_clients
 async def test_wrong_usage_needs_ignore_wrong_usage_and_still_checks_the_chain(
     pki: Pki, tmp_path: Path, make_engine: EngineFactory, dest: Path
 ) -> None:
@@ -218,6 +227,7 @@ async def test_wrong_usage_needs_ignore_wrong_usage_and_still_checks_the_chain(
         await assert_error(job, codes.BG_E_TRUST_FAILURE)
 
 
+@both_clients
 async def test_client_certificate(pki: Pki, make_engine: EngineFactory, dest: Path) -> None:
     """A server that requires a client certificate refuses a job without one and serves a
     job with ``set_client_certificate`` (certificate and key in separate PEM files).

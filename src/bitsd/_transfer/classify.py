@@ -23,9 +23,10 @@ Rules:
   HRESULT_FROM_WIN32(ERROR_WINHTTP_REDIRECT_FAILED), all fatal in REMOTE_FILE; an unusable CA
   bundle or client certificate is fatal (the OS error, else E_INVALIDARG); a challenge bitsd
   cannot answer (NTLM without pyspnego) is the HTTP 401/407 error, fatal, saying why.
-- The zero-copy transport (``splice.py``) raises plain socket errors, ``h11`` protocol errors and
-  the two classes defined here, :class:`ConnectFailedError` and :class:`DisconnectedError`; they
-  map to the same codes as aiohttp's connector and disconnection errors.
+- bitsd's own HTTP client (``rawhttp.py``) raises plain socket and ``ssl`` errors, ``h11``
+  protocol errors and the two classes defined here, :class:`ConnectFailedError` and
+  :class:`DisconnectedError`; they map to the same codes as aiohttp's connector and
+  disconnection errors.
 - Failures writing the local file (disk full, permission denied, read-only file system) are fatal
   in LOCAL_FILE, with the OS error as an HRESULT.
 - Upload Acks (MC-BUP, docs/uploads.md), :func:`from_upload_ack`: the code is the Ack's

@@ -2,7 +2,7 @@
 
 Rules (bits-inventory §5.2–§5.4):
 - What a response means for the bytes we hold (Range, If-Range, 206/200/416, a remote that
-  changed) is decided in ``resume.py``, shared with the zero-copy transport (``splice.py``):
+  changed) is decided in ``resume.py``, shared with bitsd's own client (``rawhttp.py``):
   this module sends the requests and moves the bodies.
 - A job with dynamic content downloads whole, from zero, on every try; so does a custom HTTP
   method.
@@ -40,6 +40,7 @@ from bitsd._transfer.resume import (
     validator_of,
     whole,
 )
+from bitsd._transfer.tls import TlsContexts
 
 __all__ = ["HttpTransport", "head_of", "validator_of"]
 
@@ -57,6 +58,7 @@ class HttpTransport:
         clock: for Retry-After dates.
         chunk_size: bytes per read.
         connect_timeout, read_timeout: seconds; a stalled read is a transient BG_E_TIMEOUT.
+        tls: the cache of SSL contexts (default: one of its own).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class HttpTransport:
         chunk_size: int,
         connect_timeout: float,
         read_timeout: float,
+        tls: TlsContexts | None = None,
     ) -> None:
         self._session = session
         self._clock = clock
@@ -74,7 +77,7 @@ class HttpTransport:
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
-        self._exchanger = Exchanger(session, self._timeout)
+        self._exchanger = Exchanger(session, self._timeout, tls=tls)
 
     async def fetch(self, request: FileRequest, sink: Sink) -> None:
         try:

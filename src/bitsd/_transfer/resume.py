@@ -1,5 +1,5 @@
 """What an HTTP answer means for the bytes we hold: the resume decisions every HTTP transport
-shares (aiohttp's in ``http.py``, the zero-copy one in ``splice.py``).
+shares (aiohttp's in ``http.py``, bitsd's own in ``rawhttp.py``).
 
 Rules (bits-inventory §5.2–§5.4):
 - Every request asks for a range (``Range: bytes=OFFSET-``), so range support is known from the

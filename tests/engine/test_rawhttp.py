@@ -1,20 +1,29 @@
-"""The fast paths of issue 7: which transport the engine chooses (the zero-copy one only where it
-behaves exactly like aiohttp), its keep-alive and redirect hand-over, and the files of one job
-transferred several at once with BITS's observable order."""
+"""The fast paths of issue 7: which transport the engine chooses (bitsd's own HTTP client only
+where it behaves exactly like aiohttp), its keep-alive pool and redirect hand-over over HTTP and
+HTTPS, TLS connections kept apart per TLS settings, TLS handshake failures classified as on
+aiohttp, and the files of one job transferred several at once with BITS's observable order."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from bitsd import ErrorContext, FileInfo, JobState, NotifyFlags, codes
+from bitsd._enums import SecurityFlags
 from bitsd._transfer.base import FileRequest, HttpOptions
-from bitsd._transfer.splice import SpliceTransport
+from bitsd._transfer.rawhttp import RawHttpTransport
 from bitsd.aio import Job
 from tests.engine.conftest import EngineFactory, body, settle
 from tests.servers.faulty import Fault, FaultServer
+from tests.servers.tls import Pki
+
+# bitsd's own client over plain HTTP and over HTTPS (the ``server`` fixture follows it).
+both_schemes = pytest.mark.parametrize("transport", ["raw", "raw-tls"], indirect=True)
 
 
 def _request(url: str = "http://127.0.0.1:8000/f", **changes: object) -> FileRequest:
@@ -29,61 +38,75 @@ def _request(url: str = "http://127.0.0.1:8000/f", **changes: object) -> FileReq
         (_request(), True),
         (_request(headers=(("X-Token", "abc"), ("Authorization", "Bearer t"))), True),
         (_request(proxy_usage=1), True),  # NO_PROXY
-        (_request("https://127.0.0.1:8000/f"), False),
+        (_request("https://127.0.0.1:8000/f"), True),
+        (_request("HTTPS://127.0.0.1/f", ca_bundle="/ca.pem", security_flags=0x10), True),
         (_request(method="POST"), False),
         (_request(dynamic=True), False),
         (_request(ranges=((0, 10),)), False),
         (_request(credentials=((0, 1, "u", "p"),)), False),
         (_request(proxy_usage=2, proxy_list="proxy.example:3128"), False),  # OVERRIDE
+        (_request("https://h.example/f", proxy_usage=2, proxy_list="https=p.example"), False),
+        (_request("https://h.example/f", proxy_usage=2, proxy_list="http=p.example"), True),
         (_request(headers=(("Connection", "close"),)), False),
         (_request(headers=(("Transfer-Encoding", "chunked"),)), False),
         (_request("file:///tmp/x"), False),
+        (_request("ftp://127.0.0.1/x"), False),
     ],
     ids=[
         "plain",
         "custom-headers",
         "no-proxy",
         "https",
+        "https-tls-options",
         "post",
         "dynamic",
         "ranges",
         "credentials",
         "proxy",
+        "https-proxy",
+        "https-other-scheme-proxy",
         "hop-header",
         "framing-header",
         "file-url",
+        "other-scheme",
     ],
 )
-def test_zero_copy_applies_only_where_it_behaves_like_aiohttp(
+def test_raw_client_applies_only_where_it_behaves_like_aiohttp(
     request_: FileRequest, applies: bool
 ) -> None:
-    """Plain http:// GETs of whole files, direct, without credentials or framing headers go
-    zero-copy; everything else stays on aiohttp."""
-    assert SpliceTransport.applies(request_) is applies
+    """http:// and https:// GETs of whole files, direct, without credentials or framing
+    headers go through bitsd's own client (TLS options travel in the SSL context); everything
+    else stays on aiohttp."""
+    assert RawHttpTransport.applies(request_) is applies
 
 
 def test_environment_proxy_keeps_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A proxy from the environment (PRECONFIG, the default) sends the file through aiohttp;
-    a host the environment bypasses goes zero-copy."""
+    """A proxy from the environment (PRECONFIG, the default) sends the file through aiohttp,
+    for the scheme it is set for; a host the environment bypasses goes through bitsd's client."""
     monkeypatch.setenv("http_proxy", "http://proxy.example:3128")
     monkeypatch.setenv("no_proxy", "bypassed.example")
-    assert SpliceTransport.applies(_request("http://example.org/f")) is False
-    assert SpliceTransport.applies(_request("http://bypassed.example/f")) is True
+    assert RawHttpTransport.applies(_request("http://example.org/f")) is False
+    assert RawHttpTransport.applies(_request("http://bypassed.example/f")) is True
+    assert RawHttpTransport.applies(_request("https://example.org/f")) is True
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    assert RawHttpTransport.applies(_request("https://example.org/f")) is False
+    assert RawHttpTransport.applies(_request("https://bypassed.example/f")) is True
 
 
-async def test_zero_copy_download_reuses_connections(
+@both_schemes
+async def test_raw_download_reuses_connections(
     server: FaultServer, make_engine: EngineFactory, dest: Path
 ) -> None:
-    """The engine's default plain-HTTP path is the zero-copy one (its requests carry bitsd's
-    own User-Agent); a big body and small ones arrive byte-identical; finished connections wait
-    in the pool for the next request."""
+    """The engine's default HTTP and HTTPS path is bitsd's own client (its requests carry
+    bitsd's own User-Agent); a big body (several buffers) and small ones arrive byte-identical;
+    finished connections wait in the pool for the next request."""
     big = body(3_000_000, 5)
     server.add("/big", big)
     small = [body(16_384 + i, i) for i in range(12)]
     for i, data in enumerate(small):
         server.add(f"/s{i}", data)
     async with make_engine() as engine:
-        job = await engine.create_job("zero copy")
+        job = await engine.create_job("raw client")
         await job.add_file(server.url("/big"), str(dest / "big"))
         await job.add_file_set(
             [(server.url(f"/s{i}"), str(dest / f"s{i}")) for i in range(len(small))]
@@ -91,17 +114,18 @@ async def test_zero_copy_download_reuses_connections(
         await job.resume()
         assert await settle(job) is JobState.TRANSFERRED
         await job.complete()
-        assert sum(len(s) for s in engine._splice._idle.values()) >= 1
+        assert sum(len(s) for s in engine._raw._idle.values()) >= 1
     assert (dest / "big").read_bytes() == big
     for i, data in enumerate(small):
         assert (dest / f"s{i}").read_bytes() == data
     assert {r.headers.get("user-agent") for r in server.requests} == {"bitsd"}
 
 
+@both_schemes
 async def test_redirect_is_handed_to_aiohttp(
     server: FaultServer, make_engine: EngineFactory, dest: Path
 ) -> None:
-    """A 302 on the zero-copy path hands the fetch to aiohttp, which follows it under the
+    """A 302 on bitsd's own client hands the fetch to aiohttp, which follows it under the
     job's redirect policy; the file arrives from the target."""
     data = body(200_000, 3)
     server.add("/target", data)
@@ -119,6 +143,7 @@ async def test_redirect_is_handed_to_aiohttp(
     assert any(a != "bitsd" for a in agents[1:]), "aiohttp asked again"
 
 
+@both_schemes
 async def test_stale_pooled_connection_is_replaced(
     server: FaultServer, make_engine: EngineFactory, dest: Path
 ) -> None:
@@ -132,15 +157,158 @@ async def test_stale_pooled_connection_is_replaced(
         await job.add_file(server.url("/one"), str(dest / "one"))
         await job.resume()
         assert await settle(job) is JobState.TRANSFERRED
-        for socks in engine._splice._idle.values():
-            for sock in socks:
-                sock.shutdown(2)  # as if the server had closed it: EOF on the next read
+        for streams in engine._raw._idle.values():
+            for stream in streams:
+                stream.sock.shutdown(2)  # as if the server had closed it: EOF on the next read
         await job.add_file(server.url("/two"), str(dest / "two"))
         await job.resume()
         assert await settle(job) is JobState.TRANSFERRED
         assert await job.get_error_count() == 0
         await job.complete()
     assert (dest / "two").read_bytes() == second
+
+
+async def test_tls_connections_are_reused_only_under_the_same_tls_settings(
+    tmp_path: Path, make_engine: EngineFactory, dest: Path
+) -> None:
+    """Files of a job share one TLS connection (one handshake for three files); a job with
+    other TLS settings never gets that connection: one that ignores unknown CAs makes its own,
+    and one that trusts only the system store fails with BG_E_TRUST_FAILURE although trusted
+    connections to the same server wait in the pool."""
+    pki = Pki(tmp_path / "pki")
+    context = pki.server_context("127.0.0.1")
+    data = [body(70_000 + i, i) for i in range(3)]
+
+    async def run(engine_job: Job, name: str) -> JobState:
+        await engine_job.set_no_progress_timeout(0)
+        await engine_job.add_file_set(
+            [(server.url(f"/f{i}"), str(dest / f"{name}{i}")) for i in range(len(data))]
+        )
+        await engine_job.resume()
+        return await settle(engine_job)
+
+    async with FaultServer(ssl=context) as server, make_engine(file_concurrency=1) as engine:
+        for i, d in enumerate(data):
+            server.add(f"/f{i}", d)
+        trusted = await engine.create_job("bundle")
+        await trusted.set_ca_bundle(pki.ca_file)
+        assert await run(trusted, "a") is JobState.TRANSFERRED
+        assert context.session_stats()["accept"] == 1
+        lenient = await engine.create_job("ignore unknown CA")
+        await lenient.set_security_flags(SecurityFlags.IGNORE_UNKNOWN_CA)
+        assert await run(lenient, "b") is JobState.TRANSFERRED
+        assert context.session_stats()["accept"] == 2
+        strict = await engine.create_job("system trust")
+        assert await run(strict, "c") is JobState.ERROR
+        assert (await strict.get_error()).code == codes.BG_E_TRUST_FAILURE
+        assert len(server.requests) == 6
+        for job in (trusted, lenient):
+            await job.complete()
+    for i, d in enumerate(data):
+        assert (dest / f"a{i}").read_bytes() == d
+        assert (dest / f"b{i}").read_bytes() == d
+
+
+@pytest.mark.parametrize("transport", ["raw", "aiohttp"], indirect=True)
+async def test_unusable_ca_bundle_fails_the_job_as_on_aiohttp(
+    tmp_path: Path, make_engine: EngineFactory, dest: Path
+) -> None:
+    """A CA bundle that holds no certificate, or is gone at run time, fails the job before any
+    request with the same fatal error on both clients: E_INVALIDARG, else the OS error
+    (ERROR_FILE_NOT_FOUND), in GENERAL_TRANSPORT."""
+    pki = Pki(tmp_path / "pki")
+    garbage, gone = tmp_path / "garbage.pem", tmp_path / "gone.pem"
+    garbage.write_text("not a certificate\n")
+    shutil.copyfile(pki.ca_file, gone)
+    async with (
+        FaultServer(ssl=pki.server_context("127.0.0.1")) as server,
+        make_engine() as engine,
+    ):
+        server.add("/f", body(1000))
+        for bundle, code in (
+            (garbage, codes.E_INVALIDARG),
+            (gone, codes.HRESULT_FROM_WIN32(2)),
+        ):
+            job = await engine.create_job(bundle.name)
+            await job.set_ca_bundle(str(bundle))
+            if bundle == gone:
+                gone.unlink()  # after it was checked: gone at run time
+            await job.add_file(server.url("/f"), str(dest / bundle.name))
+            await job.resume()
+            assert await settle(job) is JobState.ERROR
+            err = await job.get_error()
+            assert (err.code, err.context) == (code, ErrorContext.GENERAL_TRANSPORT)
+            assert str(bundle) in err.description
+        assert server.requests == []
+
+
+Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def tcp_server(serve: Serve) -> AsyncIterator[int]:
+    """A TCP server on 127.0.0.1 running ``serve`` per connection; yields its port."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        try:
+            await serve(reader, writer)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+
+
+async def _close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.transport.abort()
+
+
+async def _never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(30)
+
+
+async def _speak_plain_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    await writer.drain()
+    await asyncio.sleep(30)
+
+
+@pytest.mark.parametrize("transport", ["raw", "aiohttp"], indirect=True)
+@pytest.mark.parametrize(
+    ("serve", "code"),
+    [
+        (_close_at_once, codes.BG_E_CONNECT_FAILURE),
+        (_never_answer, codes.BG_E_TIMEOUT),
+        (_speak_plain_http, codes.BG_E_SECURE_CHANNEL_FAILURE),
+    ],
+    ids=["reset", "silent", "not-tls"],
+)
+async def test_tls_handshake_failures_are_classified_as_on_aiohttp(
+    make_engine: EngineFactory, dest: Path, serve: Serve, code: int
+) -> None:
+    """A server that resets the connection during the TLS handshake, one that never answers
+    it (bounded by the connect timeout) and one that answers in plain HTTP give the same
+    transient errors on bitsd's own client as on aiohttp."""
+    async with tcp_server(serve) as port, make_engine(connect_timeout=0.3) as engine:
+        job = await engine.create_job("handshake")
+        await job.add_file(f"https://127.0.0.1:{port}/f", str(dest / "f"))
+        await job.resume()
+        assert await settle(job, (JobState.TRANSIENT_ERROR,)) is JobState.TRANSIENT_ERROR
+        err = await job.get_error()
+        assert (err.code, err.context) == (code, ErrorContext.GENERAL_TRANSPORT), err.description
 
 
 class FileOrder:

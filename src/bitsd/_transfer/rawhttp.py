@@ -1,0 +1,524 @@
+"""bitsd's own HTTP/1.1 client for plain downloads: h11 parses the head over a raw socket and the
+body moves from the connection straight into the temporary file — zero-copy for http://
+(``splice.py``), decrypted into large buffers for https:// (``tlsstream.py``).
+
+Rules:
+- The engine chooses this transport only where it behaves exactly like the aiohttp one
+  (:meth:`RawHttpTransport.applies`): an ``http://`` or ``https://`` GET of a whole file (no
+  ranges, no dynamic content), reached directly (the job's proxy settings give no proxy for the
+  URL), with no saved credentials (so no challenge can need an answer) and only end-to-end
+  custom headers (none that frames or routes the message: Host, Connection, Content-Length,
+  Transfer-Encoding, TE, Upgrade, Expect, Keep-Alive, Proxy-*). Everything else goes through
+  aiohttp.
+- https: the job's SSL context comes from the cache the aiohttp path uses too
+  (``tls.TlsContexts``), so trust, client certificates and the BG_SSL_IGNORE_* flags are decided
+  in one place; a CA bundle or certificate that cannot be used is classified as on the aiohttp
+  path. Connecting to each address and the TLS handshake are each bounded by the connect
+  timeout; a connection reset or closed during the handshake is a connect failure, as aiohttp's
+  connector reports it.
+- A redirect (3xx with a Location) hands the whole fetch to the fallback transport (aiohttp),
+  which applies the job's redirect policy; nothing has reached the sink then.
+- What a response means (Range, If-Range, 206/200/416, a changed remote) is decided by
+  ``resume.decide``, the same function the aiohttp path uses.
+- The body: bytes that arrived with the head are written through the sink; the connection's
+  stream pours the rest into the sink's file (``Stream.pour``). Chunked bodies are decoded by
+  h11 and written through the sink.
+- Connections are kept alive and reused per (host, port, SSL context) — a TLS connection only
+  for jobs whose TLS settings give the same context — at most ``max_idle`` idle ones per key. A
+  reused connection that the server closed meanwhile is replaced once, before any byte of the
+  answer was seen; a connection whose answer was not read to its exact end is closed.
+- Failures are classified in ``classify.py``: connecting (refused, unreachable, name not
+  resolved, timed out), TLS (untrusted certificate, alerts), reading (reset, closed early,
+  timed out, malformed head); writing the temporary file is a LOCAL_FILE error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import ipaddress
+import os
+import socket
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from typing import Final, Protocol
+
+import h11
+from multidict import CIMultiDict
+from yarl import URL
+
+from bitsd._clock import Clock
+from bitsd._errors import TransferError
+from bitsd._transfer import classify, proxy
+from bitsd._transfer.base import FileRequest, Sink, Transport
+from bitsd._transfer.redirects import REDIRECT_STATUSES
+from bitsd._transfer.resume import (
+    MAX_RESTARTS,
+    Head,
+    bad_response,
+    closed_early,
+    decide,
+    follow,
+    kept_changing,
+    range_headers,
+)
+from bitsd._transfer.splice import DEFAULT_PIPE_SIZE, PlainStream
+from bitsd._transfer.tls import TlsContexts, TlsSettings, TlsSetupError
+from bitsd._transfer.tlsstream import TlsStream
+
+__all__ = ["DEFAULT_MAX_IDLE", "RawHttpTransport", "Stream"]
+
+# Idle keep-alive connections kept per (host, port, SSL context). bitsd's choice: enough for the
+# file_concurrency of several jobs at once, few enough to be polite.
+DEFAULT_MAX_IDLE = 32
+# Bytes read from the connection at once while waiting for a head.
+_HEAD_READ = 64 * 1024
+# Custom headers that frame or route the message: a job that sets one goes through aiohttp.
+_HOP_HEADERS: Final = frozenset(
+    {
+        "host",
+        "connection",
+        "content-length",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+    }
+)
+_USER_AGENT: Final = "bitsd"
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# The environment variables that decide a PRECONFIG proxy for http:// and https:// URLs.
+_PROXY_VARIABLES: Final = (
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+)
+
+
+class Stream(Protocol):
+    """One connection's bytes: plain TCP (``splice.PlainStream``) or TLS over it
+    (``tlsstream.TlsStream``)."""
+
+    @property
+    def sock(self) -> socket.socket:
+        """The TCP socket."""
+        ...
+
+    def close(self) -> None: ...
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def recv(self, size: int) -> bytes:
+        """Up to ``size`` bytes; b"" at EOF. Waits at most the read timeout."""
+        ...
+
+    async def pour(self, sink: Sink, count: int) -> int:
+        """Move up to ``count`` body bytes into the sink's file; returns the bytes left (0
+        unless the server closed the connection early)."""
+        ...
+
+    def alive(self) -> bool:
+        """Whether an idle connection can carry another request."""
+        ...
+
+
+_Key = tuple[str, int, ssl.SSLContext | None]
+
+
+@functools.lru_cache(maxsize=1024)
+def _direct(
+    usage: int,
+    proxy_list: str | None,
+    bypass: str | None,
+    scheme: str,
+    host: str,
+    port: int,
+    environment: tuple[str | None, ...],
+) -> bool:
+    """Whether a URL on ``host:port`` is reached without a proxy. Cached: the answer depends
+    only on the arguments (``environment`` holds the proxy variables it reads)."""
+    del environment  # part of the cache key only
+    try:
+        route = proxy.candidates(
+            usage, proxy_list, bypass, URL.build(scheme=scheme, host=host, port=port)
+        )
+    except (ValueError, TypeError):
+        return False  # aiohttp reports what is wrong with it
+    return all(c.proxy is None for c in route)
+
+
+class _Redirected(Exception):  # noqa: N818 - a signal to hand over, not an error
+    """The answer is a redirect: the fallback transport takes the fetch."""
+
+
+class _Stale(Exception):  # noqa: N818 - a signal to reconnect, not an error
+    """A reused connection was closed by the server before it answered."""
+
+
+class _Connection:
+    """One keep-alive connection."""
+
+    __slots__ = ("key", "reusable", "reused", "stream")
+
+    def __init__(self, stream: Stream, key: _Key, *, reused: bool) -> None:
+        self.stream = stream
+        self.key = key
+        self.reused = reused
+        self.reusable = False
+
+
+class RawHttpTransport:
+    """Fetches http:// and https:// files over raw sockets (see the module rules).
+
+    Args:
+        clock: for Retry-After dates.
+        fallback: the transport that takes redirected fetches (aiohttp's).
+        tls: the cache of SSL contexts (shared with the aiohttp path).
+        chunk_size: bytes between two progress reports.
+        connect_timeout, read_timeout: seconds; a stalled read is a transient BG_E_TIMEOUT.
+        pipe_size: bytes asked for the splice pipe (F_SETPIPE_SZ); the kernel may give less.
+        max_idle: idle connections kept per (host, port, SSL context).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        fallback: Transport,
+        *,
+        tls: TlsContexts,
+        chunk_size: int,
+        connect_timeout: float,
+        read_timeout: float,
+        pipe_size: int = DEFAULT_PIPE_SIZE,
+        max_idle: int = DEFAULT_MAX_IDLE,
+    ) -> None:
+        self._clock = clock
+        self._fallback = fallback
+        self._tls = tls
+        self._chunk = chunk_size
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._pipe_size = pipe_size
+        self._max_idle = max_idle
+        self._idle: dict[_Key, list[Stream]] = {}
+
+    @staticmethod
+    def applies(request: FileRequest) -> bool:
+        """Whether this transport fetches ``request`` exactly as the aiohttp one would."""
+        options = request.options
+        if request.dynamic or request.ranges is not None or options.credentials:
+            return False
+        if options.method.upper() != "GET":
+            return False
+        scheme = request.url[: request.url.find(":")].lower()
+        if scheme not in _DEFAULT_PORTS:
+            return False
+        if any(name.lower() in _HOP_HEADERS for name, _ in options.headers):
+            return False
+        try:
+            url = URL(request.url)
+        except (ValueError, TypeError):
+            return False  # aiohttp reports what is wrong with it
+        if not url.raw_host:
+            return False
+        environment = tuple(os.environ.get(name) for name in _PROXY_VARIABLES)
+        return _direct(
+            options.proxy_usage,
+            options.proxy_list,
+            options.proxy_bypass,
+            scheme,
+            url.raw_host,
+            url.port or _DEFAULT_PORTS[scheme],
+            environment,
+        )
+
+    async def aclose(self) -> None:
+        """Close the idle connections."""
+        for streams in self._idle.values():
+            for stream in streams:
+                stream.close()
+        self._idle.clear()
+
+    async def fetch(self, request: FileRequest, sink: Sink) -> None:
+        try:
+            await self._fetch(request, sink)
+        except _Redirected:
+            await self._fallback.fetch(request, sink)
+        except TransferError:
+            raise
+        except TlsSetupError as exc:
+            raise classify.from_option_error(exc, url=request.url) from exc
+        except (OSError, TimeoutError, h11.ProtocolError) as exc:
+            raise classify.from_network_exception(exc, url=request.url) from exc
+
+    async def _fetch(self, request: FileRequest, sink: Sink) -> None:
+        url = request.url
+        target = URL(url)
+        context = None
+        if target.scheme == "https":
+            context = self._tls.context_for(TlsSettings.of(request.options))
+        validator = request.validator
+        total = request.bytes_total
+        for _ in range(MAX_RESTARTS + 1):
+            offset = sink.offset
+            ours = range_headers(offset, validator)
+            async with self._exchange(target, context, request.options.headers, ours) as (
+                conn,
+                head,
+                early,
+            ):
+                if head.status in REDIRECT_STATUSES and "Location" in head.headers:
+                    raise _Redirected
+                answer = decide(
+                    head,
+                    url=url,
+                    offset=offset,
+                    total=total,
+                    validator=validator,
+                    now_wall=self._clock.wall(),
+                )
+                if not answer.take_body:
+                    # Keep the connection if the (small) body came with the head.
+                    conn.reusable = head.content_length == len(early.trailing_data[0])
+
+                async def stream(end: int | None, conn: _Connection = conn) -> None:
+                    await self._body(conn, head, early, sink, end, url)
+
+                if await follow(answer, sink, stream):
+                    return
+                total, validator = None, None
+        raise kept_changing(url)
+
+    # -- one request -----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _exchange(
+        self,
+        url: URL,
+        context: ssl.SSLContext | None,
+        custom: Sequence[tuple[str, str]],
+        ours: dict[str, str],
+    ) -> AsyncIterator[tuple[_Connection, Head, h11.Connection]]:
+        """Send a GET with the job's ``custom`` headers and ``ours`` (which win, as on the
+        aiohttp path) on a pooled or new connection, and yield it with the answer's head and
+        the h11 state holding the body bytes that came with it. The connection goes back to the
+        pool afterwards if the body was read to its exact end."""
+        host = url.raw_host or ""
+        default_port = _DEFAULT_PORTS[url.scheme]
+        port = url.port or default_port
+        key: _Key = (host.lower(), port, context)
+        authority = f"[{host}]" if ":" in host else host
+        if port != default_port:
+            authority += f":{port}"
+        target = url.raw_path_qs or "/"
+        fields = {
+            "host": ("Host", authority),
+            "user-agent": ("User-Agent", _USER_AGENT),
+            "accept": ("Accept", "*/*"),
+            "accept-encoding": ("Accept-Encoding", "identity"),
+        }
+        for name, value in (*custom, *ours.items()):
+            fields[name.lower()] = (name, value)
+        sent = list(fields.values())
+        conn = self._pooled(key)
+        while True:
+            if conn is None:
+                conn = _Connection(await self._connect(host, port, context), key, reused=False)
+            try:
+                parser, head = await self._request(conn, target, sent)
+            except _Stale:
+                conn.stream.close()
+                conn = None
+                continue
+            except BaseException:
+                conn.stream.close()
+                raise
+            break
+        try:
+            yield conn, head, parser
+        finally:
+            if conn.reusable and head.headers.get("Connection", "").lower() != "close":
+                self._release(conn)
+            else:
+                conn.stream.close()
+
+    async def _request(
+        self, conn: _Connection, target: str, headers: list[tuple[str, str]]
+    ) -> tuple[h11.Connection, Head]:
+        parser = h11.Connection(h11.CLIENT)
+        data = parser.send(h11.Request(method="GET", target=target, headers=headers))
+        assert data is not None
+        stream = conn.stream
+        try:
+            await stream.send(data + (parser.send(h11.EndOfMessage()) or b""))
+        except (BrokenPipeError, ConnectionResetError):
+            if conn.reused:
+                raise _Stale from None
+            raise
+        got_any = False
+        while True:
+            event = parser.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    chunk = await stream.recv(_HEAD_READ)
+                except ConnectionResetError:
+                    if conn.reused and not got_any:
+                        raise _Stale from None
+                    raise
+                if not chunk:
+                    if conn.reused and not got_any:
+                        raise _Stale
+                    raise classify.DisconnectedError(
+                        "the server closed the connection before its answer"
+                    )
+                got_any = True
+                parser.receive_data(chunk)
+                continue
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                fields: CIMultiDict[str] = CIMultiDict(
+                    (name.decode("latin-1"), value.decode("latin-1"))
+                    for name, value in event.headers
+                )
+                length_text = fields.get("Content-Length")
+                chunked = "chunked" in fields.get("Transfer-Encoding", "").lower()
+                length = int(length_text) if length_text is not None and not chunked else None
+                if event.http_version != b"1.1":
+                    fields.setdefault("Connection", "close")
+                return parser, Head(event.status_code, fields, length)
+            raise classify.DisconnectedError(  # pragma: no cover - h11 gives nothing else here
+                "the server closed the connection before its answer"
+            )
+
+    # -- bodies ----------------------------------------------------------------------------
+
+    async def _body(
+        self,
+        conn: _Connection,
+        head: Head,
+        parser: h11.Connection,
+        sink: Sink,
+        end: int | None,
+        url: str,
+    ) -> None:
+        length = head.content_length
+        start = sink.offset
+        if length is None:
+            await self._framed_body(conn, parser, sink, end, url)
+            return
+        if end is not None and start + length > end:
+            raise bad_response(url, "the server sent more bytes than it announced")
+        early = parser.trailing_data[0]
+        if len(early) > length:
+            raise bad_response(url, "the server sent more bytes than it announced")
+        if early:
+            await sink.write(early)
+        rest = length - len(early)
+        if rest:
+            rest = await conn.stream.pour(sink, rest)
+        if end is not None and sink.offset != end:
+            raise closed_early(url, sink.offset, end)
+        conn.reusable = rest == 0
+
+    async def _framed_body(
+        self, conn: _Connection, parser: h11.Connection, sink: Sink, end: int | None, url: str
+    ) -> None:
+        """A body without Content-Length (chunked, or to the close), decoded by h11."""
+        while True:
+            event = parser.next_event()
+            if event is h11.NEED_DATA:
+                parser.receive_data(await conn.stream.recv(_HEAD_READ))
+                continue
+            if isinstance(event, h11.Data):
+                if end is not None and sink.offset + len(event.data) > end:
+                    raise bad_response(url, "the server sent more bytes than it announced")
+                await sink.write(bytes(event.data))
+                continue
+            break
+        if end is not None and sink.offset != end:
+            raise closed_early(url, sink.offset, end)
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _pooled(self, key: _Key) -> _Connection | None:
+        streams = self._idle.get(key)
+        while streams:
+            stream = streams.pop()
+            if stream.alive():
+                return _Connection(stream, key, reused=True)
+            stream.close()
+        return None
+
+    def _release(self, conn: _Connection) -> None:
+        streams = self._idle.setdefault(conn.key, [])
+        if len(streams) >= self._max_idle:
+            conn.stream.close()
+            return
+        streams.append(conn.stream)
+
+    async def _connect(self, host: str, port: int, context: ssl.SSLContext | None) -> Stream:
+        """A new connection to ``host:port``, TLS with ``context`` if it is not None."""
+        plain = PlainStream(
+            await self._connect_tcp(host, port),
+            read_timeout=self._read_timeout,
+            chunk_size=self._chunk,
+            pipe_size=self._pipe_size,
+        )
+        if context is None:
+            return plain
+        secure = TlsStream(plain, context, host, chunk_size=self._chunk)
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                await secure.handshake()
+        except (ssl.SSLError, TimeoutError):
+            secure.close()
+            raise
+        except OSError as exc:  # reset or closed during the handshake: as aiohttp's connector
+            secure.close()
+            raise classify.ConnectFailedError(
+                exc.errno or 0, f"cannot connect to {host}:{port}: {exc}"
+            ) from exc
+        except BaseException:
+            secure.close()
+            raise
+        return secure
+
+    async def _connect_tcp(self, host: str, port: int) -> socket.socket:
+        loop = asyncio.get_running_loop()
+        try:
+            ipaddress.ip_address(host)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            addresses: list[tuple[socket.AddressFamily, tuple[str, int]]] = [(family, (host, port))]
+        except ValueError:
+            async with asyncio.timeout(self._connect_timeout):
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            addresses = [(info[0], info[4][:2]) for info in infos]  # type: ignore[misc]
+        failure: OSError | None = None
+        for family, address in addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    await loop.sock_connect(sock, address)
+            except OSError as exc:
+                sock.close()
+                failure = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        raise classify.ConnectFailedError(
+            failure.errno if failure is not None else 0,
+            f"cannot connect to {host}:{port}: {failure}",
+        )
