@@ -23,8 +23,8 @@ Rules:
   HRESULT_FROM_WIN32(ERROR_WINHTTP_REDIRECT_FAILED), all fatal in REMOTE_FILE; an unusable CA
   bundle or client certificate is fatal (the OS error, else E_INVALIDARG); a challenge bitsd
   cannot answer (NTLM without pyspnego) is the HTTP 401/407 error, fatal, saying why.
-- bitsd's own HTTP client (``rawhttp.py``) raises plain socket and ``ssl`` errors, ``h11``
-  protocol errors and the two classes defined here, :class:`ConnectFailedError` and
+- bitsd's own HTTP client (``rawhttp.py``) raises plain socket and ``ssl`` errors, httptools'
+  parser errors and the two classes defined here, :class:`ConnectFailedError` and
   :class:`DisconnectedError`; they map to the same codes as aiohttp's connector and
   disconnection errors.
 - Failures writing the local file (disk full, permission denied, read-only file system) are fatal
@@ -51,7 +51,7 @@ import ssl
 from collections.abc import Mapping
 
 import aiohttp
-import h11
+import httptools
 
 from bitsd import codes
 from bitsd._enums import ErrorContext
@@ -193,7 +193,7 @@ def from_network_exception(exc: BaseException, *, url: str) -> TransferError:
         exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | DisconnectedError
     ):
         return err(codes.BG_E_CONNECTION_CLOSED, True)
-    if isinstance(exc, h11.ProtocolError):
+    if isinstance(exc, httptools.HttpParserError):
         return err(codes.BG_E_INVALID_SERVER_RESPONSE, True)
     if isinstance(exc, aiohttp.ClientOSError | ConnectionError):
         return err(codes.BG_E_RECEIVE_FAILURE, True)
