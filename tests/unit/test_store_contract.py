@@ -463,3 +463,32 @@ def test_sqlite_put_job_is_all_or_nothing(tmp_path: Path) -> None:
         assert ([make_job()], {JOB_ID: [make_file(0)]}) == (snapshot.jobs, snapshot.files)
     finally:
         store.close()
+
+
+def test_rows_are_the_plain_values_of_every_field() -> None:
+    """The precomputed row makers give exactly what converting every field does (enums and
+    bools as integers, tuples as JSON, None and the rest as they are)."""
+    from bitsd._store import sqlite as module
+
+    def plain(record: object, names: list[str]) -> list[object]:
+        return [module._plain(getattr(record, n)) for n in names]
+
+    bare = JobRecord(
+        id=JOB_ID,
+        display_name="",
+        type=JobType.DOWNLOAD,
+        state=JobState.SUSPENDED,
+        creation_time=0.0,
+        modification_time=0.0,
+    )
+    for job in (make_job(), bare):
+        errors = (
+            plain(job.error, module._ERROR_FIELDS)
+            if job.error is not None
+            else [None] * len(module._ERROR_FIELDS)
+        )
+        assert list(module._job_row(job)) == plain(job, module._JOB_FIELDS) + errors
+    for f in (make_file(0), make_file(1, ranges=((0, 10), (20, 5)))):
+        assert list(module._file_row(f)) == plain(f, module._FILE_FIELDS)
+    note = make_note()
+    assert module._NOTE_ROW(note) == plain(note, module._NOTE_FIELDS)
