@@ -1,9 +1,10 @@
 """``python -m bitsd URL... -d DIR``: download files through an in-process engine.
 
-A small front end to the engine until the daemon and its CLI exist: it creates one job with every
-URL, resumes it, prints progress, Completes it on success and reports the BITS error otherwise.
-Jobs persist in ``--state-dir``, so an interrupted run continues where it stopped when started
-again with the same arguments.
+The first command of the README: a front end to the engine in this process, with no daemon (the
+``bitsd`` command line goes through the daemon). It creates one job with every URL, resumes it,
+prints progress, Completes it on success and reports the BITS error otherwise. Jobs persist in
+``--state-dir``, so an interrupted run continues where it stopped when started again with the
+same arguments.
 """
 
 from __future__ import annotations
