@@ -1,12 +1,9 @@
-"""How bitsd's own HTTP client reads answers a FaultServer cannot send: a 1xx before the answer,
-a head that is not HTTP, a 206 whose body is chunked (whole or cut short), a body that ends
-with the connection; and the request it writes (no header injection)."""
+"""How bitsd's own HTTP client reads answers a FaultServer cannot send (tests.servers.raw): a 1xx
+before the answer, a head that is not HTTP, a 206 whose body is chunked (whole or cut short), a
+body that ends with the connection; and the request it writes (no header injection)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ import pytest
 from bitsd import JobState, codes
 from bitsd._transfer.rawhttp import _request_bytes
 from tests.engine.conftest import EngineFactory, advance, body, settle
+from tests.servers.raw import RawServer
 
 # bitsd's own client over plain HTTP (the scripted server speaks no TLS).
 raw = pytest.mark.parametrize("transport", ["raw"], indirect=True)
@@ -26,50 +24,10 @@ HEAD_206 = (
 )
 
 
-class ScriptedServer:
-    """A loopback TCP server that answers the n-th request with the n-th scripted reply (bytes,
-    then the connection closes if the reply says so) and records each request's head."""
-
-    def __init__(self, replies: list[tuple[bytes, bool]]) -> None:
-        self.replies = replies
-        self.requests: list[str] = []
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> ScriptedServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        with contextlib.suppress(Exception):
-            await self._server.wait_closed()
-
-    def url(self, path: str = "/f") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                self.requests.append(head.decode("latin-1"))
-                reply, close = self.replies[min(len(self.requests), len(self.replies)) - 1]
-                writer.write(reply)
-                await writer.drain()
-                if close:
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-
-@contextlib.asynccontextmanager
-async def scripted(replies: list[tuple[bytes, bool]]) -> AsyncIterator[ScriptedServer]:
-    async with ScriptedServer(replies) as server:
-        yield server
+def scripted(replies: list[bytes]) -> RawServer:
+    """A loopback server that answers the n-th connection with ``replies[n - 1]`` (the last
+    one again after that), then closes it."""
+    return RawServer(lambda head, n: replies[min(n, len(replies)) - 1])
 
 
 def chunked(data: bytes, *, pieces: int = 3, end: bool = True) -> bytes:
@@ -88,9 +46,9 @@ async def test_an_informational_answer_before_the_real_one_is_skipped(
     """A 103 Early Hints (in its own packet, then with the answer) is not the answer."""
     answer = HEAD_206.encode() + DATA
     hints = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
-    async with scripted([(hints + answer, False)]) as server, make_engine() as engine:
+    async with scripted([hints + answer]) as server, make_engine() as engine:
         job = await engine.create_job("hints")
-        await job.add_file(server.url(), str(dest / "f"))
+        await job.add_file(server.url("/f"), str(dest / "f"))
         await job.resume()
         assert await settle(job) is JobState.TRANSFERRED
         await job.complete()
@@ -102,10 +60,10 @@ async def test_an_answer_that_is_not_http_is_an_invalid_server_response(
     make_engine: EngineFactory, dest: Path
 ) -> None:
     """Garbage instead of a status line: BG_E_INVALID_SERVER_RESPONSE, transient."""
-    garbage = [(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", True)]
+    garbage = [b"SSH-2.0-OpenSSH_9.2\r\n\r\n"]
     async with scripted(garbage) as server, make_engine() as engine:
         job = await engine.create_job("garbage")
-        await job.add_file(server.url(), str(dest / "f"))
+        await job.add_file(server.url("/f"), str(dest / "f"))
         await job.resume()
         assert await settle(job, (JobState.TRANSIENT_ERROR,)) is JobState.TRANSIENT_ERROR
         assert (await job.get_error()).code == codes.BG_E_INVALID_SERVER_RESPONSE
@@ -130,16 +88,16 @@ async def test_a_partial_answer_without_length_is_decoded_into_place(
         ).encode() + chunked(rest)
     else:
         partial = ("HTTP/1.0 206 Partial Content\r\n" + content_range + "\r\n").encode() + rest
-    async with scripted([(first, True), (partial, framing != "chunked")]) as server:
+    async with scripted([first, partial]) as server:
         async with make_engine(default_minimum_retry_delay=5) as engine:
             job = await engine.create_job("chunked resume")
-            await job.add_file(server.url(), str(dest / "f"))
+            await job.add_file(server.url("/f"), str(dest / "f"))
             await job.resume()
             assert await settle(job, (JobState.TRANSIENT_ERROR,)) is JobState.TRANSIENT_ERROR
             await advance(clock, 10)  # type: ignore[arg-type]
             assert await settle(job) is JobState.TRANSFERRED
             await job.complete()
-        assert "Range: bytes=20000-" in server.requests[1]
+        assert b"Range: bytes=20000-" in server.heads[1]
     assert (dest / "f").read_bytes() == DATA
 
 
@@ -154,17 +112,17 @@ async def test_a_chunked_body_cut_short_is_a_closed_connection(
         "HTTP/1.1 206 Partial Content\r\nTransfer-Encoding: chunked\r\n"
         f'Content-Range: bytes 20000-{len(DATA) - 1}/{len(DATA)}\r\nETag: "v1"\r\n\r\n'
     ).encode() + chunked(DATA[20_000:30_000], end=False)
-    async with scripted([(first, True), (cut, True)]) as server:
+    async with scripted([first, cut]) as server:
         async with make_engine(default_minimum_retry_delay=5) as engine:
             job = await engine.create_job("chunked cut")
-            await job.add_file(server.url(), str(dest / "f"))
+            await job.add_file(server.url("/f"), str(dest / "f"))
             await job.resume()
             assert await settle(job, (JobState.TRANSIENT_ERROR,)) is JobState.TRANSIENT_ERROR
             await job.resume()
             assert await settle(job, (JobState.TRANSIENT_ERROR,)) is JobState.TRANSIENT_ERROR
             assert (await job.get_error()).code == codes.BG_E_CONNECTION_CLOSED
             assert (await job.get_progress()).bytes_transferred >= 20_000
-        assert len(server.requests) == 2
+        assert len(server.heads) == 2
 
 
 def test_the_request_refuses_cr_lf_and_nul() -> None:

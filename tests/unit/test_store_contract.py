@@ -61,6 +61,18 @@ def make_job(job_id: str = JOB_ID, **changes: object) -> JobRecord:
     return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
 
 
+def bare_job() -> JobRecord:
+    """A job with only the fields that have no default."""
+    return JobRecord(
+        id=JOB_ID,
+        display_name="",
+        type=JobType.DOWNLOAD,
+        state=JobState.SUSPENDED,
+        creation_time=0.0,
+        modification_time=0.0,
+    )
+
+
 def make_file(index: int, job_id: str = JOB_ID, **changes: object) -> FileRecord:
     """A file record with non-default values."""
     record = FileRecord(
@@ -145,14 +157,7 @@ def test_job_round_trip_with_every_field_set(store: Store) -> None:
 
 def test_job_round_trip_with_nones_and_defaults(store: Store) -> None:
     """Fields that are None (no error, no retry time, no program) come back as None."""
-    job = JobRecord(
-        id=JOB_ID,
-        display_name="",
-        type=JobType.DOWNLOAD,
-        state=JobState.SUSPENDED,
-        creation_time=0.0,
-        modification_time=0.0,
-    )
+    job = bare_job()
     store.put_job(job)
     assert [job] == store.load().jobs
 
@@ -473,15 +478,7 @@ def test_rows_are_the_plain_values_of_every_field() -> None:
     def plain(record: object, names: list[str]) -> list[object]:
         return [module._plain(getattr(record, n)) for n in names]
 
-    bare = JobRecord(
-        id=JOB_ID,
-        display_name="",
-        type=JobType.DOWNLOAD,
-        state=JobState.SUSPENDED,
-        creation_time=0.0,
-        modification_time=0.0,
-    )
-    for job in (make_job(), bare):
+    for job in (make_job(), bare_job()):
         errors = (
             plain(job.error, module._ERROR_FIELDS)
             if job.error is not None
