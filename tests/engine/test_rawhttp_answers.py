@@ -1,6 +1,7 @@
 """How bitsd's own HTTP client reads answers a FaultServer cannot send (tests.servers.raw): a 1xx
-before the answer, a head that is not HTTP, a 206 whose body is chunked (whole or cut short), a
-body that ends with the connection; and the request it writes (no header injection)."""
+before the answer, a head that is not HTTP, bytes after the answer, a 206 whose body is chunked
+(whole or cut short), a body that ends with the connection; and the request it writes (no
+header injection)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,22 @@ async def test_an_answer_that_is_not_http_is_an_invalid_server_response(
         await job.resume()
         assert await settle(job, (JobState.TRANSIENT_ERROR,)) is JobState.TRANSIENT_ERROR
         assert (await job.get_error()).code == codes.BG_E_INVALID_SERVER_RESPONSE
+
+
+@raw
+async def test_bytes_after_the_answer_are_an_invalid_server_response(
+    make_engine: EngineFactory, dest: Path
+) -> None:
+    """A second answer glued after the first one's body (more bytes than announced):
+    BG_E_INVALID_SERVER_RESPONSE, transient, and nothing of it is kept as the file."""
+    extra = HEAD_206.encode() + DATA + b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"
+    async with scripted([extra]) as server, make_engine() as engine:
+        job = await engine.create_job("extra")
+        await job.add_file(server.url("/f"), str(dest / "f"))
+        await job.resume()
+        assert await settle(job, (JobState.TRANSIENT_ERROR,)) is JobState.TRANSIENT_ERROR
+        assert (await job.get_error()).code == codes.BG_E_INVALID_SERVER_RESPONSE
+        assert (await job.get_progress()).bytes_transferred == 0
 
 
 @raw

@@ -168,48 +168,46 @@ class _Stale(Exception):  # noqa: N818 - a signal to reconnect, not an error
 
 
 class _Answer:
-    """httptools' callbacks for one answer: the fields of its head (of the last head, after a
-    1xx), and the body bytes parsed and not yet taken."""
+    """One answer being read: its httptools parser and the parser's callbacks, which keep the
+    fields of the answer's head (a 1xx answer before it is skipped) and the body bytes parsed
+    and not yet taken. Bytes after the end of the answer are a parser error."""
 
-    __slots__ = ("body", "complete", "fields", "head_complete")
+    __slots__ = ("body", "complete", "fields", "head_complete", "informational", "parser")
 
     def __init__(self) -> None:
         self.fields: list[tuple[str, str]] = []
         self.head_complete = False
+        self.informational = False
         self.body: list[bytes] = []
         self.complete = False
+        self.parser = httptools.HttpResponseParser(self)
 
     def on_message_begin(self) -> None:
+        if self.complete:
+            raise httptools.HttpParserError("the server sent bytes after the end of its answer")
         self.fields = []
-        self.head_complete = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.fields.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
-        self.head_complete = True
+        self.informational = 100 <= self.parser.get_status_code() < 200
+        self.head_complete = not self.informational
 
     def on_body(self, data: bytes) -> None:
         self.body.append(bytes(data))
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        if self.informational:
+            self.informational = False  # the real answer follows
+        else:
+            self.complete = True
 
     def take(self) -> bytes:
         """The body bytes parsed since the last call."""
         data = b"".join(self.body)
         self.body.clear()
         return data
-
-
-class _Exchange:
-    """An answer being read: its parser, its callbacks, and the head once parsed."""
-
-    __slots__ = ("answer", "parser")
-
-    def __init__(self) -> None:
-        self.answer = _Answer()
-        self.parser = httptools.HttpResponseParser(self.answer)
 
 
 def _request_bytes(target: str, fields: list[tuple[str, str]]) -> bytes:
@@ -348,7 +346,7 @@ class RawHttpTransport:
                 )
                 if not answer.take_body:
                     # Keep the connection if the (small) body came with the head.
-                    conn.reusable = early.answer.complete and head.content_length is not None
+                    conn.reusable = early.complete and head.content_length is not None
 
                 async def stream(end: int | None, conn: _Connection = conn) -> None:
                     await self._body(conn, head, early, sink, end, url)
@@ -367,7 +365,7 @@ class RawHttpTransport:
         context: ssl.SSLContext | None,
         custom: Sequence[tuple[str, str]],
         ours: dict[str, str],
-    ) -> AsyncIterator[tuple[_Connection, Head, _Exchange]]:
+    ) -> AsyncIterator[tuple[_Connection, Head, _Answer]]:
         """Send a GET with the job's ``custom`` headers and ``ours`` (which win, as on the
         aiohttp path) on a pooled or new connection, and yield it with the answer's head and
         the parser state holding the body bytes that came with it. The connection goes back to the
@@ -411,7 +409,7 @@ class RawHttpTransport:
             else:
                 conn.stream.close()
 
-    async def _request(self, conn: _Connection, request: bytes) -> tuple[_Exchange, Head]:
+    async def _request(self, conn: _Connection, request: bytes) -> tuple[_Answer, Head]:
         stream = conn.stream
         try:
             await stream.send(request)
@@ -419,8 +417,8 @@ class RawHttpTransport:
             if conn.reused:
                 raise _Stale from None
             raise
-        exchange = _Exchange()
-        answer, parser = exchange.answer, exchange.parser
+        answer = _Answer()
+        parser = answer.parser
         got_any = False
         while True:
             try:
@@ -440,16 +438,13 @@ class RawHttpTransport:
             if not answer.head_complete:
                 continue
             status = parser.get_status_code()
-            if 100 <= status < 200:  # informational: the real answer follows
-                answer.head_complete = False
-                continue
             fields: CIMultiDict[str] = CIMultiDict(answer.fields)
             length_text = fields.get("Content-Length")
             chunked = "chunked" in fields.get("Transfer-Encoding", "").lower()
             length = int(length_text) if length_text is not None and not chunked else None
             if parser.get_http_version() != "1.1":
                 fields.setdefault("Connection", "close")
-            return exchange, Head(status, fields, length)
+            return answer, Head(status, fields, length)
 
     # -- bodies ----------------------------------------------------------------------------
 
@@ -457,7 +452,7 @@ class RawHttpTransport:
         self,
         conn: _Connection,
         head: Head,
-        exchange: _Exchange,
+        answer: _Answer,
         sink: Sink,
         end: int | None,
         url: str,
@@ -465,11 +460,11 @@ class RawHttpTransport:
         length = head.content_length
         start = sink.offset
         if length is None:
-            await self._framed_body(conn, head, exchange, sink, end, url)
+            await self._framed_body(conn, head, answer, sink, end, url)
             return
         if end is not None and start + length > end:
             raise bad_response(url, "the server sent more bytes than it announced")
-        early = exchange.answer.take()
+        early = answer.take()
         if len(early) > length:  # pragma: no cover - the parser stops at the length
             raise bad_response(url, "the server sent more bytes than it announced")
         if early:
@@ -485,13 +480,12 @@ class RawHttpTransport:
         self,
         conn: _Connection,
         head: Head,
-        exchange: _Exchange,
+        answer: _Answer,
         sink: Sink,
         end: int | None,
         url: str,
     ) -> None:
         """A body without Content-Length (chunked, or to the close), decoded by the parser."""
-        answer = exchange.answer
         chunked = "chunked" in head.headers.get("Transfer-Encoding", "").lower()
         while True:
             data = answer.take()
@@ -506,7 +500,7 @@ class RawHttpTransport:
                 if chunked:  # a body that ends with the connection has ended; this one has not
                     raise classify.DisconnectedError("the server closed a chunked body early")
                 break
-            exchange.parser.feed_data(chunk)
+            answer.parser.feed_data(chunk)
         if end is not None and sink.offset != end:
             raise closed_early(url, sink.offset, end)
 
