@@ -148,6 +148,37 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+class _Kick:
+    """What wakes the scheduler loop: ``set()`` from any code on the loop; the loop waits on
+    ``future()``, a plain future (no task per round), and clears the kick before each round."""
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def future(self) -> asyncio.Future[None]:
+        """A future done at the next ``set()`` (done already if set since the last clear)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._set:
+            waiter.set_result(None)
+        self._waiter = waiter
+        return waiter
+
+
 @dataclasses.dataclass(slots=True)
 class _Run:
     """A running transfer of one job."""
@@ -213,7 +244,11 @@ class Engine:
         self._seq = 0
         # wait() callers per job, woken when that job changes (not when any job does).
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
-        self._kick = asyncio.Event()
+        self._kick = _Kick()
+        # Whether the next round must plan again: a job's state, priority or queue place
+        # changed, a run began or ended, or the settings changed (see _keep, _run_ended).
+        self._replan = True
+        self._plan_wake: float | None = None  # when the current plan's time slices end
         self._last_progress_note: dict[str, float] = {}
         self._listeners: list[Listener] = []
         self._open = False
@@ -588,7 +623,15 @@ class Engine:
             self._files[job.id] = list(files)
 
     def _keep(self, job: JobRecord) -> None:
-        """Hold ``job`` as the live record of its job; the scheduler looks at it next round."""
+        """Hold ``job`` as the live record of its job; the scheduler looks at it next round,
+        and plans again if what the plan depends on changed."""
+        old = self._jobs.get(job.id)
+        if old is None or old.state is not job.state:
+            self._replan = True
+        elif (job.state is JobState.QUEUED or job.id in self._runs) and (
+            old.priority is not job.priority or old.queue_seq != job.queue_seq
+        ):
+            self._replan = True  # a candidate of the plan moved
         self._jobs[job.id] = job
         self._line.update(
             job.id,
@@ -620,6 +663,7 @@ class Engine:
         self.config = dataclasses.replace(self.config, **changes)
         self._notifier.reconfigure(retry_interval=self.config.notify_retry_interval)
         self._agenda.touch_all(self._jobs)  # e.g. a new job inactivity timeout
+        self._replan = True  # e.g. a new number of background jobs
         self._kick.set()
 
     def _after(self, old: JobRecord, new: JobRecord) -> None:
@@ -1091,21 +1135,34 @@ class Engine:
     # -- scheduling ------------------------------------------------------------------------
 
     async def _schedule_loop(self) -> None:
-        while True:
-            self._kick.clear()
-            try:
-                wake_at = await self._tick()
-            except Exception:  # pragma: no cover - a bug; keep the service alive
-                log.exception("scheduler tick failed")
-                wake_at = self.clock.monotonic() + 1.0
-            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._kick.wait())]
-            if wake_at is not None:
-                waits.append(asyncio.ensure_future(self.clock.sleep_until(wake_at)))
-            try:
+        """Run rounds: after every kick, and at the time the last round asked for. The sleep
+        until that time is kept from round to round while the time stays the same, and a kick
+        is a plain future: a round costs no task of its own."""
+        sleeper: asyncio.Future[None] | None = None
+        sleeping_until: float | None = None
+        try:
+            while True:
+                self._kick.clear()
+                try:
+                    wake_at = await self._tick()
+                except Exception:  # pragma: no cover - a bug; keep the service alive
+                    log.exception("scheduler tick failed")
+                    wake_at = self.clock.monotonic() + 1.0
+                if wake_at != sleeping_until:
+                    if sleeper is not None:
+                        sleeper.cancel()
+                    sleeper = None
+                    if wake_at is not None:
+                        sleeper = asyncio.ensure_future(self.clock.sleep_until(wake_at))
+                    sleeping_until = wake_at
+                kicked = self._kick.future()
+                waits = [kicked] if sleeper is None else [kicked, sleeper]
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
+                if sleeper is not None and sleeper.done():
+                    sleeper, sleeping_until = None, None
+        finally:
+            if sleeper is not None:
+                sleeper.cancel()
 
     async def _tick(self) -> float | None:
         """One round of the scheduler. Returns the next time it must run by itself.
@@ -1122,6 +1179,19 @@ class Engine:
         policy_change = await self._apply_policies(now, looked)
         if policy_change is not None:
             deadlines.append(policy_change)
+        if self._replan or (self._plan_wake is not None and now >= self._plan_wake):
+            self._replan = False
+            self._plan_wake = await self._plan(now)
+        if self._plan_wake is not None:
+            deadlines.append(self._plan_wake)
+        next_look = self._agenda.next_at()
+        if next_look is not None:
+            deadlines.append(next_look)
+        return min(deadlines) if deadlines else None
+
+    async def _plan(self, now: float) -> float | None:
+        """Start and stop runs as ``bitsd._scheduler.plan`` decides from the running jobs and
+        the heads of the waiting line; returns when the plan's time slices end (or None)."""
         wanting = dict.fromkeys(self._line.heads(self.config.max_background_jobs + 1))
         wanting.update(dict.fromkeys(self._runs))
         candidates = [
@@ -1149,12 +1219,7 @@ class Engine:
         for job_id in decision.start:
             if job_id in self._jobs and self._jobs[job_id].state is JobState.QUEUED:
                 self._start_run(job_id)
-        if decision.wake_at is not None:
-            deadlines.append(decision.wake_at)
-        next_look = self._agenda.next_at()
-        if next_look is not None:
-            deadlines.append(next_look)
-        return min(deadlines) if deadlines else None
+        return decision.wake_at
 
     async def _look_at(self, job_id: str, now: float) -> None:
         """Act on a job's deadlines that have come (job inactivity, retry delay, maximum
@@ -1214,6 +1279,7 @@ class Engine:
         run = self._uploads.run(job_id) if is_upload(self._jobs[job_id]) else self._run_job(job_id)
         task = asyncio.create_task(run, name=f"bitsd-job-{job_id}")
         self._runs[job_id] = _Run(task, now)
+        self._replan = True
         self._transition(job_id, Event.START)
 
     async def _stop_run(self, job_id: str) -> None:
@@ -1359,8 +1425,13 @@ class Engine:
             run = self._runs.get(job_id)
             self._fail(job_id, _internal_error(exc), run.file_index if run else None)
         finally:
-            self._runs.pop(job_id, None)
-            self._kick.set()
+            self._run_ended(job_id)
+
+    def _run_ended(self, job_id: str) -> None:
+        """A job's run task ends: the scheduler plans again."""
+        self._runs.pop(job_id, None)
+        self._replan = True
+        self._kick.set()
 
     async def _transfer_window(self, job_id: str, pending: list[int]) -> None:
         """Transfer the files ``pending`` (indexes, in order), up to the job's file concurrency

@@ -386,8 +386,7 @@ class Uploads:
                 0,
             )
         finally:
-            engine._runs.pop(job_id, None)
-            engine._kick.set()
+            engine._run_ended(job_id)
 
     async def _run(self, job_id: str) -> None:
         engine = self._engine

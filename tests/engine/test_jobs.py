@@ -289,12 +289,56 @@ async def test_a_scheduler_round_looks_only_at_what_changed(
             assert await settle(job) is JobState.TRANSFERRED
         done = [(await job.get_times()).transfer_completion_time for job in jobs]
         assert None not in done
-        assert done == sorted(
-            t for t in done if t is not None
-        )  # one slot: they ran one after the other, in order
+        # One slot: they ran one after the other, in order.
+        assert done == sorted(t for t in done if t is not None)
         await advance(clock, 1001)  # every job goes idle: each is still looked at in time
         for job in [other, *jobs]:
             assert await settle(job, (JobState.CANCELLED,)) is JobState.CANCELLED
+
+
+async def test_a_round_plans_again_only_when_the_plan_can_change(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Property changes of a suspended job run rounds that do not plan; a Resume does, and so
+    does a priority change of a queued job: raised to HIGH, it pre-empts the running one."""
+    for name in ("slow", "next"):
+        server.add(f"/{name}", body(3_000_000))
+        server.set_fault(f"/{name}", Fault(rate=2_000_000))
+    async with make_engine(max_background_jobs=1) as engine:
+        idle = await engine.create_job("idle")
+        slow = await engine.create_job("slow")
+        await slow.add_file(server.url("/slow"), str(dest / "slow"))
+        waiting = await engine.create_job("next")
+        await waiting.add_file(server.url("/next"), str(dest / "next"))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        plans: list[float] = []
+        plan = engine._plan
+
+        async def counting(now: float) -> float | None:
+            plans.append(now)
+            return await plan(now)
+
+        monkeypatch.setattr(engine, "_plan", counting)
+        await idle.set_description("changed")
+        await idle.set_priority(Priority.HIGH)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert plans == []
+        await slow.resume()
+        await settle(slow, (JobState.TRANSFERRING,))
+        assert plans
+        await waiting.resume()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert await waiting.get_state() is JobState.QUEUED
+        await waiting.set_priority(Priority.HIGH)
+        await settle(waiting, (JobState.TRANSFERRING,))
+        assert await slow.get_state() is JobState.QUEUED
+        for name in ("slow", "next"):
+            server.clear_fault(f"/{name}")
+        for job in (slow, waiting):
+            assert await settle(job) is JobState.TRANSFERRED
 
 
 async def test_maximum_download_time_fails_the_job(
