@@ -108,12 +108,16 @@ def _encoder(hint: Any) -> Callable[[Any], Any] | None:
     """How :func:`_plain` turns a field of type ``hint`` into what sqlite stores, decided once
     per field; None when the value is stored as it is."""
     args = typing.get_args(hint)
-    base = next((a for a in args if a is not type(None)), hint) if type(None) in args else hint
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    encode: Callable[[Any], Any]
     if base in (bool, int) or (isinstance(base, type) and issubclass(base, enum.Enum)):
-        return _plain  # bools, enums and ints that may be enum members: integers
-    if typing.get_origin(base) is tuple:
-        return _plain
-    return None
+        encode = int  # bools, enums and ints that may be enum members: integers
+    elif typing.get_origin(base) is tuple:
+        encode = json.dumps
+    else:
+        return None
+    return (lambda v: None if v is None else encode(v)) if optional else encode
 
 
 def _row_maker(record: type[Any], names: Sequence[str]) -> Callable[[Any], list[Any]]:
