@@ -44,7 +44,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bitsd._uvicorn import tcp_listener
+from bitsd._uvicorn import Server, tcp_listener
 from tests.servers.threads import serve_in_thread
 
 __all__ = ["PROTOCOL_GUID", "BitsUploadServer", "Packet", "ServerSession"]
@@ -115,14 +115,6 @@ def _only_cuts(exc: BaseException) -> bool:
     return False
 
 
-class _Uvicorn(uvicorn.Server):
-    """uvicorn that leaves signal handlers alone and stops at once."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class BitsUploadServer:
     """A loopback BITS upload server with injectable faults (attributes, settable any time).
 
@@ -182,7 +174,7 @@ class BitsUploadServer:
         self.reply_get_statuses: list[int] = []
         self.echo_session_id = False
         self._port: int | None = None
-        self._server: _Uvicorn | None = None
+        self._server: Server | None = None
         self._task: asyncio.Task[None] | None = None
         route = Route("/{path:path}", self._endpoint, methods=[])
         self._app = _CutGuard(Starlette(routes=[route]))
@@ -219,7 +211,7 @@ class BitsUploadServer:
             server_header=False,
             timeout_graceful_shutdown=1,
         )
-        self._server = _Uvicorn(config)
+        self._server = Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         deadline = time.monotonic() + _START_TIMEOUT
         while not self._server.started:
@@ -235,7 +227,7 @@ class BitsUploadServer:
         server, task = self._server, self._task
         if server is None or task is None or task.done():
             return
-        server.should_exit = True
+        server.request_exit()
         try:
             await asyncio.wait_for(asyncio.shield(task), 5)
         except TimeoutError:

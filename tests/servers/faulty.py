@@ -56,7 +56,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bitsd._uvicorn import tcp_listener
+from bitsd._uvicorn import Server, tcp_listener
 from tests.servers.threads import serve_in_thread
 
 __all__ = ["Fault", "FaultServer", "RequestRecord"]
@@ -208,39 +208,6 @@ def _only_aborts(exc: BaseException) -> bool:
     return False
 
 
-class _Server(uvicorn.Server):
-    """A uvicorn server tuned for tests.
-
-    * It leaves the host process's signal handlers alone: ``uvicorn.Server.serve``
-      installs SIGINT/SIGTERM handlers when it runs in the main thread, which in a
-      test process would swallow Ctrl-C.
-    * Its main loop wakes at once on :meth:`request_exit` instead of polling
-      ``should_exit`` every 0.1 s, so stopping costs one tick less.
-    """
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self._wake = asyncio.Event()
-
-    def request_exit(self) -> None:
-        """Ask the server to shut down (call from the server's event loop)."""
-        self.should_exit = True
-        self._wake.set()
-
-    async def main_loop(self) -> None:
-        """uvicorn's main loop (``on_tick`` every 0.1 s), interruptible by the wake event."""
-        counter = 0
-        while not await self.on_tick(counter):
-            counter = (counter + 1) % 864_000
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.1)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Do not touch signal handlers."""
-        yield
-
-
 class _Reply(StreamingResponse):
     """A streaming response that reports its status and body bytes as they go out."""
 
@@ -317,7 +284,7 @@ class FaultServer:
         self.requests: list[RequestRecord] = []
         """Every request received, in arrival order."""
         self._port: int | None = None
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing: asyncio.Event | None = None
         # methods=[]: Starlette then routes every method (even BITS_POST) to the
@@ -358,7 +325,7 @@ class FaultServer:
                 timeout_graceful_shutdown=1,
                 ssl_context_factory=None if self._ssl is None else self._ssl_factory,
             )
-            self._server = _Server(config)
+            self._server = Server(config)
             self._closing = asyncio.Event()
             self._task = asyncio.create_task(
                 self._server.serve(sockets=[sock]), name=f"FaultServer:{self._port}"
