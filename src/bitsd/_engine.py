@@ -1428,9 +1428,12 @@ class Engine:
             self._run_ended(job_id)
 
     def _run_ended(self, job_id: str) -> None:
-        """A job's run task ends: the scheduler plans again."""
+        """A job's run task ends: the scheduler plans again and looks at the job (a deadline
+        it skipped while the job ran, such as the inactivity timeout, counts again)."""
         self._runs.pop(job_id, None)
         self._replan = True
+        if job_id in self._jobs:
+            self._agenda.touch(job_id)
         self._kick.set()
 
     async def _transfer_window(self, job_id: str, pending: list[int]) -> None:
