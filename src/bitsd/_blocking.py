@@ -10,7 +10,8 @@ Rules:
   client CPU per request; this path costs about 0.1 ms (bench/control_path.py, docs/daemon.md).
   Everything that needs an event loop (the event stream of callbacks, ``wait``) still runs on
   that loop.
-- ``close()`` closes every thread's connection; a later request opens a new one.
+- ``close()`` closes every live thread's connection; a later request opens a new one. A
+  thread's connection is held by that thread only, and closes when the thread ends.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
+import weakref
 
 __all__ = ["BlockingChannel"]
 
@@ -39,6 +41,9 @@ class _UnixConnection(http.client.HTTPConnection):
             raise
         self.sock = sock
 
+    def __del__(self) -> None:  # the thread that held it ended: close, do not just drop
+        self.close()
+
 
 class BlockingChannel:
     """Blocking requests to the daemon's control socket, one kept-alive connection a thread."""
@@ -47,7 +52,9 @@ class BlockingChannel:
         self.path = path
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[_UnixConnection] = []
+        # Every thread's connection, for close(); held strongly only by its thread, so the
+        # connection of a thread that ended goes with it.
+        self._connections: weakref.WeakSet[_UnixConnection] = weakref.WeakSet()
 
     def exchange(
         self, method: str, target: str, body: bytes | None, timeout: float
@@ -79,7 +86,7 @@ class BlockingChannel:
             conn = _UnixConnection(self.path, timeout)
             self._local.conn = conn
             with self._lock:
-                self._connections.append(conn)
+                self._connections.add(conn)
         conn.timeout = timeout
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
@@ -88,7 +95,8 @@ class BlockingChannel:
     def close(self) -> None:
         """Close every thread's connection."""
         with self._lock:
-            connections, self._connections = self._connections, []
+            connections = list(self._connections)
+            self._connections = weakref.WeakSet()
         for conn in connections:
             conn.close()
         self._local = threading.local()
