@@ -161,3 +161,34 @@ def test_close_stops_the_loop_thread(daemon: Daemon) -> None:
     with pytest.raises(InvalidStateError):
         job.get_state()
     m.close()
+
+
+def test_one_manager_serves_several_threads(
+    manager: bitsd.Manager, server: FaultServer, dest: Path
+) -> None:
+    """Eight threads share one manager: each builds, runs and completes its own job (plain
+    calls in the thread, wait and complete on the private loop) and sees only its changes."""
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            data = body(10_000 + n)
+            path = unique_path(f"threads-{n}")
+            server.add(path, data)
+            job = manager.create_job(f"thread {n}")
+            job.set_description(f"made by thread {n}")
+            job.add_file(server.url(path), str(dest / f"t{n}"))
+            job.resume()
+            assert job.wait(DONE, timeout=30) is JobState.TRANSFERRED
+            assert job.get_description() == f"made by thread {n}"
+            job.complete()
+            assert (dest / f"t{n}").read_bytes() == data
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
