@@ -1225,8 +1225,12 @@ class Engine:
         """Act on a job's deadlines that have come (job inactivity, retry delay, maximum
         download time) and put its next one on the agenda."""
         job = self._jobs[job_id]
-        inactive_at = job.last_activity_at + self.config.job_inactivity_timeout
         run = self._runs.get(job_id)
+        inactive_at = job.last_activity_at + self.config.job_inactivity_timeout
+        retry_at = job.retry_at if job.state is JobState.TRANSIENT_ERROR else None
+        limit = None
+        if run is not None and job.maximum_download_time > 0:
+            limit = run.started_at + job.maximum_download_time - job.download_time_used
         if now >= inactive_at and run is None:
             log.info(
                 "job %s inactive for %.0f s: cancelled",
@@ -1235,36 +1239,25 @@ class Engine:
             )
             await self._cancel(job_id)
             return
-        if (
-            job.state is JobState.TRANSIENT_ERROR
-            and job.retry_at is not None
-            and now >= job.retry_at
-        ):
+        if retry_at is not None and now >= retry_at:
             self._wake_from_transient(job, now)
             return  # the transition touched it: the next round looks again
-        if run is not None and job.maximum_download_time > 0:
-            limit = run.started_at + job.maximum_download_time - job.download_time_used
-            if now >= limit:
-                await self._stop_run(job_id)
-                if self._jobs.get(job_id, job).state in _RUNNING:
-                    self._fail(
-                        job_id,
-                        TransferError(
-                            codes.BG_E_MAXDOWNLOAD_TIMEOUT,
-                            ErrorContext.GENERAL_QUEUE_MANAGER,
-                            transient=False,
-                            message=codes.describe(codes.BG_E_MAXDOWNLOAD_TIMEOUT),
-                        ),
-                        run.file_index,
-                    )
-                return
-        times = [inactive_at]
-        if job.state is JobState.TRANSIENT_ERROR and job.retry_at is not None:
-            times.append(job.retry_at)
-        if run is not None and job.maximum_download_time > 0:
-            times.append(run.started_at + job.maximum_download_time - job.download_time_used)
+        if run is not None and limit is not None and now >= limit:
+            await self._stop_run(job_id)
+            if self._jobs.get(job_id, job).state in _RUNNING:
+                self._fail(
+                    job_id,
+                    TransferError(
+                        codes.BG_E_MAXDOWNLOAD_TIMEOUT,
+                        ErrorContext.GENERAL_QUEUE_MANAGER,
+                        transient=False,
+                        message=codes.describe(codes.BG_E_MAXDOWNLOAD_TIMEOUT),
+                    ),
+                    run.file_index,
+                )
+            return
         # A running job's inactivity deadline may have passed: its run's end looks again.
-        future = [t for t in times if t > now]
+        future = [t for t in (inactive_at, retry_at, limit) if t is not None and t > now]
         self._agenda.schedule(job_id, min(future) if future else None)
 
     def _wake_from_transient(self, job: JobRecord, now: float) -> None:
