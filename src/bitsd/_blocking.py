@@ -16,12 +16,23 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import socket
 import threading
 import weakref
 
-__all__ = ["BlockingChannel"]
+__all__ = ["BlockingChannel", "loop_running"]
+
+
+def loop_running() -> bool:
+    """Whether an event loop runs in this thread: calls made here must go through it (aiohttp),
+    not through a :class:`BlockingChannel`, which would block it."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class _UnixConnection(http.client.HTTPConnection):

@@ -56,7 +56,7 @@ from typing import Any, Final
 import aiohttp
 
 from bitsd import _autostart, _wire, codes
-from bitsd._blocking import BlockingChannel
+from bitsd._blocking import BlockingChannel, loop_running
 from bitsd._enums import (
     AuthScheme,
     AuthTarget,
@@ -403,13 +403,7 @@ class Manager:
     def _blocking_here(self) -> bool:
         """Whether this call goes through the blocking channel: the manager has one (the
         synchronous client's) and no event loop runs in this thread."""
-        if self._blocking is None:
-            return False
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return True
-        return False
+        return self._blocking is not None and not loop_running()
 
     async def _exchange(
         self,

@@ -28,6 +28,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from bitsd import _client
+from bitsd._blocking import loop_running
 from bitsd._enums import (
     AuthScheme,
     AuthTarget,
@@ -70,11 +71,7 @@ class _LoopThread:
         exception): for the calls that are one request each, which then go over the blocking
         channel (bitsd._blocking) with no thread hop. ``coro`` must not need an event loop; in
         a thread where one runs already (the caller's own), it goes to :meth:`run_on_loop`."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
+        if loop_running():
             return self.run_on_loop(coro)
         if self.closed:
             coro.close()
