@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bitsd import JobState, codes
+from bitsd import FakeClock, JobState, codes
 from bitsd._transfer.rawhttp import _request_bytes
 from tests.engine.conftest import EngineFactory, advance, body, settle
 from tests.servers.raw import RawServer
@@ -23,6 +23,11 @@ HEAD_206 = (
     f"HTTP/1.1 206 Partial Content\r\nContent-Length: {len(DATA)}\r\n"
     f'Content-Range: bytes 0-{len(DATA) - 1}/{len(DATA)}\r\nETag: "v1"\r\n\r\n'
 )
+# A first answer whose connection drops after HELD bytes, and the fields of a 206 for the rest.
+HELD = 20_000
+FIRST_CUT = HEAD_206.encode() + DATA[:HELD]
+REST_FIELDS = f'Content-Range: bytes {HELD}-{len(DATA) - 1}/{len(DATA)}\r\nETag: "v1"\r\n'
+CHUNKED_206 = f"HTTP/1.1 206 Partial Content\r\nTransfer-Encoding: chunked\r\n{REST_FIELDS}\r\n"
 
 
 def scripted(replies: list[bytes]) -> RawServer:
@@ -89,32 +94,26 @@ async def test_bytes_after_the_answer_are_an_invalid_server_response(
 @raw
 @pytest.mark.parametrize("framing", ["chunked", "to the close"])
 async def test_a_partial_answer_without_length_is_decoded_into_place(
-    make_engine: EngineFactory, dest: Path, clock: object, framing: str
+    make_engine: EngineFactory, dest: Path, clock: FakeClock, framing: str
 ) -> None:
     """The connection drops after 20,000 bytes; the resumed request gets a 206 whose body is
     chunked, or ends with the connection (HTTP/1.0): decoded and written after the bytes held,
     the file is whole."""
-    first = HEAD_206.encode() + DATA[:20_000]
-    rest = DATA[20_000:]
-    content_range = f'Content-Range: bytes 20000-{len(DATA) - 1}/{len(DATA)}\r\nETag: "v1"\r\n'
+    rest = DATA[HELD:]
     if framing == "chunked":
-        partial = (
-            "HTTP/1.1 206 Partial Content\r\nTransfer-Encoding: chunked\r\n"
-            + content_range
-            + "\r\n"
-        ).encode() + chunked(rest)
+        partial = CHUNKED_206.encode() + chunked(rest)
     else:
-        partial = ("HTTP/1.0 206 Partial Content\r\n" + content_range + "\r\n").encode() + rest
-    async with scripted([first, partial]) as server:
+        partial = f"HTTP/1.0 206 Partial Content\r\n{REST_FIELDS}\r\n".encode() + rest
+    async with scripted([FIRST_CUT, partial]) as server:
         async with make_engine(default_minimum_retry_delay=5) as engine:
             job = await engine.create_job("chunked resume")
             await job.add_file(server.url("/f"), str(dest / "f"))
             await job.resume()
             assert await settle(job, (JobState.TRANSIENT_ERROR,)) is JobState.TRANSIENT_ERROR
-            await advance(clock, 10)  # type: ignore[arg-type]
+            await advance(clock, 10)
             assert await settle(job) is JobState.TRANSFERRED
             await job.complete()
-        assert b"Range: bytes=20000-" in server.heads[1]
+        assert f"Range: bytes={HELD}-".encode() in server.heads[1]
     assert (dest / "f").read_bytes() == DATA
 
 
@@ -124,12 +123,8 @@ async def test_a_chunked_body_cut_short_is_a_closed_connection(
 ) -> None:
     """A chunked 206 whose last chunk never comes: BG_E_CONNECTION_CLOSED, transient, and the
     bytes that came are kept."""
-    first = HEAD_206.encode() + DATA[:20_000]
-    cut = (
-        "HTTP/1.1 206 Partial Content\r\nTransfer-Encoding: chunked\r\n"
-        f'Content-Range: bytes 20000-{len(DATA) - 1}/{len(DATA)}\r\nETag: "v1"\r\n\r\n'
-    ).encode() + chunked(DATA[20_000:30_000], end=False)
-    async with scripted([first, cut]) as server:
+    cut = CHUNKED_206.encode() + chunked(DATA[HELD : HELD + 10_000], end=False)
+    async with scripted([FIRST_CUT, cut]) as server:
         async with make_engine(default_minimum_retry_delay=5) as engine:
             job = await engine.create_job("chunked cut")
             await job.add_file(server.url("/f"), str(dest / "f"))
@@ -138,7 +133,7 @@ async def test_a_chunked_body_cut_short_is_a_closed_connection(
             await job.resume()
             assert await settle(job, (JobState.TRANSIENT_ERROR,)) is JobState.TRANSIENT_ERROR
             assert (await job.get_error()).code == codes.BG_E_CONNECTION_CLOSED
-            assert (await job.get_progress()).bytes_transferred >= 20_000
+            assert (await job.get_progress()).bytes_transferred >= HELD
         assert len(server.heads) == 2
 
 
