@@ -167,9 +167,6 @@ class _Kick:
     def clear(self) -> None:
         self._set = False
 
-    def is_set(self) -> bool:
-        return self._set
-
     def future(self) -> asyncio.Future[None]:
         """A future done at the next ``set()`` (done already if set since the last clear)."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
