@@ -4,7 +4,9 @@ socket: one kept-alive connection per thread, closed when its thread ends or on 
 from __future__ import annotations
 
 import gc
+import http.client
 import http.server
+import socket
 import socketserver
 import tempfile
 import threading
@@ -103,3 +105,154 @@ def test_a_threads_connection_closes_when_the_thread_ends(server: _Server) -> No
     assert channel.exchange("GET", "/x", None, 5)[0] == 200
     assert server.opened == 5
     channel.close()
+
+
+class _ThenClose(bytes):
+    """Scripted answer bytes after which the server closes the connection."""
+
+
+class _Scripted:
+    """A Unix-socket server that answers each request with the next scripted bytes (None:
+    close without answering; "silent": say nothing; a _ThenClose: answer, then close) and
+    records what it received."""
+
+    def __init__(self, path: str, answers: list[bytes | str | None]) -> None:
+        self.path = path
+        self.answers = list(answers)
+        self.requests: list[bytes] = []
+        self.accepted = 0
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(path)
+        self._listener.listen(8)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            with conn:
+                while self.answers:
+                    request = self._read_request(conn)
+                    if request is None:
+                        break
+                    self.requests.append(request)
+                    answer = self.answers.pop(0)
+                    if answer == "silent":
+                        time.sleep(1.0)
+                        break
+                    if answer is None:
+                        break
+                    assert isinstance(answer, bytes)
+                    conn.sendall(answer)
+                    if isinstance(answer, _ThenClose):
+                        break
+
+    @staticmethod
+    def _read_request(conn: socket.socket) -> bytes | None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            body += conn.recv(65536)
+        return data[: len(head) + 4] + body
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory() as name:
+        yield Path(name)
+
+
+def test_a_request_is_one_exact_message_and_answers_keep_the_connection(folder: Path) -> None:
+    server = _Scripted(str(folder / "s"), [_OK, _OK])
+    channel = BlockingChannel(server.path)
+    assert channel.exchange("POST", "/v1/jobs", b'{"a":1}', 5) == (200, b"{}")
+    assert channel.exchange("GET", "/v1/jobs?view=brief", None, 5) == (200, b"{}")
+    assert server.requests == [
+        b"POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 7\r\n\r\n{"a":1}',
+        b"GET /v1/jobs?view=brief HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    ]
+    assert server.accepted == 1
+    channel.close()
+    server.close()
+
+
+def test_connection_close_and_chunked_answers(folder: Path) -> None:
+    chunked = _ThenClose(
+        b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n"
+    )
+    server = _Scripted(str(folder / "s"), [chunked, _OK])
+    channel = BlockingChannel(server.path)
+    assert channel.exchange("GET", "/x", None, 5) == (201, b"[1,2]")
+    assert channel.exchange("GET", "/x", None, 5) == (200, b"{}")
+    assert server.accepted == 2  # the first answer closed its connection
+    channel.close()
+    server.close()
+
+
+def test_an_answer_cut_short_is_remote_disconnected_and_the_next_call_reconnects(
+    folder: Path,
+) -> None:
+    cut = _ThenClose(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}")
+    server = _Scripted(str(folder / "s"), [cut, None, _OK])
+    channel = BlockingChannel(server.path)
+    with pytest.raises(http.client.RemoteDisconnected):
+        channel.exchange("GET", "/x", None, 5)
+    with pytest.raises(http.client.RemoteDisconnected):  # closed with no answer at all
+        channel.exchange("GET", "/x", None, 5)
+    assert channel.exchange("GET", "/x", None, 5) == (200, b"{}")
+    assert server.accepted == 3
+    channel.close()
+    server.close()
+
+
+def test_an_answer_that_is_not_http_is_an_http_exception(folder: Path) -> None:
+    server = _Scripted(str(folder / "s"), [_ThenClose(b"SSH-2.0-OpenSSH\r\n\r\n"), _OK])
+    channel = BlockingChannel(server.path)
+    with pytest.raises(http.client.HTTPException):
+        channel.exchange("GET", "/x", None, 5)
+    assert channel.exchange("GET", "/x", None, 5) == (200, b"{}")
+    channel.close()
+    server.close()
+
+
+def test_a_silent_daemon_times_out(folder: Path) -> None:
+    server = _Scripted(str(folder / "s"), ["silent"])
+    channel = BlockingChannel(server.path)
+    with pytest.raises(TimeoutError):
+        channel.exchange("GET", "/x", None, 0.2)
+    channel.close()
+    server.close()
+
+
+@pytest.mark.parametrize("target", ["/x\r\nEvil: 1", "/x y", "/x\0", "/x\n"])
+def test_a_request_line_injection_is_refused_before_sending(folder: Path, target: str) -> None:
+    server = _Scripted(str(folder / "s"), [_OK])
+    channel = BlockingChannel(server.path)
+    with pytest.raises(ValueError, match="request line"):
+        channel.exchange("GET", target, None, 5)
+    assert server.requests == []
+    assert channel.exchange("GET", "/ok", None, 5) == (200, b"{}")
+    channel.close()
+    server.close()
