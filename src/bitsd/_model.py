@@ -1,8 +1,9 @@
 """The persisted shape of jobs and files: what the store saves and the engine holds.
 
 Rules:
-- Records are frozen; the engine makes a new one with ``dataclasses.replace`` for every change
-  and hands it to the store before anyone can observe it.
+- Records are frozen; the engine makes a new one with :func:`evolve` (``dataclasses.replace``'s
+  result at a fraction of its cost: the engine makes several per state change and per file)
+  for every change and hands it to the store before anyone can observe it.
 - Times named ``*_at`` are on the engine's monotonic clock while in memory; the engine converts
   them to wall time when it saves and back when it loads, so a restart picks up a new clock as
   BITS does. The store keeps records verbatim.
@@ -12,10 +13,19 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from bitsd._enums import ErrorContext, JobState, JobType, NotifyFlags, Priority
 
-__all__ = ["DEFAULT_NOTIFY_FLAGS", "ErrorRecord", "FileRecord", "JobRecord", "PendingNotification"]
+__all__ = [
+    "DEFAULT_NOTIFY_FLAGS",
+    "ErrorRecord",
+    "FileRecord",
+    "JobRecord",
+    "PendingNotification",
+    "evolve",
+]
 
 # BITS default notify flags: JOB_TRANSFERRED | JOB_ERROR (Wine's tests on Windows; PowerShell docs).
 DEFAULT_NOTIFY_FLAGS = NotifyFlags.JOB_TRANSFERRED | NotifyFlags.JOB_ERROR
@@ -179,3 +189,51 @@ class PendingNotification:
     attempts: int = 0
     cmdline_due: bool = False
     next_at: float = 0.0
+
+
+_R = TypeVar("_R")
+_Maker = Callable[[Any, dict[str, Any]], Any]
+_MAKERS: dict[type, _Maker] = {}
+
+
+def evolve(record: _R, /, **changes: Any) -> _R:
+    """``dataclasses.replace(record, **changes)``, 3-5 times faster for a slotted frozen
+    dataclass whose fields are all set by ``__init__`` (no ``__post_init__``): the copy is one
+    generated function per class that sets every slot, as ``dataclasses`` itself generates
+    ``__init__``. Other dataclasses go through ``dataclasses.replace``.
+
+    Raises:
+        TypeError: a name in ``changes`` is not a field of the record.
+    """
+    cls = type(record)
+    make = _MAKERS.get(cls)
+    if make is None:
+        make = _MAKERS[cls] = _maker(cls)
+    return make(record, changes)  # type: ignore[no-any-return]
+
+
+def _maker(cls: type) -> _Maker:
+    fields = dataclasses.fields(cls)
+    if (
+        "__slots__" not in cls.__dict__
+        or hasattr(cls, "__post_init__")
+        or any(not f.init for f in fields)
+    ):
+        return lambda record, changes: dataclasses.replace(record, **changes)
+    names = [f.name for f in fields]
+    space: dict[str, Any] = {"new": object.__new__, "cls": cls, "known": frozenset(names)}
+    lines = [
+        "def make(old, changes):",
+        "    if not changes.keys() <= known:",
+        "        unknown = sorted(changes.keys() - known)",
+        "        raise TypeError(f'not a field of {cls.__name__}: {unknown}')",
+        "    record = new(cls)",
+    ]
+    for i, name in enumerate(names):
+        space[f"set{i}"] = cls.__dict__[name].__set__  # the slot itself: frozen only blocks setattr
+        lines.append(
+            f"    set{i}(record, changes[{name!r}] if {name!r} in changes else old.{name})"
+        )
+    lines.append("    return record")
+    exec("\n".join(lines), space)  # noqa: S102 - code made here from field names only
+    return space["make"]  # type: ignore[no-any-return]
