@@ -78,7 +78,7 @@ from bitsd._httpopts import (
 from bitsd._intervals import end_of
 from bitsd._job import Job
 from bitsd._limits import blocked_by, check_file_count, check_job_count, held_by_policy
-from bitsd._model import ErrorRecord, FileRecord, JobRecord
+from bitsd._model import ErrorRecord, FileRecord, JobRecord, evolve
 from bitsd._notify import JOB_ERROR, JOB_TRANSFERRED, CommandRunner, Notifier, NotifyTarget
 from bitsd._notify import run_command as _run_command
 from bitsd._ondemand import OnDemand
@@ -126,6 +126,7 @@ log = logging.getLogger("bitsd.engine")
 
 STORE_FILE_NAME = "jobs.sqlite"
 _RUNNING = (JobState.CONNECTING, JobState.TRANSFERRING)
+_PLANNED = (JobState.QUEUED, *_RUNNING)
 _CONTEXT_TEXT = {
     ErrorContext.NONE: "No error.",
     ErrorContext.UNKNOWN: "The error occurred in an unknown location.",
@@ -238,6 +239,9 @@ class Engine:
         self._line = WaitingLine()
         self._agenda = Agenda()
         self._policy_inputs: object = None  # what the last policy round saw (_apply_policies)
+        # The config the bandwidth rates were last set for, the wall time they were set at and
+        # the wall time of their next scheduled change (_apply_policies).
+        self._rates_set: tuple[EngineConfig | None, float, float | None] = (None, 0.0, None)
         self._seq = 0
         # wait() callers per job, woken when that job changes (not when any job does).
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
@@ -311,7 +315,7 @@ class Engine:
             raise
         self._notifier.start(
             [
-                dataclasses.replace(n, next_at=self._from_wall(n.next_at))
+                evolve(n, next_at=self._from_wall(n.next_at))
                 for n in snapshot.notifications
                 if n.job_id in self._jobs
             ]
@@ -392,7 +396,7 @@ class Engine:
         if f.filled and not f.completed:  # an on-demand file: its spans must still be there
             if (size or 0) >= end_of(f.filled):
                 return f
-            return dataclasses.replace(f, filled=(), bytes_transferred=0, validator=None)
+            return evolve(f, filled=(), bytes_transferred=0, validator=None)
         if (
             f.completed
             and not f.renamed
@@ -400,11 +404,11 @@ class Engine:
             and (temp_size(f.local_name) == f.bytes_total)
         ):
             # Complete renamed it and the process died before that was recorded.
-            return dataclasses.replace(f, renamed=True)
+            return evolve(f, renamed=True)
         if f.completed and not f.renamed and size != f.bytes_total:
-            return dataclasses.replace(f, completed=False, bytes_transferred=0, validator=None)
+            return evolve(f, completed=False, bytes_transferred=0, validator=None)
         if not f.completed and f.bytes_transferred > 0 and (size or 0) < f.bytes_transferred:
-            return dataclasses.replace(f, bytes_transferred=0, validator=None)
+            return evolve(f, bytes_transferred=0, validator=None)
         return f
 
     # -- the manager's verbs ---------------------------------------------------------------
@@ -596,7 +600,7 @@ class Engine:
             run = self._runs[job_id]
             changes.setdefault("download_time_used", old.download_time_used + now - run.started_at)
             run.started_at = now
-        new = dataclasses.replace(
+        new = evolve(
             old, state=state, modification_time=self.clock.wall(), last_activity_at=now, **changes
         )
         self._commit(new)
@@ -624,7 +628,9 @@ class Engine:
         and plans again if what the plan depends on changed."""
         old = self._jobs.get(job.id)
         if old is None or old.state is not job.state:
-            self._replan = True
+            # Only waiting and running jobs are the plan's candidates.
+            if job.id in self._runs or job.state in _PLANNED or (old and old.state in _PLANNED):
+                self._replan = True
         elif (job.state is JobState.QUEUED or job.id in self._runs) and (
             old.priority is not job.priority or old.queue_seq != job.queue_seq
         ):
@@ -702,7 +708,7 @@ class Engine:
         """Change properties (not the state) of a job: validate, persist, notify."""
         job = self._live(job_id)
         changes = self._validated(job, changes)
-        new = dataclasses.replace(
+        new = evolve(
             job,
             modification_time=self.clock.wall(),
             last_activity_at=self.clock.monotonic(),
@@ -849,7 +855,7 @@ class Engine:
                     sha256=sha256.lower() if sha256 else None,
                 )
             )
-        new = dataclasses.replace(
+        new = evolve(
             job, modification_time=self.clock.wall(), last_activity_at=self.clock.monotonic()
         )
         self._store.put_job(self._to_disk(new), added)
@@ -917,7 +923,7 @@ class Engine:
             rename_all_into_place, [(f.temp_name, f.local_name) for f in todo]
         )
         renamed = {f.index for f in todo[:count]}
-        done = [dataclasses.replace(f, renamed=True) if f.index in renamed else f for f in files]
+        done = [evolve(f, renamed=True) if f.index in renamed else f for f in files]
         if failure is not None:
             # BITS: a failed rename leaves the job in the queue; the renames done stay done.
             f = todo[count]
@@ -1022,7 +1028,7 @@ class Engine:
                     raise InvalidArgumentError("file ranges need an http:// or https:// URL")
                 if job.on_demand:
                     _check_on_demand_file(url, None)
-                changed.append(dataclasses.replace(f, remote_name=url))
+                changed.append(evolve(f, remote_name=url))
         if not changed:
             return codes.S_FALSE
         # Files already transferred keep their bytes; the others continue where they are and
@@ -1032,7 +1038,7 @@ class Engine:
         files = list(self._files[job_id])
         for f in changed:
             files[f.index] = f
-        new_job = dataclasses.replace(
+        new_job = evolve(
             self._jobs[job_id],
             modification_time=self.clock.wall(),
             last_activity_at=self.clock.monotonic(),
@@ -1052,13 +1058,13 @@ class Engine:
         if not record.completed:
             raise BitsError("the file has not finished transferring", hresult=codes.E_PENDING)
         if valid:
-            updated = dataclasses.replace(record, validated=True)
+            updated = evolve(record, validated=True)
             self._file_changed(updated, durable=True)
             return
         # SetValidationState(FALSE): the file is downloaded again after Resume.
         await self._stop_run(job_id)
         delete_quietly(record.temp_name)
-        reset = dataclasses.replace(
+        reset = evolve(
             record, completed=False, bytes_transferred=0, validator=None, validated=False
         )
         self._file_changed(reset, durable=True)
@@ -1293,12 +1299,17 @@ class Engine:
         config = self.config
         await self._sync_courtesy()
         wall = self.clock.wall()
-        change = self._bandwidth.update(
-            wall=wall,
-            bandwidth_limit=config.bandwidth_limit,
-            schedule=config.bandwidth_schedule,
-            priority_limits=config.priority_limits,
-        )
+        # The rates stay as they are until the config changes, the next scheduled change
+        # comes, or the wall clock is set back.
+        rates_for, rates_at, change = self._rates_set
+        if rates_for is not config or wall < rates_at or (change is not None and wall >= change):
+            change = self._bandwidth.update(
+                wall=wall,
+                bandwidth_limit=config.bandwidth_limit,
+                schedule=config.bandwidth_schedule,
+                priority_limits=config.priority_limits,
+            )
+            self._rates_set = (config, wall, change)
         inputs = (self._cost.current, tuple(self._bandwidth.blocked(p) for p in Priority))
         weigh = list(self._jobs) if inputs != self._policy_inputs else looked
         self._policy_inputs = inputs
@@ -1624,13 +1635,13 @@ class Engine:
             return
         now = self.clock.monotonic()
         if job.no_progress_since is not None:
-            self._keep(dataclasses.replace(job, no_progress_since=None, last_activity_at=now))
+            self._keep(evolve(job, no_progress_since=None, last_activity_at=now))
             self._store.put_job(self._to_disk(self._jobs[job_id]))
         last = self._last_progress_note.get(job_id, 0.0)
         if now - last >= _PROGRESS_NOTIFY_INTERVAL:
             self._last_progress_note[job_id] = now
             self._keep(
-                dataclasses.replace(
+                evolve(
                     self._jobs[job_id], last_activity_at=now, modification_time=self.clock.wall()
                 )
             )
@@ -1646,7 +1657,7 @@ class Engine:
         return t - self._wall_offset
 
     def _to_disk(self, job: JobRecord) -> JobRecord:
-        return dataclasses.replace(
+        return evolve(
             job,
             retry_at=self._to_wall(job.retry_at),
             no_progress_since=self._to_wall(job.no_progress_since),
@@ -1657,7 +1668,7 @@ class Engine:
         def back(t: float | None) -> float | None:
             return None if t is None else self._from_wall(t)
 
-        return dataclasses.replace(
+        return evolve(
             job,
             retry_at=back(job.retry_at),
             no_progress_since=back(job.no_progress_since),

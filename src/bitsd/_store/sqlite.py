@@ -314,6 +314,9 @@ class SqliteStore:
         return Snapshot(jobs, files, notes)
 
     def put_job(self, job: JobRecord, files: Sequence[FileRecord] = ()) -> None:
+        if not files:  # one statement is a transaction of its own (autocommit)
+            self._db.execute(_PUT_JOB, _job_row(job))
+            return
         with self._transaction() as db:
             db.execute(_PUT_JOB, _job_row(job))
             db.executemany(_PUT_FILE, [_file_row(f) for f in files])

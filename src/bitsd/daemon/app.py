@@ -80,14 +80,21 @@ def build_app(engine: Engine, hub: EventHub, *, stopping: asyncio.Event) -> Star
     """
     api = _Api(engine, stopping)
     routes: list[BaseRoute] = [
+        # Starlette tries routes in this order: the calls every job makes come first.
+        Route("/v1/jobs", api.create_job, methods=["POST"]),
+        Route("/v1/jobs/{id}/files", api.add_files, methods=["POST"]),
+        Route("/v1/jobs/{id}/resume", api.resume, methods=["POST"]),
+        Route("/v1/jobs/{id}/wait", api.wait, methods=["GET"]),
+        Route("/v1/jobs/{id}", api.get_job, methods=["GET"]),
+        Route("/v1/jobs/{id}/complete", api.complete, methods=["POST"]),
+        Route("/v1/jobs/{id}", api.patch_job, methods=["PATCH"]),
+        Route("/v1/jobs/{id}/cancel", api.cancel, methods=["POST"]),
+        Route("/v1/jobs/{id}/suspend", api.suspend, methods=["POST"]),
+        Route("/v1/jobs/{id}/files", api.list_files, methods=["GET"]),
+        Route("/v1/jobs/{id}/error", api.get_error, methods=["GET"]),
         Route("/v1/version", api.version, methods=["GET"]),
         Route("/v1/openapi.json", api.openapi, methods=["GET"]),
         Route("/v1/jobs", api.list_jobs, methods=["GET"]),
-        Route("/v1/jobs", api.create_job, methods=["POST"]),
-        Route("/v1/jobs/{id}", api.get_job, methods=["GET"]),
-        Route("/v1/jobs/{id}", api.patch_job, methods=["PATCH"]),
-        Route("/v1/jobs/{id}/files", api.list_files, methods=["GET"]),
-        Route("/v1/jobs/{id}/files", api.add_files, methods=["POST"]),
         Route("/v1/jobs/{id}/files/{index}/validation", api.set_validation, methods=["PUT"]),
         Route(
             "/v1/jobs/{id}/files/{index}/requested-ranges",
@@ -110,12 +117,6 @@ def build_app(engine: Engine, hub: EventHub, *, stopping: asyncio.Event) -> Star
         Route("/v1/jobs/{id}/reply", api.get_reply, methods=["GET"]),
         Route("/v1/jobs/{id}/reply/data", api.get_reply_data, methods=["GET"]),
         Route("/v1/jobs/{id}/reply/file-name", api.set_reply_file_name, methods=["PUT"]),
-        Route("/v1/jobs/{id}/resume", api.resume, methods=["POST"]),
-        Route("/v1/jobs/{id}/suspend", api.suspend, methods=["POST"]),
-        Route("/v1/jobs/{id}/cancel", api.cancel, methods=["POST"]),
-        Route("/v1/jobs/{id}/complete", api.complete, methods=["POST"]),
-        Route("/v1/jobs/{id}/error", api.get_error, methods=["GET"]),
-        Route("/v1/jobs/{id}/wait", api.wait, methods=["GET"]),
         WebSocketRoute("/v1/events", hub.endpoint),
     ]
     return Starlette(
