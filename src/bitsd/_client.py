@@ -538,27 +538,21 @@ class RemoteJob:
     async def _end(self, verb: str) -> int:
         """Cancel or Complete, keeping what the job ends as: the daemon forgets a final job,
         while the engine's handles still answer getters on it (with its final state), and
-        verbs with BG_E_INVALID_STATE. This manager does the same for the jobs it ended."""
-        try:
-            job, files = await asyncio.gather(self._read(), self._read("/files"))
-            reply = None
-            if job.get("type") == JobType.UPLOAD_REPLY.name:
-                reply = await self._read("/reply")
-        except NotFoundError:
-            ended = self._ended()
-            if ended is None:
-                raise
-            raise self._final_state_error(ended) from None
+        verbs with BG_E_INVALID_STATE. This manager does the same for the jobs it ended, from
+        the job, files and reply the daemon's answer carries (one request, no event loop)."""
         body = await self._change("POST", f"/{verb}")
         state = body.get("state")
         final = JobState.ACKNOWLEDGED if verb == "complete" else JobState.CANCELLED
         if isinstance(state, str) and state in JobState.__members__:
             final = JobState[state]
+        job = body.get("job")
+        files = body.get("files")
+        reply = body.get("reply")
         self._manager._ended[self.id] = _Ended(
             final,
-            {**job, "state": final.name, "error": None},
-            list(files.get("files") or []),
-            reply,
+            {**(job if isinstance(job, Mapping) else {}), "state": final.name, "error": None},
+            list(files) if isinstance(files, list) else [],
+            reply if isinstance(reply, Mapping) else None,
         )
         self._manager._events.forget(self.id)
         hresult = body.get("hresult", codes.S_OK)

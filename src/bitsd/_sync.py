@@ -5,8 +5,8 @@ Rules:
   (:mod:`bitsd._client`) running on it. Every method runs one of that client's coroutines
   and blocks for its result, so results and exceptions are exactly the async client's. The
   calls that are plain requests run in the calling thread over a blocking channel
-  (:mod:`bitsd._blocking`, no thread hop); the others (connect, close, wait, cancel,
-  complete, callbacks, reading an ended job's reply) are submitted to the private loop.
+  (:mod:`bitsd._blocking`, no thread hop), Cancel and Complete too; the others (connect,
+  close, wait, callbacks, reading an ended job's reply) are submitted to the private loop.
 - Methods must not be called from the private loop itself (an ``async def`` callback runs
   there): that would wait for the loop it blocks. They raise RuntimeError instead; an async
   callback awaits the ``RemoteJob`` it is given.
@@ -288,12 +288,12 @@ class Job:
     def cancel(self) -> int:
         """Remove the job and delete its temporary files (Cancel); S_OK or
         BG_S_UNABLE_TO_DELETE_FILES."""
-        return self._runner.run_on_loop(self._job.cancel())
+        return self._runner.run(self._job.cancel())
 
     def complete(self) -> int:
         """Move finished files to their final names and end the job (Complete); S_OK or
         BG_S_PARTIAL_COMPLETE."""
-        return self._runner.run_on_loop(self._job.complete())
+        return self._runner.run(self._job.complete())
 
     def wait(self, states: Iterable[JobState] | JobState, timeout: float | None = None) -> JobState:
         """Block until the job is in one of ``states``; TimeoutError after ``timeout`` s."""

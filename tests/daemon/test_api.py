@@ -82,10 +82,21 @@ async def test_download_through_every_verb(api: aiohttp.ClientSession, short_dir
     status, done = await call(api, "GET", base)
     assert done["progress"]["bytes_transferred"] == 100_000
     assert done["times"]["transfer_completion_time"] is not None
-    assert await call(api, "POST", f"{base}/complete") == (
+    status, ended = await call(api, "POST", f"{base}/complete")
+    assert (status, ended["hresult"], ended["name"], ended["state"]) == (
         200,
-        {"hresult": 0, "name": "S_OK", "state": "ACKNOWLEDGED"},
+        0,
+        "S_OK",
+        "ACKNOWLEDGED",
     )
+    # The job as it ended, which the daemon forgets: what a client keeps for its getters.
+    assert ended["job"]["id"] == job["id"]
+    assert ended["job"]["state"] == "ACKNOWLEDGED"
+    assert ended["job"]["progress"]["bytes_transferred"] == 100_000
+    assert [(f["local_name"], f["progress"]["completed"]) for f in ended["files"]] == [
+        (str(short_dir / "copy.bin"), True)
+    ]
+    assert ended["reply"] is None
     assert (short_dir / "copy.bin").read_bytes() == source.read_bytes()
     status, body = await call(api, "GET", base)
     assert (status, error_of(body)) == (404, (codes.BG_E_NOT_FOUND, "BG_E_NOT_FOUND"))
@@ -96,10 +107,14 @@ async def test_suspend_and_cancel(api: aiohttp.ClientSession, short_dir: Path) -
     job = await new_job(api)
     base = f"/v1/jobs/{job['id']}"
     assert (await call(api, "POST", f"{base}/suspend"))[1]["state"] == "SUSPENDED"
-    assert await call(api, "POST", f"{base}/cancel") == (
+    status, ended = await call(api, "POST", f"{base}/cancel")
+    assert (status, ended["hresult"], ended["name"], ended["state"]) == (
         200,
-        {"hresult": 0, "name": "S_OK", "state": "CANCELLED"},
+        0,
+        "S_OK",
+        "CANCELLED",
     )
+    assert (ended["job"]["state"], ended["files"], ended["reply"]) == ("CANCELLED", [], None)
     assert (await call(api, "GET", "/v1/jobs"))[1]["total"] == 0
 
 

@@ -239,17 +239,7 @@ class _Api:
         return _hresult(codes.S_OK)
 
     async def get_reply(self, request: Request) -> Response:
-        job = await self._job(request)
-        progress = await job.get_reply_progress()
-        return JSONResponse(
-            {
-                "file_name": await job.get_reply_file_name(),
-                "progress": {
-                    "bytes_total": progress.bytes_total,
-                    "bytes_transferred": progress.bytes_transferred,
-                },
-            }
-        )
+        return JSONResponse(await _reply_json(await self._job(request)))
 
     async def get_reply_data(self, request: Request) -> Response:
         job = await self._job(request)
@@ -273,11 +263,11 @@ class _Api:
 
     async def cancel(self, request: Request) -> Response:
         job = await self._job(request)
-        return await _verb_result(job, await job.cancel())
+        return await _end_result(job, await job.cancel())
 
     async def complete(self, request: Request) -> Response:
         job = await self._job(request)
-        return await _verb_result(job, await job.complete())
+        return await _end_result(job, await job.complete())
 
     async def get_error(self, request: Request) -> Response:
         job = await self._job(request)
@@ -308,6 +298,35 @@ class _Api:
 async def _verb_result(job: Job, hresult: int) -> Response:
     state = await job.get_state()
     return JSONResponse({"hresult": hresult, "name": codes.name_of(hresult), "state": state.name})
+
+
+async def _end_result(job: Job, hresult: int) -> Response:
+    """Cancel's and Complete's answer: the verb's result and the job as it ended, with its
+    files (and an upload-reply job's reply). The daemon forgets a final job; a client keeps
+    this to answer getters on it, with no request before the verb."""
+    shown = await job_to_json(job)
+    reply = await _reply_json(job) if shown["type"] == bitsd.JobType.UPLOAD_REPLY.name else None
+    return JSONResponse(
+        {
+            "hresult": hresult,
+            "name": codes.name_of(hresult),
+            "state": shown["state"],
+            "job": shown,
+            "files": await _files_json(job),
+            "reply": reply,
+        }
+    )
+
+
+async def _reply_json(job: Job) -> dict[str, object]:
+    progress = await job.get_reply_progress()
+    return {
+        "file_name": await job.get_reply_file_name(),
+        "progress": {
+            "bytes_total": progress.bytes_total,
+            "bytes_transferred": progress.bytes_transferred,
+        },
+    }
 
 
 def _hresult(hresult: int) -> Response:

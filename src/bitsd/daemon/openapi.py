@@ -481,6 +481,18 @@ _SCHEMAS: JSON = {
             "state": _ref("JobState"),
         }
     ),
+    "EndResult": _object(
+        {
+            "hresult": {**_HRESULT, "description": "S_OK, or Cancel's and Complete's BG_S_* code"},
+            "name": {"type": "string"},
+            "state": _ref("JobState"),
+            "job": {**_ref("Job"), "description": "The job as it ended (the daemon forgets it)"},
+            "files": {"type": "array", "items": _ref("ListedFile")},
+            "reply": _nullable(
+                {**_ref("Reply"), "description": "An upload-reply job's reply; null otherwise"}
+            ),
+        }
+    ),
     "WaitResult": _object(
         {
             "state": _ref("JobState"),
@@ -571,11 +583,11 @@ def _ok(schema: str, description: str = "OK") -> JSON:
     return {"200": _answer(_ref(schema), description)}
 
 
-def _verb(name: str, what: str) -> JSON:
+def _verb(name: str, what: str, result: str = "VerbResult") -> JSON:
     return {
         "post": _operation(
             f"{name}: {what}",
-            _ok("VerbResult", "The verb's HRESULT and the job's state after it"),
+            _ok(result, "The verb's HRESULT and the job's state after it"),
             404,
             409,
             parameters=[_JOB_ID],
@@ -791,8 +803,8 @@ _PATHS: JSON = {
     },
     "/v1/jobs/{id}/resume": _verb("Resume", "queue the job for transfer"),
     "/v1/jobs/{id}/suspend": _verb("Suspend", "stop transferring, keep the progress"),
-    "/v1/jobs/{id}/cancel": _verb("Cancel", "remove the job and its temporary files"),
-    "/v1/jobs/{id}/complete": _verb("Complete", "move the files to their final names"),
+    "/v1/jobs/{id}/cancel": _verb("Cancel", "remove the job and its temporary files", "EndResult"),
+    "/v1/jobs/{id}/complete": _verb("Complete", "move the files to their final names", "EndResult"),
     "/v1/jobs/{id}/error": {
         "get": _operation(
             "The error of a job in ERROR or TRANSIENT_ERROR (GetError)",
