@@ -245,7 +245,8 @@ def run_bitsd(
     handles = []
     for i, files in enumerate(jobs):
         job = m.create_job(f"bench {i}")
-        job.set_priority(priority)
+        if priority is not bitsd.Priority.NORMAL:  # NORMAL is every job's default
+            job.set_priority(priority)
         if ca is not None:
             job.set_ca_bundle(ca)
         job.add_file_set(files)
