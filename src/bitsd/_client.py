@@ -763,7 +763,10 @@ class RemoteJob:
         # the engine does.
         state = await self.get_state()
         if state not in wanted:
-            await asyncio.sleep(seconds)
+            if loop_running():
+                await asyncio.sleep(seconds)
+            else:  # driven in the caller's thread by the sync client (bitsd._sync)
+                time.sleep(seconds)  # noqa: ASYNC251 - no loop runs in this thread
         return state
 
     # -- state and progress ----------------------------------------------------------------

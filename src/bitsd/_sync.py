@@ -5,8 +5,9 @@ Rules:
   (:mod:`bitsd._client`) running on it. Every method runs one of that client's coroutines
   and blocks for its result, so results and exceptions are exactly the async client's. The
   calls that are plain requests run in the calling thread over a blocking channel
-  (:mod:`bitsd._blocking`, no thread hop), Cancel and Complete too; the others (connect,
-  close, wait, callbacks, reading an ended job's reply) are submitted to the private loop.
+  (:mod:`bitsd._blocking`, no thread hop), Cancel, Complete and wait too; the others
+  (connect, close, callbacks, reading an ended job's reply) are submitted to the private
+  loop.
 - Methods must not be called from the private loop itself (an ``async def`` callback runs
   there): that would wait for the loop it blocks. They raise RuntimeError instead; an async
   callback awaits the ``RemoteJob`` it is given.
@@ -297,7 +298,7 @@ class Job:
 
     def wait(self, states: Iterable[JobState] | JobState, timeout: float | None = None) -> JobState:
         """Block until the job is in one of ``states``; TimeoutError after ``timeout`` s."""
-        return self._runner.run_on_loop(
+        return self._runner.run(
             self._job.wait(states if isinstance(states, JobState) else list(states), timeout)
         )
 

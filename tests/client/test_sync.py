@@ -70,6 +70,14 @@ def test_sync_download_round_trip(manager: bitsd.Manager, server: FaultServer, d
     assert job.complete() == codes.S_OK
     assert (dest / "s").read_bytes() == data
     assert job not in manager.jobs()
+    # The ended job answers from what complete() returned, as the engine's handles do.
+    assert job.get_state() is JobState.ACKNOWLEDGED
+    assert job.wait(JobState.ACKNOWLEDGED, timeout=5) is JobState.ACKNOWLEDGED
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        job.wait(JobState.TRANSFERRED, timeout=0.2)  # never again: waits the time out
+    assert time.monotonic() - started >= 0.2
+    assert [f.local_name for f in job.files()] == [str(dest / "s")]
 
 
 def test_sync_errors_are_the_same_exceptions(manager: bitsd.Manager, dest: Path) -> None:
