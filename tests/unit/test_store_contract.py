@@ -300,6 +300,55 @@ def test_put_job_is_durable_and_visible_to_a_new_connection(store_factory: Store
     )
 
 
+# Changes a job goes through, one field set or several at once (put_job then writes only the
+# changed columns of a job it wrote before).
+_CHANGES: list[dict[str, object]] = [
+    {"state": JobState.QUEUED, "error": None, "retry_at": None},
+    {"state": JobState.CONNECTING, "last_activity_at": 5.5, "queue_seq": 13},
+    {"priority": Priority.FOREGROUND},
+    {},  # nothing changed: nothing to write
+    {
+        "state": JobState.ERROR,
+        "error": ErrorRecord(
+            codes.BG_E_NETWORK_DISCONNECTED, ErrorContext.GENERAL_TRANSPORT, "x", None, "http"
+        ),
+        "error_count": 8,
+    },
+    {"error": ErrorRecord(codes.E_ACCESSDENIED, ErrorContext.LOCAL_FILE, "y", 1, None)},
+    {"credentials": ((1, 2, "u", "p"),), "notify_program": None, "display_name": "renamed"},
+    {"state": JobState.TRANSFERRED, "transfer_completion_time": None, "on_demand": False},
+]
+
+
+def test_successive_put_job_calls_store_every_change(store_factory: StoreFactory) -> None:
+    """After each put_job of a changed job (including a put with no change, a put with its
+    files and a delete), a store opened again reads exactly the last record."""
+    store = store_factory()
+    job = make_job()
+    store.put_job(job)
+    for step, changes in enumerate(_CHANGES):
+        job = dataclasses.replace(job, **changes)  # type: ignore[arg-type]
+        if step == 3:
+            store.put_job(job, [make_file(0)])
+        else:
+            store.put_job(job)
+        assert store_factory().load().jobs == [job], changes
+    store.delete_job(JOB_ID)
+    store.put_job(job)  # written again after its delete: the whole row
+    assert store_factory().load().jobs == [job]
+
+
+def test_sqlite_put_job_of_an_unchanged_job_writes_nothing(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "jobs.sqlite")
+    store.put_job(make_job())
+    before = store._db.total_changes
+    store.put_job(make_job())
+    assert store._db.total_changes == before
+    store.put_job(make_job(state=JobState.SUSPENDED))
+    assert store._db.total_changes == before + 1
+    store.close()
+
+
 def test_many_jobs_round_trip(store: Store) -> None:
     """Many jobs come back, each equal to what was saved."""
     jobs = [make_job(f"{i:032x}", queue_seq=i, display_name=f"job {i}") for i in range(20)]

@@ -7,6 +7,9 @@ Rules:
   anywhere in the file is found at start, not by the first write that reaches it; reading the
   jobs maps any sqlite error to :class:`StoreError` too.
 - ``synchronous=FULL``: a committed state change survives a process kill and a power loss.
+- A call that writes one statement runs it on its own (sqlite makes it a transaction); calls
+  of several statements run them in one explicit transaction. ``put_job`` of a job this store
+  wrote before updates only the columns that changed, and writes nothing when none did.
 - Columns mirror the record fields one to one (enums as their BITS integers); the mapping is
   derived from the dataclasses so a new field cannot be forgotten in one direction.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import functools
 import json
 import operator
 import os
@@ -90,6 +94,15 @@ def _upsert(table: str, names: Sequence[str], key: Sequence[str], *, if_job: boo
 
 
 _PUT_JOB = _upsert("jobs", _JOB_COLUMNS, ["id"], if_job=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _update_job(columns: tuple[int, ...]) -> str:
+    """The UPDATE of the job row's ``columns`` (positions in ``_JOB_COLUMNS``), by id."""
+    sets = ", ".join(f'"{_JOB_COLUMNS[i]}" = ?' for i in columns)
+    return f"UPDATE jobs SET {sets} WHERE id = ?"
+
+
 _PUT_FILE = _upsert("files", _FILE_FIELDS, ["job_id", "index"], if_job=False)
 _PUT_FILE_IF_JOB = _upsert("files", _FILE_FIELDS, ["job_id", "index"], if_job=True)
 _PUT_NOTE = _upsert("notifications", _NOTE_FIELDS, ["job_id", "kind"], if_job=True)
@@ -225,6 +238,9 @@ class SqliteStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        # The row this store last wrote for each job: put_job then writes only what changed.
+        # Only one store writes a file (the daemon's lock), so the rows stay true.
+        self._written: dict[str, tuple[Any, ...]] = {}
         if not self.path.exists():
             # Create it readable by the owner only before sqlite opens it.
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -314,12 +330,25 @@ class SqliteStore:
         return Snapshot(jobs, files, notes)
 
     def put_job(self, job: JobRecord, files: Sequence[FileRecord] = ()) -> None:
-        if not files:  # one statement is a transaction of its own (autocommit)
-            self._db.execute(_PUT_JOB, _job_row(job))
+        row = _job_row(job)
+        if not files:
+            # One statement is a transaction of its own (autocommit). A job this store wrote
+            # before gets only its changed columns (most changes touch three of 56).
+            written = self._written.get(job.id)
+            if written is None:
+                self._db.execute(_PUT_JOB, row)
+            else:
+                pairs = enumerate(zip(row, written, strict=True))
+                changed = tuple(i for i, (now, before) in pairs if now != before)
+                if not changed:
+                    return
+                self._db.execute(_update_job(changed), [*(row[i] for i in changed), job.id])
+            self._written[job.id] = row
             return
         with self._transaction() as db:
-            db.execute(_PUT_JOB, _job_row(job))
+            db.execute(_PUT_JOB, row)
             db.executemany(_PUT_FILE, [_file_row(f) for f in files])
+        self._written[job.id] = row
 
     def put_files(self, files: Sequence[FileRecord]) -> None:
         if not files:
@@ -327,18 +356,17 @@ class SqliteStore:
         with self._transaction() as db:
             db.executemany(_PUT_FILE_IF_JOB, [(*_file_row(f), f.job_id) for f in files])
 
+    # One statement each: a transaction of its own (a delete's cascade included).
+
     def delete_job(self, job_id: str) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        self._written.pop(job_id, None)
+        self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def put_notification(self, notification: PendingNotification) -> None:
-        row = _NOTE_ROW(notification)
-        with self._transaction() as db:
-            db.execute(_PUT_NOTE, (*row, notification.job_id))
+        self._db.execute(_PUT_NOTE, (*_NOTE_ROW(notification), notification.job_id))
 
     def delete_notification(self, job_id: str, kind: str) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM notifications WHERE job_id = ? AND kind = ?", (job_id, kind))
+        self._db.execute("DELETE FROM notifications WHERE job_id = ? AND kind = ?", (job_id, kind))
 
     def close(self) -> None:
         self._db.close()
