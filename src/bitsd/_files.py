@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from pathlib import Path
 
 from bitsd import codes
 from bitsd._errors import BitsError, InvalidArgumentError
@@ -42,11 +41,11 @@ _VISIBLE_NAME_BYTES = 180
 
 def temp_name_for(local_name: str, job_id: str, index: int) -> str:
     """The temporary file of ``local_name`` for file ``index`` of job ``job_id``."""
-    path = Path(local_name)
+    folder, name = os.path.split(local_name)
     # The whole job id makes the name unique per (job, index); the visible part is cut so the
     # name stays under NAME_MAX (255 bytes) whatever the local name's length.
-    visible = path.name.encode()[:_VISIBLE_NAME_BYTES].decode(errors="ignore")
-    return str(path.with_name(f".{visible}.{job_id.replace('-', '')}-{index}{TEMP_SUFFIX}"))
+    visible = name.encode()[:_VISIBLE_NAME_BYTES].decode(errors="ignore")
+    return os.path.join(folder, f".{visible}.{job_id.replace('-', '')}-{index}{TEMP_SUFFIX}")
 
 
 def check_local_name(local_name: str) -> str:

@@ -181,7 +181,7 @@ class _Api:
     async def add_files(self, request: Request) -> Response:
         job = await self._job(request)
         new = new_files(await _body(request))
-        before = len(await job.files())
+        before = (await job.get_progress()).files_total
         if new.ranges is not None:
             [(remote, local)] = new.pairs
             await job.add_file_with_ranges(remote, local, new.ranges)
