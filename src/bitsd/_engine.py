@@ -831,11 +831,12 @@ class Engine:
             checked_ranges = check_ranges(ranges, limit=self.config.max_ranges_per_file)
         if sha256 is not None and not _SHA256.match(sha256):
             raise InvalidArgumentError(f"not a SHA-256 in hex: {sha256!r}")
+        folders: set[str] = set()
         for remote, local in pairs:
             if not isinstance(remote, str) or not isinstance(local, str):
                 raise InvalidArgumentError("remote and local names must be strings")
             remote = check_remote_name(remote)
-            local = check_local_name(local)
+            local = check_local_name(local, folders)
             if checked_ranges is not None and remote_kind(remote) is not RemoteKind.HTTP:
                 raise InvalidArgumentError("file ranges need an http:// or https:// URL")
             if job.on_demand:

@@ -48,8 +48,10 @@ def temp_name_for(local_name: str, job_id: str, index: int) -> str:
     return os.path.join(folder, f".{visible}.{job_id.replace('-', '')}-{index}{TEMP_SUFFIX}")
 
 
-def check_local_name(local_name: str) -> str:
-    """Validate a download's local name and return it normalised.
+def check_local_name(local_name: str, good_folders: set[str] | None = None) -> str:
+    """Validate a download's local name and return it normalised. ``good_folders``, when
+    given, holds folders that passed these checks already in the same call (a file set in one
+    folder checks it once) and gains this name's.
 
     Raises:
         InvalidArgumentError: empty, relative, containing NUL, a folder, or a name with no file.
@@ -64,15 +66,18 @@ def check_local_name(local_name: str) -> str:
         raise InvalidArgumentError(f"the local name names a folder: {local_name!r}")
     normalised = os.path.normpath(local_name)
     folder = os.path.dirname(normalised)
-    if not os.path.isdir(folder):
+    known = good_folders is not None and folder in good_folders
+    if not known and not os.path.isdir(folder):
         raise BitsError(
             f"the local folder {folder} does not exist",
             hresult=codes.hresult_from_errno(errno.ENOTDIR),
         )
     if os.path.isdir(normalised):
         raise InvalidArgumentError(f"the local name is an existing folder: {normalised}")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not known and not os.access(folder, os.W_OK | os.X_OK):
         raise BitsError(f"the local folder {folder} is not writable", hresult=codes.E_ACCESSDENIED)
+    if good_folders is not None:
+        good_folders.add(folder)
     return normalised
 
 

@@ -116,6 +116,22 @@ def test_missing_folder_is_path_not_found(tmp_path: Path) -> None:
     assert not isinstance(info.value, bitsd.InvalidArgumentError)
 
 
+def test_good_folders_are_checked_once_per_call(tmp_path: Path) -> None:
+    """With good_folders, a folder that passed is not checked again (a file set in one
+    folder), a name that is a folder is still refused, and a bad folder is never added."""
+    good: set[str] = set()
+    (tmp_path / "folder").mkdir()
+    assert check_local_name(str(tmp_path / "a"), good) == str(tmp_path / "a")
+    assert good == {str(tmp_path)}
+    with pytest.raises(bitsd.InvalidArgumentError):
+        check_local_name(str(tmp_path / "folder"), good)
+    with pytest.raises(bitsd.BitsError):
+        check_local_name(str(tmp_path / "missing" / "b"), good)
+    assert good == {str(tmp_path)}
+    good.add(str(tmp_path / "missing"))  # what the caller vouches for is taken as checked
+    assert check_local_name(str(tmp_path / "missing" / "b"), good)
+
+
 def test_existing_folder_name_is_invalid_argument(tmp_path: Path) -> None:
     """A local name that is an existing folder raises InvalidArgumentError."""
     (tmp_path / "folder").mkdir()
