@@ -331,23 +331,24 @@ class SqliteStore:
 
     def put_job(self, job: JobRecord, files: Sequence[FileRecord] = ()) -> None:
         row = _job_row(job)
+        # A job this store wrote before gets only its changed columns (most changes touch
+        # three of 56), or nothing when none changed.
+        written = self._written.get(job.id)
+        statement: tuple[str, Sequence[Any]] | None = (_PUT_JOB, row)
+        if written is not None:
+            pairs = enumerate(zip(row, written, strict=True))
+            changed = tuple(i for i, (now, before) in pairs if now != before)
+            statement = (
+                (_update_job(changed), [*(row[i] for i in changed), job.id]) if changed else None
+            )
         if not files:
-            # One statement is a transaction of its own (autocommit). A job this store wrote
-            # before gets only its changed columns (most changes touch three of 56).
-            written = self._written.get(job.id)
-            if written is None:
-                self._db.execute(_PUT_JOB, row)
-            else:
-                pairs = enumerate(zip(row, written, strict=True))
-                changed = tuple(i for i, (now, before) in pairs if now != before)
-                if not changed:
-                    return
-                self._db.execute(_update_job(changed), [*(row[i] for i in changed), job.id])
-            self._written[job.id] = row
-            return
-        with self._transaction() as db:
-            db.execute(_PUT_JOB, row)
-            db.executemany(_PUT_FILE, [_file_row(f) for f in files])
+            if statement is not None:
+                self._db.execute(*statement)  # one statement: a transaction of its own
+        else:
+            with self._transaction() as db:
+                if statement is not None:
+                    db.execute(*statement)
+                db.executemany(_PUT_FILE, [_file_row(f) for f in files])
         self._written[job.id] = row
 
     def put_files(self, files: Sequence[FileRecord]) -> None:
