@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from bitsd import ErrorContext, FileInfo, JobState, NotifyFlags, codes
 from bitsd._enums import SecurityFlags
@@ -78,6 +79,44 @@ def test_raw_client_applies_only_where_it_behaves_like_aiohttp(
     headers go through bitsd's own client (TLS options travel in the SSL context); everything
     else stays on aiohttp."""
     assert RawHttpTransport.applies(request_) is applies
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1",
+        "http://127.0.0.1?x=/y",
+        "http://127.0.0.1#frag/x",
+        "HTTP://Example.ORG:8080/a/b?c#d",
+        "https://[::1]:8443/x",
+        "https://user:p%40ss@example.org/x",
+        "http://example.org:99999/x",
+        "http://[::1/x",
+        "http://exa\\mple.org/x",
+        "http:example.org/x",
+        "http:///nohost",
+        "file://example.org/x",
+    ],
+)
+def test_the_route_is_decided_on_the_host_and_port_yarl_finds_in_the_whole_url(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``applies`` decides the route from the URL's origin only (cached per origin): the
+    answer is the one a parse of the whole URL gives, for hosts bypassed and not."""
+    monkeypatch.setenv("http_proxy", "http://proxy.example:3128")
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    for bypass in ("example.org,127.0.0.1,::1", "other.example"):
+        monkeypatch.setenv("no_proxy", bypass)
+        try:
+            whole = URL(url)
+            expected = (
+                whole.scheme in ("http", "https")
+                and bool(whole.raw_host)
+                and (whole.raw_host or "") in bypass.split(",")
+            )
+        except ValueError:
+            expected = False
+        assert RawHttpTransport.applies(_request(url)) is expected, (url, bypass)
 
 
 def test_environment_proxy_keeps_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:
