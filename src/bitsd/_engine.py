@@ -234,6 +234,9 @@ class Engine:
         self._final: dict[str, JobRecord] = {}
         self._final_files: dict[str, list[FileRecord]] = {}
         self._runs: dict[str, _Run] = {}
+        # The sinks of the files transferring now (or finished and not yet reported), by job
+        # and index: their live records stand in for the ones in _files (see _files_of).
+        self._sinks: dict[str, dict[int, FileSink]] = {}
         # The scheduler's bookkeeping (bitsd._agenda), kept by _keep for every job record.
         self._line = WaitingLine()
         self._agenda = Agenda()
@@ -462,9 +465,18 @@ class Engine:
         return job
 
     def _files_of(self, job_id: str) -> list[FileRecord]:
-        if job_id in self._files:
-            return self._files[job_id]
-        return self._final_files.get(job_id, [])
+        """A job's file records as the owner sees them: a file transferring now shows its
+        sink's live record (built here, not at every write)."""
+        files = self._files.get(job_id)
+        if files is None:
+            return self._final_files.get(job_id, [])
+        sinks = self._sinks.get(job_id)
+        if not sinks:
+            return files
+        live = list(files)
+        for index, sink in sinks.items():
+            live[index] = sink.record
+        return live
 
     def _live(self, job_id: str) -> JobRecord:
         """The record of a job that accepts changes."""
@@ -1030,6 +1042,8 @@ class Engine:
         run = job_id in self._runs
         await self._stop_run(job_id)
         files = list(self._files[job_id])
+        # The records as the stop left them (its checkpoints), with the new names.
+        changed = [dataclasses.replace(files[f.index], remote_name=f.remote_name) for f in changed]
         for f in changed:
             files[f.index] = f
         new_job = dataclasses.replace(
@@ -1493,10 +1507,18 @@ class Engine:
                 task.cancel()
             if tasks:
                 await asyncio.wait(tasks.values())
+            # The sinks left are the files that finished and were not reported (_publish
+            # takes reported ones, _transfer_file failed ones): their records show all bytes
+            # held, not completed.
+            sinks = self._sinks.pop(job_id, {})
             files = self._files.get(job_id)
-            if finished and files is not None:
-                # Finished early, flushed, not yet their turn: keep their bytes across a restart.
-                self._store.put_files([files[r.index] for r in finished.values()])
+            if files is not None:
+                for index, sink in sinks.items():
+                    files[index] = sink.record
+                if finished:
+                    # Finished early, flushed, not yet their turn: keep their bytes across a
+                    # restart.
+                    self._store.put_files([files[r.index] for r in finished.values()])
 
     async def _transfer_one(self, job_id: str, index: int) -> FileRecord:
         """Transfer one file; its failures come out as _FileFailed naming the file."""
@@ -1517,8 +1539,10 @@ class Engine:
         if files is None:
             return
         self._store.put_files(records)
+        sinks = self._sinks.get(job_id, {})
         for record in records:
             files[record.index] = record
+            sinks.pop(record.index, None)
         for record in records:
             self._notifier.file_transferred(job_id, self._file_info(record))
 
@@ -1560,6 +1584,11 @@ class Engine:
             throttle=self._bandwidth.pacer(job_id),
             flusher=self._flusher,
         )
+        # The sink's live record stands in for the file's (_files_of) until the file is
+        # reported (_publish, or _transfer_window for one finished early), or here if it fails.
+        sinks = self._sinks.setdefault(job_id, {})
+        sinks[record.index] = sink
+        finished = False
         try:
             request = FileRequest(
                 record.remote_name,
@@ -1571,9 +1600,16 @@ class Engine:
                 options=_http_options(job),
             )
             await self._transport_for(request).fetch(request, sink)
-            return await sink.finish()
+            done = await sink.finish()
+            finished = True
+            return done
         finally:
             sink.close()
+            if not finished:
+                sinks.pop(record.index, None)
+                files = self._files.get(job_id)
+                if files is not None:
+                    files[record.index] = sink.record
 
     def _file_budget(self, job_id: str, index: int) -> int | None:
         """Bytes file ``index`` may have: what the job's maximum download size leaves after its

@@ -405,6 +405,51 @@ async def test_concurrent_files_are_reported_in_index_order(
         assert (dest / f"f{i}").read_bytes() == data
 
 
+async def test_running_files_show_live_progress_and_finished_ones_wait_uncompleted(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """A file in flight shows its size and the bytes written so far (its sink's live record);
+    a later file that finished first shows all its bytes, not completed, until its turn."""
+    slow = body(600_000, 1)
+    fast = body(30_000, 2)
+    server.add("/slow", slow)
+    server.add("/fast", fast)
+    server.set_fault("/slow", Fault(rate=600_000))
+    async with make_engine(file_concurrency=2) as engine:
+        job = await engine.create_job("live")
+        await job.add_file_set(
+            [(server.url("/slow"), str(dest / "slow")), (server.url("/fast"), str(dest / "fast"))]
+        )
+        await job.resume()
+        while True:
+            files = await job.files()
+            if files[0].progress.bytes_transferred > 0 and files[1].progress.bytes_transferred:
+                break
+            await asyncio.sleep(0.01)
+        while (await job.files())[1].progress.bytes_transferred < len(fast):
+            await asyncio.sleep(0.01)
+        files = await job.files()
+        progress = await job.get_progress()
+        if server.requests_for("/slow")[0].bytes_sent < len(slow):
+            assert files[0].progress.bytes_total == len(slow)
+            assert 0 < files[0].progress.bytes_transferred < len(slow)
+            assert (files[1].progress.bytes_transferred, files[1].progress.completed) == (
+                len(fast),
+                False,
+            )
+            assert progress.files_transferred == 0
+            assert progress.bytes_total == len(slow) + len(fast)
+        assert await settle(job) is JobState.TRANSFERRED
+        files = await job.files()
+        assert [(f.progress.bytes_transferred, f.progress.completed) for f in files] == [
+            (len(slow), True),
+            (len(fast), True),
+        ]
+        await job.complete()
+    assert (dest / "slow").read_bytes() == slow
+    assert (dest / "fast").read_bytes() == fast
+
+
 async def test_first_failure_in_order_stops_the_job(
     server: FaultServer, make_engine: EngineFactory, dest: Path
 ) -> None:
