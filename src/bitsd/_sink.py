@@ -282,6 +282,9 @@ class FileSink(TempWriter):
         super().__init__(engine, record, throttle=throttle, flusher=flusher)
         self._budget = budget
         self._done: FileRecord | None = None  # the completed record, once ``finish`` returned
+        # What a response taught (begin), kept here and put in a record when one is built.
+        self._total = record.bytes_total
+        self._validator = record.validator
         try:
             self._fd = open_temp(record.temp_name, record.bytes_transferred)
         except OSError as exc:
@@ -290,7 +293,8 @@ class FileSink(TempWriter):
         self._offset = kept
         self._checkpointed = kept
         if kept != record.bytes_transferred:
-            self._set(validator=None, durable=True)
+            self._validator = None
+            self._store()
         self._checkpoint_time = engine.clock.monotonic()
 
     @property
@@ -303,25 +307,28 @@ class FileSink(TempWriter):
         ``finish`` returned: the engine reports files completed in order)."""
         if self._done is not None:
             return dataclasses.replace(self._done, completed=False)
-        if self._record.bytes_transferred != self._offset:
-            self._record = dataclasses.replace(self._record, bytes_transferred=self._offset)
-        return self._record
+        return self._build(self._offset)
 
-    def _set(self, *, durable: bool, **changes: Any) -> None:
-        """Change fields of the record (not the offset); ``durable`` changes are stored at
-        once, with the offset of the last checkpoint."""
-        self._record = dataclasses.replace(
-            self._record, bytes_transferred=self._checkpointed, **changes
+    def _build(self, offset: int, **changes: Any) -> FileRecord:
+        return dataclasses.replace(
+            self._record,
+            bytes_total=self._total,
+            validator=self._validator,
+            bytes_transferred=offset,
+            **changes,
         )
-        if durable:
-            self._engine._file_changed(self._record, durable=True)
+
+    def _store(self) -> None:
+        """Store the record now, with the offset of the last checkpoint."""
+        self._engine._file_changed(self._build(self._checkpointed), durable=True)
 
     async def redirected(self, url: str) -> None:
         """The redirect policy changed the file's remote name (ALLOW_REPORT, DISALLOW): store
         the new name at once, so it survives a restart and the owner sees it."""
         if url == self._record.remote_name:
             return
-        self._set(remote_name=url, durable=True)
+        self._record = dataclasses.replace(self._record, remote_name=url)
+        self._store()
         self._engine._file_renamed_remotely(self._record.job_id)
 
     async def begin(self, *, bytes_total: int | None, validator: str | None, restart: bool) -> None:
@@ -331,12 +338,12 @@ class FileSink(TempWriter):
             self._local(os.ftruncate, self._fd, 0)
             self._local(os.lseek, self._fd, 0, os.SEEK_SET)
             self._offset = self._checkpointed = 0
+        self._total = bytes_total
+        self._validator = validator
+        if restart:
             # A restart discards bytes a stored offset may cover: store it before new bytes
-            # come.
-            self._set(bytes_total=bytes_total, validator=validator, durable=True)
-        elif bytes_total != self._record.bytes_total or validator != self._record.validator:
-            # The size and validator ride with the next checkpoint.
-            self._set(bytes_total=bytes_total, validator=validator, durable=False)
+            # come. Otherwise the size and validator ride with the next checkpoint.
+            self._store()
         self._engine._connected(self._record.job_id)
 
     def _check_budget(self, size: int) -> None:
@@ -370,9 +377,7 @@ class FileSink(TempWriter):
     def _mark_checkpoint(self, offset: int) -> None:
         self._checkpointed = offset
         self._checkpoint_time = self._engine.clock.monotonic()
-        self._engine._file_changed(
-            dataclasses.replace(self._record, bytes_transferred=offset), durable=True
-        )
+        self._engine._file_changed(self._build(offset), durable=True)
 
     async def finish(self) -> FileRecord:
         """The whole file is here: make it durable and check its digest.
@@ -389,16 +394,13 @@ class FileSink(TempWriter):
         if mismatch is not None:
             self._local(os.ftruncate, self._fd, 0)
             self._offset = self._checkpointed = 0
-            self._set(validator=None, durable=True)
+            self._validator = None
+            self._store()
             raise mismatch
-        record = self._record
         self._checkpointed = self._offset
-        self._done = dataclasses.replace(
-            record,
-            bytes_transferred=self._offset,
-            bytes_total=self._offset if record.bytes_total is None else record.bytes_total,
-            completed=True,
-        )
+        if self._total is None:
+            self._total = self._offset
+        self._done = self._build(self._offset, completed=True)
         return self._done
 
     def _unsaved(self) -> bool:
