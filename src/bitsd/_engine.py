@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import functools
 import logging
 import os
 import re
@@ -1462,30 +1463,39 @@ class Engine:
         finished: dict[int, FileRecord] = {}  # completed records waiting for their turn
         failed: dict[int, _FileFailed] = {}
         started = reported = 0
+        # Positions whose task ended, in the order they ended: each task's done callback adds
+        # its own and wakes the window, so a wake costs what ended, not the whole window.
+        landed: list[int] = []
+        waiter: asyncio.Future[None] | None = None
+
+        def land(position: int, _task: asyncio.Task[FileRecord]) -> None:
+            landed.append(position)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
         try:
             while reported < len(pending):
                 while started < len(pending) and len(tasks) < width and not failed:
                     task = asyncio.create_task(self._transfer_one(job_id, pending[started]))
+                    task.add_done_callback(functools.partial(land, started))
                     tasks[started] = task
                     started += 1
                 run.file_index = pending[reported]
-                if width == 1:
-                    # One at a time: await the file itself (no wait set to build).
-                    task = next(iter(tasks.values()))
-                    with contextlib.suppress(_FileFailed):
-                        await task
-                    done: set[asyncio.Task[FileRecord]] = {task}
-                else:
-                    done, _ = await asyncio.wait(
-                        tasks.values(), return_when=asyncio.FIRST_COMPLETED
-                    )
-                for position in [p for p, t in tasks.items() if t in done]:
-                    task = tasks.pop(position)
-                    if task.cancelled():
-                        continue
-                    error = task.exception()
+                if not landed:
+                    waiter = asyncio.get_running_loop().create_future()
+                    try:
+                        await waiter
+                    finally:
+                        waiter = None
+                ended = landed[:]
+                landed.clear()
+                for position in ended:
+                    ended_task = tasks.pop(position, None)
+                    if ended_task is None or ended_task.cancelled():
+                        continue  # cancelled here after a failure before it
+                    error = ended_task.exception()
                     if error is None:
-                        finished[position] = task.result()
+                        finished[position] = ended_task.result()
                     elif isinstance(error, _FileFailed):
                         failed[position] = error
                     else:  # pragma: no cover - _transfer_one wraps everything
