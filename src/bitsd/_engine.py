@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import functools
 import logging
 import os
 import re
@@ -235,6 +236,9 @@ class Engine:
         self._final: dict[str, JobRecord] = {}
         self._final_files: dict[str, list[FileRecord]] = {}
         self._runs: dict[str, _Run] = {}
+        # The sinks of the files transferring now (or finished and not yet reported), by job
+        # and index: their live records stand in for the ones in _files (see _files_of).
+        self._sinks: dict[str, dict[int, FileSink]] = {}
         # The scheduler's bookkeeping (bitsd._agenda), kept by _keep for every job record.
         self._line = WaitingLine()
         self._agenda = Agenda()
@@ -466,9 +470,18 @@ class Engine:
         return job
 
     def _files_of(self, job_id: str) -> list[FileRecord]:
-        if job_id in self._files:
-            return self._files[job_id]
-        return self._final_files.get(job_id, [])
+        """A job's file records as the owner sees them: a file transferring now shows its
+        sink's live record (built here, not at every write)."""
+        files = self._files.get(job_id)
+        if files is None:
+            return self._final_files.get(job_id, [])
+        sinks = self._sinks.get(job_id)
+        if not sinks:
+            return files
+        live = list(files)
+        for index, sink in sinks.items():
+            live[index] = sink.record
+        return live
 
     def _live(self, job_id: str) -> JobRecord:
         """The record of a job that accepts changes."""
@@ -1037,6 +1050,8 @@ class Engine:
         run = job_id in self._runs
         await self._stop_run(job_id)
         files = list(self._files[job_id])
+        # The records as the stop left them (its checkpoints), with the new names.
+        changed = [dataclasses.replace(files[f.index], remote_name=f.remote_name) for f in changed]
         for f in changed:
             files[f.index] = f
         new_job = evolve(
@@ -1460,30 +1475,39 @@ class Engine:
         finished: dict[int, FileRecord] = {}  # completed records waiting for their turn
         failed: dict[int, _FileFailed] = {}
         started = reported = 0
+        # Positions whose task ended, in the order they ended: each task's done callback adds
+        # its own and wakes the window, so a wake costs what ended, not the whole window.
+        landed: list[int] = []
+        waiter: asyncio.Future[None] | None = None
+
+        def land(position: int, _task: asyncio.Task[FileRecord]) -> None:
+            landed.append(position)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
         try:
             while reported < len(pending):
                 while started < len(pending) and len(tasks) < width and not failed:
                     task = asyncio.create_task(self._transfer_one(job_id, pending[started]))
+                    task.add_done_callback(functools.partial(land, started))
                     tasks[started] = task
                     started += 1
                 run.file_index = pending[reported]
-                if width == 1:
-                    # One at a time: await the file itself (no wait set to build).
-                    task = next(iter(tasks.values()))
-                    with contextlib.suppress(_FileFailed):
-                        await task
-                    done: set[asyncio.Task[FileRecord]] = {task}
-                else:
-                    done, _ = await asyncio.wait(
-                        tasks.values(), return_when=asyncio.FIRST_COMPLETED
-                    )
-                for position in [p for p, t in tasks.items() if t in done]:
-                    task = tasks.pop(position)
-                    if task.cancelled():
-                        continue
-                    error = task.exception()
+                if not landed:
+                    waiter = asyncio.get_running_loop().create_future()
+                    try:
+                        await waiter
+                    finally:
+                        waiter = None
+                ended = landed[:]
+                landed.clear()
+                for position in ended:
+                    ended_task = tasks.pop(position, None)
+                    if ended_task is None or ended_task.cancelled():
+                        continue  # cancelled here after a failure before it
+                    error = ended_task.exception()
                     if error is None:
-                        finished[position] = task.result()
+                        finished[position] = ended_task.result()
                     elif isinstance(error, _FileFailed):
                         failed[position] = error
                     else:  # pragma: no cover - _transfer_one wraps everything
@@ -1505,10 +1529,18 @@ class Engine:
                 task.cancel()
             if tasks:
                 await asyncio.wait(tasks.values())
+            # The sinks left are the files that finished and were not reported (_publish
+            # takes reported ones, _transfer_file failed ones): their records show all bytes
+            # held, not completed.
+            sinks = self._sinks.pop(job_id, {})
             files = self._files.get(job_id)
-            if finished and files is not None:
-                # Finished early, flushed, not yet their turn: keep their bytes across a restart.
-                self._store.put_files([files[r.index] for r in finished.values()])
+            if files is not None:
+                for index, sink in sinks.items():
+                    files[index] = sink.record
+                if finished:
+                    # Finished early, flushed, not yet their turn: keep their bytes across a
+                    # restart.
+                    self._store.put_files([files[r.index] for r in finished.values()])
 
     async def _transfer_one(self, job_id: str, index: int) -> FileRecord:
         """Transfer one file; its failures come out as _FileFailed naming the file."""
@@ -1529,8 +1561,10 @@ class Engine:
         if files is None:
             return
         self._store.put_files(records)
+        sinks = self._sinks.get(job_id, {})
         for record in records:
             files[record.index] = record
+            sinks.pop(record.index, None)
         for record in records:
             self._notifier.file_transferred(job_id, self._file_info(record))
 
@@ -1572,6 +1606,11 @@ class Engine:
             throttle=self._bandwidth.pacer(job_id),
             flusher=self._flusher,
         )
+        # The sink's live record stands in for the file's (_files_of) until the file is
+        # reported (_publish, or _transfer_window for one finished early), or here if it fails.
+        sinks = self._sinks.setdefault(job_id, {})
+        sinks[record.index] = sink
+        finished = False
         try:
             request = FileRequest(
                 record.remote_name,
@@ -1583,9 +1622,16 @@ class Engine:
                 options=_http_options(job),
             )
             await self._transport_for(request).fetch(request, sink)
-            return await sink.finish()
+            done = await sink.finish()
+            finished = True
+            return done
         finally:
             sink.close()
+            if not finished:
+                sinks.pop(record.index, None)
+                files = self._files.get(job_id)
+                if files is not None:
+                    files[record.index] = sink.record
 
     def _file_budget(self, job_id: str, index: int) -> int | None:
         """Bytes file ``index`` may have: what the job's maximum download size leaves after its

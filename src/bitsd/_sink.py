@@ -1,7 +1,9 @@
 """The sink of one file's transfer: its temporary file, progress and checkpoints.
 
 Rules:
-- Bytes are appended to the temporary file; progress counts them at once, in memory.
+- Bytes are appended to the temporary file; progress counts them at once, in memory. While a
+  file transfers, the engine shows its sink's live record (``FileSink.record``), built when
+  someone looks: a write changes a counter, not a record.
 - A checkpoint flushes the data (fsync) and only then stores the offset it covers, so a stored
   offset is always backed by data on disk; checkpoints come every ``checkpoint_bytes`` or
   ``checkpoint_seconds``, and when the transfer stops for any reason (``close``).
@@ -256,6 +258,9 @@ class TempWriter:
 class FileSink(TempWriter):
     """One file's temporary file during a transfer: writes, progress, checkpoints.
 
+    While the file transfers, its live record is :attr:`record`, built when someone asks (the
+    engine shows it in place of the stored one), not at every write: progress is a counter.
+
     Args:
         engine: the engine that owns the file's record.
         record: the file.
@@ -276,31 +281,54 @@ class FileSink(TempWriter):
     ) -> None:
         super().__init__(engine, record, throttle=throttle, flusher=flusher)
         self._budget = budget
+        self._done: FileRecord | None = None  # the completed record, once ``finish`` returned
+        # What a response taught (begin), kept here and put in a record when one is built.
+        self._total = record.bytes_total
+        self._validator = record.validator
         try:
             self._fd = open_temp(record.temp_name, record.bytes_transferred)
         except OSError as exc:
             raise classify.from_local_os_error(exc, local_name=record.local_name) from exc
         kept = os.lseek(self._fd, 0, os.SEEK_CUR)
-        if kept != record.bytes_transferred:
-            self._set(bytes_transferred=kept, validator=None, durable=True)
         self._offset = kept
         self._checkpointed = kept
+        if kept != record.bytes_transferred:
+            self._validator = None
+            self._store()
         self._checkpoint_time = engine.clock.monotonic()
 
     @property
     def offset(self) -> int:
         return self._offset
 
-    def _set(self, *, durable: bool, **changes: Any) -> None:
-        self._record = dataclasses.replace(self._record, **changes)
-        self._engine._file_changed(self._record, durable=durable)
+    @property
+    def record(self) -> FileRecord:
+        """The file's live record: every byte written counted, not completed (also once
+        ``finish`` returned: the engine reports files completed in order)."""
+        if self._done is not None:
+            return dataclasses.replace(self._done, completed=False)
+        return self._build(self._offset)
+
+    def _build(self, offset: int, **changes: Any) -> FileRecord:
+        return dataclasses.replace(
+            self._record,
+            bytes_total=self._total,
+            validator=self._validator,
+            bytes_transferred=offset,
+            **changes,
+        )
+
+    def _store(self) -> None:
+        """Store the record now, with the offset of the last checkpoint."""
+        self._engine._file_changed(self._build(self._checkpointed), durable=True)
 
     async def redirected(self, url: str) -> None:
         """The redirect policy changed the file's remote name (ALLOW_REPORT, DISALLOW): store
         the new name at once, so it survives a restart and the owner sees it."""
         if url == self._record.remote_name:
             return
-        self._set(remote_name=url, durable=True)
+        self._record = dataclasses.replace(self._record, remote_name=url)
+        self._store()
         self._engine._file_renamed_remotely(self._record.job_id)
 
     async def begin(self, *, bytes_total: int | None, validator: str | None, restart: bool) -> None:
@@ -310,15 +338,12 @@ class FileSink(TempWriter):
             self._local(os.ftruncate, self._fd, 0)
             self._local(os.lseek, self._fd, 0, os.SEEK_SET)
             self._offset = self._checkpointed = 0
-        # A restart discards bytes a stored offset may cover: store it before new bytes come.
-        # Otherwise the size and validator ride with the next checkpoint.
-        durable = restart
-        self._set(
-            bytes_total=bytes_total,
-            validator=validator,
-            bytes_transferred=self._offset,
-            durable=durable,
-        )
+        self._total = bytes_total
+        self._validator = validator
+        if restart:
+            # A restart discards bytes a stored offset may cover: store it before new bytes
+            # come. Otherwise the size and validator ride with the next checkpoint.
+            self._store()
         self._engine._connected(self._record.job_id)
 
     def _check_budget(self, size: int) -> None:
@@ -339,8 +364,6 @@ class FileSink(TempWriter):
         if self._throttle is not None:
             self._throttle.count(count)
         self._offset += count
-        self._record = dataclasses.replace(self._record, bytes_transferred=self._offset)
-        self._engine._file_changed(self._record, durable=False)
         self._engine._made_progress(self._record.job_id)
         if self._checkpoint_due(self._offset - self._checkpointed, self._checkpoint_time):
             await self.checkpoint()
@@ -354,17 +377,14 @@ class FileSink(TempWriter):
     def _mark_checkpoint(self, offset: int) -> None:
         self._checkpointed = offset
         self._checkpoint_time = self._engine.clock.monotonic()
-        self._engine._file_changed(
-            dataclasses.replace(self._record, bytes_transferred=offset), durable=True
-        )
-        self._engine._file_changed(self._record, durable=False)
+        self._engine._file_changed(self._build(offset), durable=True)
 
     async def finish(self) -> FileRecord:
         """The whole file is here: make it durable and check its digest.
 
         Returns:
             The file's record marked completed, for the engine to store and publish in order
-            (until then the live record shows every byte held, not completed).
+            (until then :attr:`record` shows every byte held, not completed).
 
         Raises:
             TransferError: the flush failed, or the digest did not match.
@@ -374,17 +394,14 @@ class FileSink(TempWriter):
         if mismatch is not None:
             self._local(os.ftruncate, self._fd, 0)
             self._offset = self._checkpointed = 0
-            self._set(bytes_transferred=0, validator=None, durable=True)
+            self._validator = None
+            self._store()
             raise mismatch
-        self._set(
-            bytes_transferred=self._offset,
-            bytes_total=self._offset
-            if self._record.bytes_total is None
-            else self._record.bytes_total,
-            durable=False,
-        )
         self._checkpointed = self._offset
-        return dataclasses.replace(self._record, completed=True)
+        if self._total is None:
+            self._total = self._offset
+        self._done = self._build(self._offset, completed=True)
+        return self._done
 
     def _unsaved(self) -> bool:
         return self._offset != self._checkpointed

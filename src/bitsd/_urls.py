@@ -9,12 +9,17 @@ Rules (bits-inventory §2.13, §5.2):
 from __future__ import annotations
 
 import enum
+import re
 import urllib.parse
 
 from bitsd._errors import InvalidArgumentError
 from bitsd._policy import MAX_URL_LENGTH
 
 __all__ = ["RemoteKind", "check_remote_name", "remote_kind"]
+
+# C0 controls and DEL: one regex search, not a Python check per character (a job of
+# thousands of files validates every name).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RemoteKind(enum.Enum):
@@ -43,7 +48,7 @@ def check_remote_name(url: str) -> str:
         raise InvalidArgumentError(
             f"the remote name has {len(url)} characters; BITS allows {MAX_URL_LENGTH}"
         )
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+    if _CONTROL.search(url):
         raise InvalidArgumentError("the remote name contains control characters")
     if url.startswith("/"):
         return url

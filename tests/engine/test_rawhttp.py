@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from bitsd import ErrorContext, FileInfo, JobState, NotifyFlags, codes
 from bitsd._enums import SecurityFlags
@@ -78,6 +79,44 @@ def test_raw_client_applies_only_where_it_behaves_like_aiohttp(
     headers go through bitsd's own client (TLS options travel in the SSL context); everything
     else stays on aiohttp."""
     assert RawHttpTransport.applies(request_) is applies
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1",
+        "http://127.0.0.1?x=/y",
+        "http://127.0.0.1#frag/x",
+        "HTTP://Example.ORG:8080/a/b?c#d",
+        "https://[::1]:8443/x",
+        "https://user:p%40ss@example.org/x",
+        "http://example.org:99999/x",
+        "http://[::1/x",
+        "http://exa\\mple.org/x",
+        "http:example.org/x",
+        "http:///nohost",
+        "file://example.org/x",
+    ],
+)
+def test_the_route_is_decided_on_the_host_and_port_yarl_finds_in_the_whole_url(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``applies`` decides the route from the URL's origin only (cached per origin): the
+    answer is the one a parse of the whole URL gives, for hosts bypassed and not."""
+    monkeypatch.setenv("http_proxy", "http://proxy.example:3128")
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    for bypass in ("example.org,127.0.0.1,::1", "other.example"):
+        monkeypatch.setenv("no_proxy", bypass)
+        try:
+            whole = URL(url)
+            expected = (
+                whole.scheme in ("http", "https")
+                and bool(whole.raw_host)
+                and (whole.raw_host or "") in bypass.split(",")
+            )
+        except ValueError:
+            expected = False
+        assert RawHttpTransport.applies(_request(url)) is expected, (url, bypass)
 
 
 def test_environment_proxy_keeps_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -364,6 +403,51 @@ async def test_concurrent_files_are_reported_in_index_order(
     assert order.counts == sorted(order.counts)
     for i, data in enumerate([slow, *fast]):
         assert (dest / f"f{i}").read_bytes() == data
+
+
+async def test_running_files_show_live_progress_and_finished_ones_wait_uncompleted(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """A file in flight shows its size and the bytes written so far (its sink's live record);
+    a later file that finished first shows all its bytes, not completed, until its turn."""
+    slow = body(600_000, 1)
+    fast = body(30_000, 2)
+    server.add("/slow", slow)
+    server.add("/fast", fast)
+    server.set_fault("/slow", Fault(rate=600_000))
+    async with make_engine(file_concurrency=2) as engine:
+        job = await engine.create_job("live")
+        await job.add_file_set(
+            [(server.url("/slow"), str(dest / "slow")), (server.url("/fast"), str(dest / "fast"))]
+        )
+        await job.resume()
+        while True:
+            files = await job.files()
+            if files[0].progress.bytes_transferred > 0 and files[1].progress.bytes_transferred:
+                break
+            await asyncio.sleep(0.01)
+        while (await job.files())[1].progress.bytes_transferred < len(fast):
+            await asyncio.sleep(0.01)
+        files = await job.files()
+        progress = await job.get_progress()
+        if server.requests_for("/slow")[0].bytes_sent < len(slow):
+            assert files[0].progress.bytes_total == len(slow)
+            assert 0 < files[0].progress.bytes_transferred < len(slow)
+            assert (files[1].progress.bytes_transferred, files[1].progress.completed) == (
+                len(fast),
+                False,
+            )
+            assert progress.files_transferred == 0
+            assert progress.bytes_total == len(slow) + len(fast)
+        assert await settle(job) is JobState.TRANSFERRED
+        files = await job.files()
+        assert [(f.progress.bytes_transferred, f.progress.completed) for f in files] == [
+            (len(slow), True),
+            (len(fast), True),
+        ]
+        await job.complete()
+    assert (dest / "slow").read_bytes() == slow
+    assert (dest / "fast").read_bytes() == fast
 
 
 async def test_first_failure_in_order_stops_the_job(

@@ -78,6 +78,17 @@ def test_rejected_remote_names_raise_invalid_argument(url: str) -> None:
     assert isinstance(info.value, ValueError)
 
 
+def test_every_control_character_is_refused_and_nothing_else() -> None:
+    """Each C0 control and DEL is refused wherever it is; space and the printable ASCII and
+    non-ASCII characters around them are not (the check is one regex search)."""
+    for code in [*range(0x20), 0x7F]:
+        for url in (f"http://example.test/a{chr(code)}b", f"/srv/a{chr(code)}"):
+            with pytest.raises(bitsd.InvalidArgumentError, match="control characters"):
+                check_remote_name(url)
+    for ch in (" ", "~", "\x80", "\u00e9", "\u2028"):
+        assert check_remote_name(f"/srv/a{ch}b") == f"/srv/a{ch}b"
+
+
 def test_length_limit_is_exactly_2200() -> None:
     """2,200 characters are accepted; 2,201 are not (BG_FILE_INFO)."""
     assert len(check_remote_name(url_of_length(2200))) == 2200

@@ -117,6 +117,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _json_tuple(value: tuple[Any, ...]) -> str:
+    """A tuple as JSON; the empty tuple (most rows' spans) without calling the encoder."""
+    return json.dumps(value) if value else "[]"
+
+
 def _encoder(hint: Any) -> Callable[[Any], Any] | None:
     """How :func:`_plain` turns a field of type ``hint`` into what sqlite stores, decided once
     per field; None when the value is stored as it is."""
@@ -127,7 +132,7 @@ def _encoder(hint: Any) -> Callable[[Any], Any] | None:
     if base in (bool, int) or (isinstance(base, type) and issubclass(base, enum.Enum)):
         encode = int  # bools, enums and ints that may be enum members: integers
     elif typing.get_origin(base) is tuple:
-        encode = json.dumps
+        encode = _json_tuple
     else:
         return None
     return (lambda v: None if v is None else encode(v)) if optional else encode
