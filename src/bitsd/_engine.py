@@ -1051,7 +1051,7 @@ class Engine:
         await self._stop_run(job_id)
         files = list(self._files[job_id])
         # The records as the stop left them (its checkpoints), with the new names.
-        changed = [dataclasses.replace(files[f.index], remote_name=f.remote_name) for f in changed]
+        changed = [evolve(files[f.index], remote_name=f.remote_name) for f in changed]
         for f in changed:
             files[f.index] = f
         new_job = evolve(

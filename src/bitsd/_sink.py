@@ -28,7 +28,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import logging
 import os
@@ -40,7 +39,7 @@ from bitsd._clock import Clock
 from bitsd._enums import ErrorContext
 from bitsd._errors import TransferError
 from bitsd._files import flush_temp, open_temp
-from bitsd._model import FileRecord
+from bitsd._model import FileRecord, evolve
 from bitsd._policy import EngineConfig
 from bitsd._transfer import classify
 
@@ -306,11 +305,11 @@ class FileSink(TempWriter):
         """The file's live record: every byte written counted, not completed (also once
         ``finish`` returned: the engine reports files completed in order)."""
         if self._done is not None:
-            return dataclasses.replace(self._done, completed=False)
+            return evolve(self._done, completed=False)
         return self._build(self._offset)
 
     def _build(self, offset: int, **changes: Any) -> FileRecord:
-        return dataclasses.replace(
+        return evolve(
             self._record,
             bytes_total=self._total,
             validator=self._validator,
@@ -327,7 +326,7 @@ class FileSink(TempWriter):
         the new name at once, so it survives a restart and the owner sees it."""
         if url == self._record.remote_name:
             return
-        self._record = dataclasses.replace(self._record, remote_name=url)
+        self._record = evolve(self._record, remote_name=url)
         self._store()
         self._engine._file_renamed_remotely(self._record.job_id)
 
