@@ -3,7 +3,7 @@
 Usage::
 
     python bench/suite.py [--scenarios 1,2,3,4,5,6] [--rounds 3] [--size-mib 1024]
-                          [--out bench/results]
+                          [--job-kib 4096] [--out bench/results]
 
 Every scenario serves files from nginx on loopback (a config generated into a temporary folder;
 files on /dev/shm so the disk is not measured) and runs bitsd and its peers alternately, round
@@ -396,12 +396,13 @@ class Suite:
         self.alternate("3: 5,000 x 16 KiB, one job", runs)
 
     def many_jobs(self) -> None:
-        folder = self.www / "mid"
+        kib = self.args.job_kib
+        folder = self.www / f"mid{kib}"
         if not folder.exists():
             folder.mkdir()
             for i in range(200):
-                make_file(folder / f"m{i}", 4 << 20)
-        urls = [self.nginx.url(f"mid/m{i}") for i in range(200)]
+                make_file(folder / f"m{i}", kib << 10)
+        urls = [self.nginx.url(f"mid{kib}/m{i}") for i in range(200)]
         listing = self.tmp / "mid.txt"
         listing.write_text("\n".join(urls) + "\n")
         runs: dict[str, Callable[[Path], Sample]] = {
@@ -426,7 +427,8 @@ class Suite:
                 ],
                 out,
             )
-        self.alternate("4: 200 jobs x 4 MiB at once", runs)
+        size = f"{kib >> 10} MiB" if kib % 1024 == 0 else f"{kib} KiB"
+        self.alternate(f"4: 200 jobs x {size} at once", runs)
 
     def flat_memory(self) -> None:
         name = "huge.bin"
@@ -607,6 +609,8 @@ def main() -> None:
     parser.add_argument("--scenarios", default="1,2,3,4,5,6")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
+    # Scenario 4's file size; a small one (16) shows the per-job cost without the bytes.
+    parser.add_argument("--job-kib", type=int, default=4096)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     suite = Suite(args)
