@@ -315,6 +315,11 @@ async def _close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     writer.transport.abort()
 
 
+async def _close_politely(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(64 * 1024)  # the ClientHello: closing with it unread would send a RST
+    writer.close()  # a FIN: an EOF in the middle of the handshake
+
+
 async def _never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await asyncio.sleep(30)
 
@@ -330,10 +335,11 @@ async def _speak_plain_http(reader: asyncio.StreamReader, writer: asyncio.Stream
     ("serve", "code"),
     [
         (_close_at_once, codes.BG_E_CONNECT_FAILURE),
+        (_close_politely, codes.BG_E_CONNECT_FAILURE),
         (_never_answer, codes.BG_E_TIMEOUT),
         (_speak_plain_http, codes.BG_E_SECURE_CHANNEL_FAILURE),
     ],
-    ids=["reset", "silent", "not-tls"],
+    ids=["reset", "closed", "silent", "not-tls"],
 )
 async def test_tls_handshake_failures_are_classified_as_on_aiohttp(
     make_engine: EngineFactory, dest: Path, serve: Serve, code: int

@@ -90,13 +90,6 @@ class PlainStream:
         async with asyncio.timeout(self._read_timeout):
             return await loop.sock_recv(self.sock, size)
 
-    def recv_now(self, buffer: memoryview) -> int | None:
-        """Bytes read into ``buffer`` without waiting: 0 at EOF, None if none are there now."""
-        try:
-            return self.sock.recv_into(buffer)
-        except BlockingIOError:
-            return None
-
     async def readable(self) -> None:
         """Wait until the socket has data (or EOF), at most the read timeout."""
         loop = asyncio.get_running_loop()
@@ -108,6 +101,18 @@ class PlainStream:
                 await ready
         finally:
             loop.remove_reader(fd)
+
+    async def writable(self) -> None:
+        """Wait until the socket can take more bytes, at most the read timeout."""
+        loop = asyncio.get_running_loop()
+        fd = self.sock.fileno()
+        ready = loop.create_future()
+        loop.add_writer(fd, _set_done, ready)
+        try:
+            async with asyncio.timeout(self._read_timeout):
+                await ready
+        finally:
+            loop.remove_writer(fd)
 
     def alive(self) -> bool:
         """Whether an idle connection can carry another request."""

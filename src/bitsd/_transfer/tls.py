@@ -13,7 +13,8 @@ Rules (bits-inventory §5.8; docs/network.md has the user's version):
 - IGNORE_UNKNOWN_CA and IGNORE_CERT_WRONG_USAGE cannot be expressed to OpenSSL through Python
   (no verify callback, no way to drop the TLS-server purpose check). The handshake then runs
   with CERT_NONE and bitsd checks the peer's certificate itself, with ``cryptography``, before
-  a single byte of the request is sent (in :meth:`_CheckedSSLObject.do_handshake`):
+  a single byte of the request is sent (in the ``do_handshake`` of
+  :class:`_CheckedSSLObject`, aiohttp's, and :class:`_CheckedSSLSocket`, bitsd's own client):
 
   - IGNORE_UNKNOWN_CA: the chain is not verified at all (any issuer, no signature checked);
     the leaf's dates, host name (subject alternative names; the subject CN only when the
@@ -221,23 +222,37 @@ class _CheckedSSLObject(ssl.SSLObject):
 
     def do_handshake(self) -> None:
         super().do_handshake()
-        context = self.context
-        assert isinstance(context, _CheckingContext)
-        der = self.getpeercert(binary_form=True)
-        if der is None:
-            raise CertificateCheckError("the server sent no certificate")
-        chain = getattr(self, "get_unverified_chain", None)
-        intermediates: list[bytes] = []
-        if chain is not None:  # Python 3.13+
-            # A list of DER certificates, the peer's own first.
-            intermediates = [c for c in (chain() or [])[1:] if isinstance(c, bytes)]
-        context.checker.check(der, intermediates, self.server_hostname)
+        _check_peer(self)
+
+
+class _CheckedSSLSocket(ssl.SSLSocket):
+    """An SSLSocket (bitsd's own HTTP client) that runs the same checks, the same way."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        super().do_handshake(block)
+        _check_peer(self)
+
+
+def _check_peer(connection: ssl.SSLObject | ssl.SSLSocket) -> None:
+    """Run bitsd's checks of the peer of a connection whose handshake just succeeded."""
+    context = connection.context
+    assert isinstance(context, _CheckingContext)
+    der = connection.getpeercert(binary_form=True)
+    if der is None:
+        raise CertificateCheckError("the server sent no certificate")
+    chain = getattr(connection, "get_unverified_chain", None)
+    intermediates: list[bytes] = []
+    if chain is not None:  # Python 3.13+
+        # A list of DER certificates, the peer's own first.
+        intermediates = [c for c in (chain() or [])[1:] if isinstance(c, bytes)]
+    context.checker.check(der, intermediates, connection.server_hostname)
 
 
 class _CheckingContext(ssl.SSLContext):
     """A CERT_NONE context whose connections are checked by :class:`_PeerChecker`."""
 
     sslobject_class = _CheckedSSLObject
+    sslsocket_class = _CheckedSSLSocket
     checker: _PeerChecker
 
 
