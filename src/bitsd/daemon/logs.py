@@ -89,6 +89,12 @@ def configure(level: str, stream: TextIO | None = None) -> None:
         root.removeHandler(old)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(LogfmtFormatter())
+    # A line has none of the caller's file and line, thread or process: do not gather them
+    # for every record (the logging HOWTO's "Optimization"; a state change logs one line).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root.addHandler(handler)
     root.setLevel(logging.WARNING)  # libraries' chatter; the daemon's loggers get ``level``
     set_level(level)
