@@ -64,6 +64,17 @@ class WaitingLine:
         if i < len(line) and line[i] == entry:
             del line[i]
 
+    def is_head(self, job_id: str, n: int) -> bool:
+        """Whether ``job_id`` is among what ``heads(n)`` answers (a waiting FOREGROUND job, or
+        one of the first ``n`` of its priority)."""
+        place = self._where.get(job_id)
+        if place is None:
+            return False
+        if place[0] is Priority.FOREGROUND:
+            return True
+        line = self._lines[place[0]]
+        return bisect.bisect_left(line, (place[1], job_id)) < n
+
     def heads(self, n: int) -> Iterator[str]:
         """Every waiting FOREGROUND job, then the first ``n`` of each other priority."""
         for priority, line in self._lines.items():

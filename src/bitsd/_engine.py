@@ -646,14 +646,18 @@ class Engine:
         """Hold ``job`` as the live record of its job; the scheduler looks at it next round,
         and plans again if what the plan depends on changed."""
         old = self._jobs.get(job.id)
+        replan = False
         if old is None or old.state is not job.state:
             # Only waiting and running jobs are the plan's candidates.
-            if job.id in self._runs or job.state in _PLANNED or (old and old.state in _PLANNED):
-                self._replan = True
+            replan = (
+                job.id in self._runs
+                or job.state in _PLANNED
+                or (old is not None and old.state in _PLANNED)
+            )
         elif (job.state is JobState.QUEUED or job.id in self._runs) and (
             old.priority is not job.priority or old.queue_seq != job.queue_seq
         ):
-            self._replan = True  # a candidate of the plan moved
+            replan = True  # a candidate of the plan moved
         self._jobs[job.id] = job
         self._line.update(
             job.id,
@@ -661,6 +665,11 @@ class Engine:
             priority=job.priority,
             queue_seq=job.queue_seq,
         )
+        if replan and (old is None or old.state not in _PLANNED) and job.id not in self._runs:
+            # A job that starts waiting behind more than the plan looks at (the heads of the
+            # waiting line) changes nothing the plan sees.
+            replan = self._line.is_head(job.id, self.config.max_background_jobs + 1)
+        self._replan = self._replan or replan
         self._agenda.touch(job.id)
 
     def add_listener(self, listener: Listener) -> None:

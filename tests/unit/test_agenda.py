@@ -61,6 +61,16 @@ def test_heads_are_every_foreground_job_and_the_first_n_of_each_level(
     assert all(job_id in line for job_id in model)
 
 
+@given(line_ops, st.integers(0, 5))
+def test_is_head_is_membership_of_heads(ops: list[tuple[object, ...]], n: int) -> None:
+    """is_head(job, n) answers exactly whether heads(n) holds the job (the engine skips
+    planning again for a job that starts waiting outside the heads)."""
+    line, _model = apply_line(ops)
+    heads = set(line.heads(n))
+    for i in range(12):
+        assert line.is_head(f"j{i}", n) == (f"j{i}" in heads)
+
+
 @settings(max_examples=300)
 @given(
     st.lists(
