@@ -456,7 +456,8 @@ class Engine:
     async def get_job(self, job_id: str) -> Job:
         """The job with this id (GetJob). Raises NotFoundError for unknown or final jobs."""
         self._check_open()
-        key = _normalise_id(job_id)
+        # Ids come back as they were handed out; any other spelling of a GUID is normalised.
+        key = job_id if isinstance(job_id, str) and job_id in self._jobs else _normalise_id(job_id)
         if key not in self._jobs:
             raise NotFoundError(f"no job with id {job_id}")
         return Job(self, key)
