@@ -74,3 +74,24 @@ async def test_kept_alive_requests_and_event_streams_outlive_the_deadline(
         assert not ws.closed
         await asyncio.sleep(DEADLINE * 2)
         assert not ws.closed
+
+
+async def test_the_deadline_counts_from_the_start_of_each_request(
+    paths: Paths, daemon: Daemon
+) -> None:
+    """A request begun late on a kept-alive connection gets its whole deadline, counted from
+    its first byte, not from the connection's (one timer per connection, re-armed)."""
+    reader, writer = await asyncio.open_unix_connection(str(paths.socket))
+    loop = asyncio.get_running_loop()
+    try:
+        writer.write(b"GET /v1/version HTTP/1.1\r\nHost: bitsd\r\n\r\n")
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+        await asyncio.sleep(DEADLINE * 0.6)
+        writer.write(b"GET /v1/version HTTP/1.1\r\n")  # and then nothing
+        began = loop.time()
+        rest = await asyncio.wait_for(reader.read(), DEADLINE * 10)
+        waited = loop.time() - began
+        assert b"HTTP/1.1" not in rest  # the first answer's body, then the close: no second
+        assert DEADLINE * 0.9 <= waited < DEADLINE * 5
+    finally:
+        writer.close()

@@ -50,6 +50,7 @@ class PeerCheckedHttpProtocol(HttpToolsProtocol):
     connections that do not send a whole request in time."""
 
     _read_deadline: asyncio.TimerHandle | None = None
+    _reading_since: float | None = None  # loop time the request being read began
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -62,7 +63,7 @@ class PeerCheckedHttpProtocol(HttpToolsProtocol):
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._stop_clock()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
@@ -70,23 +71,39 @@ class PeerCheckedHttpProtocol(HttpToolsProtocol):
         self._arm()
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._reading_since = None
         super().on_message_complete()
 
     def handle_websocket_upgrade(self) -> None:
-        self._disarm()
+        self._stop_clock()
         super().handle_websocket_upgrade()
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._read_deadline = self.loop.call_later(REQUEST_READ_TIMEOUT, self._too_slow)
+    # One timer per connection, not one per request: a request's start is noted, and the timer
+    # (re-armed for what is left when it fires early) checks the request still being read.
 
-    def _disarm(self) -> None:
+    def _arm(self) -> None:
+        self._reading_since = self.loop.time()
+        if self._read_deadline is None:
+            self._read_deadline = self.loop.call_later(REQUEST_READ_TIMEOUT, self._check_slow)
+
+    def _stop_clock(self) -> None:
+        self._reading_since = None
         if self._read_deadline is not None:
             self._read_deadline.cancel()
             self._read_deadline = None
 
-    def _too_slow(self) -> None:
+    def _check_slow(self) -> None:
         self._read_deadline = None
+        since = self._reading_since
+        if since is None:
+            return  # between requests: the next one arms the timer again
+        left = since + REQUEST_READ_TIMEOUT - self.loop.time()
+        if left > 0:
+            self._read_deadline = self.loop.call_later(left, self._check_slow)
+            return
+        self._too_slow()
+
+    def _too_slow(self) -> None:
+        self._reading_since = None
         logs.event(log, "peer.too_slow", level=logging.WARNING, seconds=REQUEST_READ_TIMEOUT)
         self.transport.close()
