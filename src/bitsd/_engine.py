@@ -128,8 +128,6 @@ log = logging.getLogger("bitsd.engine")
 STORE_FILE_NAME = "jobs.sqlite"
 _RUNNING = (JobState.CONNECTING, JobState.TRANSFERRING)
 _PLANNED = (JobState.QUEUED, *_RUNNING)
-# States in which a job has no deadline but its inactivity timeout (``Engine._wake_for``).
-_UNSCHEDULED = frozenset({JobState.SUSPENDED, JobState.ERROR, JobState.TRANSFERRED})
 _CONTEXT_TEXT = {
     ErrorContext.NONE: "No error.",
     ErrorContext.UNKNOWN: "The error occurred in an unknown location.",
@@ -255,10 +253,6 @@ class Engine:
         # Whether the next round must plan again: a job's state, priority or queue place
         # changed, a run began or ended, or the settings changed (see _keep, _run_ended).
         self._replan = True
-        # The scheduler loop waits for a kick or until _sleeping_until (None: no time); False
-        # while a round runs or before the first (Engine._wake_for).
-        self._asleep = False
-        self._sleeping_until: float | None = None
         self._plan_wake: float | None = None  # when the current plan's time slices end
         self._last_progress_note: dict[str, float] = {}
         self._listeners: list[Listener] = []
@@ -450,7 +444,7 @@ class Engine:
         self._store.put_job(self._to_disk(job))
         self._keep(job)
         self._files[job.id] = []
-        self._wake_for(None, job)
+        self._kick.set()
         return Job(self, job.id)
 
     async def get_job(self, job_id: str) -> Job:
@@ -722,26 +716,6 @@ class Engine:
         else:
             self._notifier.modification(new.id)
         self._wake_waiters(new.id)
-        self._wake_for(old, new)
-
-    def _wake_for(self, old: JobRecord | None, new: JobRecord) -> None:
-        """Start a scheduler round for a committed change, unless it cannot need one: a job
-        that neither waits, runs nor sits in TRANSIENT_ERROR, before and after, with nothing to
-        plan again, has only its inactivity deadline to keep. That deadline is put on the
-        agenda here (what the round would do), and the loop is woken only if it would sleep
-        past it."""
-        quiet = (
-            not self._replan
-            and new.state in _UNSCHEDULED
-            and (old is None or old.state in _UNSCHEDULED)
-            and new.id not in self._runs
-        )
-        if quiet:
-            deadline = new.last_activity_at + self.config.job_inactivity_timeout
-            self._agenda.schedule(new.id, deadline)
-            until = self._sleeping_until
-            if self._asleep and until is not None and deadline >= until:
-                return  # looked at by a later round; the deadline is on the agenda
         self._kick.set()
 
     @staticmethod
@@ -1198,13 +1172,11 @@ class Engine:
         try:
             while True:
                 self._kick.clear()
-                self._asleep = False
                 try:
                     wake_at = await self._tick()
                 except Exception:  # pragma: no cover - a bug; keep the service alive
                     log.exception("scheduler tick failed")
                     wake_at = self.clock.monotonic() + 1.0
-                self._asleep, self._sleeping_until = True, wake_at
                 if wake_at != sleeping_until:
                     if sleeper is not None:
                         sleeper.cancel()
@@ -1217,7 +1189,6 @@ class Engine:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 if sleeper is not None and sleeper.done():
                     sleeper, sleeping_until = None, None
-                self._asleep = False
         finally:
             if sleeper is not None:
                 sleeper.cancel()

@@ -250,46 +250,6 @@ async def test_job_inactivity_timeout_cancels_and_deletes(
     assert os.listdir(dest) == []
 
 
-async def test_changes_to_idle_jobs_start_no_round_and_keep_the_inactivity_timeout(
-    server: FaultServer,
-    make_engine: EngineFactory,
-    dest: Path,
-    clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Creating a job and changing a SUSPENDED job start no scheduler round (nothing to plan
-    or wait for: its inactivity deadline goes on the agenda directly); Resume does. A job
-    created and never touched again, alone in the engine, is still cancelled on time."""
-    server.add("/a", body(1000))
-    async with make_engine(job_inactivity_timeout=1000) as engine:
-        rounds = 0
-        tick = engine._tick
-
-        async def counted() -> float | None:
-            nonlocal rounds
-            rounds += 1
-            return await tick()
-
-        monkeypatch.setattr(engine, "_tick", counted)
-        # The first job wakes the loop, which slept with no time to wake at.
-        idle = await engine.create_job("idle")
-        await advance(clock, 0)
-        before = rounds
-        job = await engine.create_job("busy")
-        await job.add_file(server.url("/a"), str(dest / "a"))
-        await job.set_description("still suspended")
-        await advance(clock, 0)
-        assert rounds == before
-        await job.resume()
-        await advance(clock, 0)
-        assert rounds > before
-        assert await settle(job) is JobState.TRANSFERRED
-        await advance(clock, 999)
-        assert await idle.get_state() is JobState.SUSPENDED
-        await advance(clock, 2)
-        assert await settle(idle, (JobState.CANCELLED,)) is JobState.CANCELLED
-
-
 async def test_a_lone_job_never_touched_is_cancelled_for_inactivity(
     make_engine: EngineFactory, clock: FakeClock
 ) -> None:
