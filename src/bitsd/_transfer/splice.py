@@ -92,27 +92,28 @@ class PlainStream:
 
     async def readable(self) -> None:
         """Wait until the socket has data (or EOF), at most the read timeout."""
-        loop = asyncio.get_running_loop()
-        fd = self.sock.fileno()
-        ready = loop.create_future()
-        loop.add_reader(fd, _set_done, ready)
-        try:
-            async with asyncio.timeout(self._read_timeout):
-                await ready
-        finally:
-            loop.remove_reader(fd)
+        await self._ready(writing=False)
 
     async def writable(self) -> None:
         """Wait until the socket can take more bytes, at most the read timeout."""
+        await self._ready(writing=True)
+
+    async def _ready(self, *, writing: bool) -> None:
         loop = asyncio.get_running_loop()
         fd = self.sock.fileno()
         ready = loop.create_future()
-        loop.add_writer(fd, _set_done, ready)
+        if writing:
+            loop.add_writer(fd, _set_done, ready)
+        else:
+            loop.add_reader(fd, _set_done, ready)
         try:
             async with asyncio.timeout(self._read_timeout):
                 await ready
         finally:
-            loop.remove_writer(fd)
+            if writing:
+                loop.remove_writer(fd)
+            else:
+                loop.remove_reader(fd)
 
     def alive(self) -> bool:
         """Whether an idle connection can carry another request."""
