@@ -473,9 +473,7 @@ class Engine:
     def _files_of(self, job_id: str) -> list[FileRecord]:
         """A job's file records as the owner sees them: a file transferring now shows its
         sink's live record (built here, not at every write)."""
-        files = self._files.get(job_id)
-        if files is None:
-            return self._final_files.get(job_id, [])
+        files = self._stored_files(job_id)
         sinks = self._sinks.get(job_id)
         if not sinks:
             return files
@@ -483,6 +481,19 @@ class Engine:
         for index, sink in sinks.items():
             live[index] = sink.record
         return live
+
+    def _stored_files(self, job_id: str) -> list[FileRecord]:
+        """A job's file records as kept (a transferring file's live record aside: the same
+        files, in the same order, with the same local names)."""
+        files = self._files.get(job_id)
+        return self._final_files.get(job_id, []) if files is None else files
+
+    def _file_record(self, job_id: str, file: int | FileInfo) -> FileRecord:
+        """One file's record as the owner sees it (see :meth:`_files_of`), without building
+        the others'."""
+        index = self._file_index(job_id, file)
+        sink = self._sinks.get(job_id, {}).get(index)
+        return sink.record if sink is not None else self._stored_files(job_id)[index]
 
     def _live(self, job_id: str) -> JobRecord:
         """The record of a job that accepts changes."""
@@ -1024,7 +1035,7 @@ class Engine:
         return job.custom_headers
 
     def _file_index(self, job_id: str, file: int | FileInfo) -> int:
-        files = self._files_of(job_id)
+        files = self._stored_files(job_id)
         if isinstance(file, FileInfo):
             for f in files:
                 if f.local_name == file.local_name:
@@ -1035,8 +1046,7 @@ class Engine:
         return file
 
     def _file_ranges(self, job_id: str, file: int | FileInfo) -> list[tuple[int, int]]:
-        record = self._files_of(job_id)[self._file_index(job_id, file)]
-        return list(record.ranges or ())
+        return list(self._file_record(job_id, file).ranges or ())
 
     async def _replace_remote_prefix(self, job_id: str, old: str, new: str) -> int:
         job = self._live(job_id)
@@ -1112,7 +1122,7 @@ class Engine:
             )
 
     def _validation_state(self, job_id: str, file: int | FileInfo) -> bool:
-        return self._files_of(job_id)[self._file_index(job_id, file)].validated
+        return self._file_record(job_id, file).validated
 
     async def _set_notify_interface(self, job_id: str, callback: object | None) -> None:
         self._live(job_id)

@@ -152,7 +152,7 @@ class OnDemand:
         by offset. A file of a job that is not on-demand holds its first bytes."""
         engine = self._engine
         job = engine._record(job_id)
-        record = engine._files_of(job_id)[engine._file_index(job_id, file)]
+        record = engine._file_record(job_id, file)
         if is_upload(job) or record.ranges is not None:
             raise _no_random_access("only the files of download jobs without ranges have these")
         if not job.on_demand:

@@ -445,6 +445,10 @@ async def test_running_files_show_live_progress_and_finished_ones_wait_uncomplet
             )
             assert progress.files_transferred == 0
             assert progress.bytes_total == len(slow) + len(fast)
+            # One file's getters read the same live record, not the stored checkpoint.
+            held = (await job.get_filled_file_ranges(0))[0][1]
+            assert files[0].progress.bytes_transferred <= held <= len(slow)
+            assert await job.get_filled_file_ranges(1) == [(0, len(fast))]
         assert await settle(job) is JobState.TRANSFERRED
         files = await job.files()
         assert [(f.progress.bytes_transferred, f.progress.completed) for f in files] == [
