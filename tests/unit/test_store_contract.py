@@ -338,6 +338,34 @@ def test_successive_put_job_calls_store_every_change(store_factory: StoreFactory
     assert store_factory().load().jobs == [job]
 
 
+def test_successive_put_files_calls_store_every_change(store_factory: StoreFactory) -> None:
+    """Files written with their job, then changed one field or several at a time, some in the
+    same call, some unchanged: a store opened again reads exactly the last records; after a
+    delete and a new put_job, the files are written again whole."""
+    store = store_factory()
+    files = [make_file(0, completed=False, renamed=False), make_file(1, validator=None)]
+    store.put_job(make_job(), files)
+    steps: list[list[tuple[int, dict[str, object]]]] = [
+        [(0, {"bytes_transferred": 9_000})],
+        [(0, {"bytes_transferred": 10_000, "completed": True}), (1, {})],
+        [(1, {"validator": '"new"', "bytes_total": None, "filled": ()})],
+        [(0, {})],  # nothing changed: nothing to write
+        [(0, {"renamed": True}), (1, {"remote_name": "https://example.test/moved"})],
+    ]
+    for step in steps:
+        changed = []
+        for index, changes in step:
+            files[index] = dataclasses.replace(files[index], **changes)  # type: ignore[arg-type]
+            changed.append(files[index])
+        store.put_files(changed)
+        assert store_factory().load().files == {JOB_ID: files}, step
+    store.delete_job(JOB_ID)
+    store.put_files([dataclasses.replace(files[0], bytes_transferred=1)])  # no job: ignored
+    assert store_factory().load().files == {}
+    store.put_job(make_job(), files)
+    assert store_factory().load().files == {JOB_ID: files}
+
+
 def test_sqlite_put_job_of_an_unchanged_job_writes_nothing(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "jobs.sqlite")
     store.put_job(make_job())
