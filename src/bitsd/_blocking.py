@@ -7,8 +7,9 @@ Rules:
   failure means, for both paths.
 - A request goes out in one ``sendall`` (head and body together: the daemon wakes once per
   request); the answer is parsed by httptools (the parser the daemon's own server and the
-  transfer client use), so no header is parsed by hand. The request line and fields are written
-  here; a CR, LF or NUL in the target is refused before anything is sent.
+  transfer client use), so no header is parsed by hand. The head is written by
+  ``bitsd._httphead`` (the transfer client's writer too): a CR, LF, NUL or space in the
+  method or target is refused before anything is sent.
 - Failures keep ``http.client``'s exception types, which the client maps:
   ``RemoteDisconnected`` when the connection ends before the whole answer,
   ``HTTPException`` when the answer is not HTTP, ``BrokenPipeError`` when the request could not
@@ -34,10 +35,14 @@ import weakref
 
 import httptools
 
+from bitsd._httphead import request_head
+
 __all__ = ["BlockingChannel", "loop_running"]
 
 # Bytes read from the socket at once: most answers fit in one read.
 _READ = 256 * 1024
+_HOST = [("Host", "localhost")]
+_JSON = [("Content-Type", "application/json")]
 
 
 def loop_running() -> bool:
@@ -56,16 +61,9 @@ def _request_bytes(method: str, target: str, body: bytes | None) -> bytes:
     Raises:
         ValueError: a CR, LF, NUL or space in the method or target (a request-line injection).
     """
-    line = f"{method} {target}"
-    if any(c in line for c in "\r\n\0") or line.count(" ") != 1:
-        raise ValueError(f"a CR, LF, NUL or space in the request line {line!r}")
     if body is None:
-        return f"{line} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode("latin-1")
-    head = (
-        f"{line} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
+        return request_head(method, target, _HOST)
+    return request_head(method, target, [*_HOST, *_JSON, ("Content-Length", str(len(body)))]) + body
 
 
 class _Answer:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bitsd import FakeClock, JobState, codes
-from bitsd._transfer.rawhttp import _request_bytes
+from bitsd._httphead import request_head
 from tests.engine.conftest import EngineFactory, advance, body, settle
 from tests.servers.raw import RawServer
 
@@ -140,7 +140,9 @@ async def test_a_chunked_body_cut_short_is_a_closed_connection(
 def test_the_request_refuses_cr_lf_and_nul() -> None:
     """The GET is written from the target and fields; any CR, LF or NUL is refused."""
     fields = [("Host", "h"), ("X-A", "1")]
-    assert _request_bytes("/p?q=1", fields) == b"GET /p?q=1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n"
+    assert (
+        request_head("GET", "/p?q=1", fields) == b"GET /p?q=1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n"
+    )
     for target, bad in [
         ("/p\r\nX-Evil: 1", fields),
         ("/p", [("Host", "h\r\nX-Evil: 1")]),
@@ -149,4 +151,4 @@ def test_the_request_refuses_cr_lf_and_nul() -> None:
         ("/p\n", fields),
     ]:
         with pytest.raises(ValueError, match="CR, LF or NUL"):
-            _request_bytes(target, bad)
+            request_head("GET", target, bad)

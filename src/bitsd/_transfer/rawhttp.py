@@ -20,10 +20,11 @@ Rules:
   which applies the job's redirect policy; nothing has reached the sink then.
 - What a response means (Range, If-Range, 206/200/416, a changed remote) is decided by
   ``resume.decide``, the same function the aiohttp path uses.
-- The request is one GET written from the checked target and fields (a CR, LF or NUL in any
-  of them is refused before a byte is sent); the answer is parsed by httptools (llhttp, the
-  parser of Node.js), about 25 times cheaper per answer than h11, which matters when a job is
-  thousands of small files (bench/small_files_bound.py). A 1xx answer is skipped.
+- The request is one GET written from the checked target and fields (``bitsd._httphead``: a
+  CR, LF or NUL in any of them is refused before a byte is sent); the answer is parsed by
+  httptools (llhttp, the parser of Node.js), about 25 times cheaper per answer than h11, which
+  matters when a job is thousands of small files (bench/small_files_bound.py). A 1xx answer
+  is skipped.
 - The body: bytes that arrived with the head are written through the sink; the connection's
   stream pours the rest into the sink's file (``Stream.pour``). Chunked bodies, and bodies that
   end with the connection, are decoded by the parser and written through the sink.
@@ -54,6 +55,7 @@ from yarl import URL
 
 from bitsd._clock import Clock
 from bitsd._errors import TransferError
+from bitsd._httphead import request_head
 from bitsd._transfer import classify, proxy
 from bitsd._transfer.base import FileRequest, Sink, Transport
 from bitsd._transfer.redirects import REDIRECT_STATUSES
@@ -258,18 +260,6 @@ class _Answer:
         return data
 
 
-def _request_bytes(target: str, fields: list[tuple[str, str]]) -> bytes:
-    """The bytes of ``GET target`` with ``fields``.
-
-    Raises:
-        ValueError: a CR, LF or NUL in the target or a field (a header injection).
-    """
-    text = f"GET {target} HTTP/1.1\r\n" + "".join(f"{n}: {v}\r\n" for n, v in fields) + "\r\n"
-    if text.count("\r") != text.count("\n") or "\0" in text or text.count("\n") != len(fields) + 2:
-        raise ValueError(f"a CR, LF or NUL in the request for {target!r}")
-    return text.encode("latin-1")
-
-
 class _Connection:
     """One keep-alive connection."""
 
@@ -435,7 +425,7 @@ class RawHttpTransport:
         }
         for name, value in (*custom, *ours.items()):
             fields[name.lower()] = (name, value)
-        request = _request_bytes(target, list(fields.values()))
+        request = request_head("GET", target, list(fields.values()))
         conn = self._pooled(key)
         while True:
             if conn is None:
