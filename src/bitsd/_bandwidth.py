@@ -433,6 +433,13 @@ class BandwidthManager:
             self._jobs.pop(job_id, None)  # the job ended
             return []
         priority, own = info
+        if own is None and self._jobs:
+            self._jobs.pop(job_id, None)
+        if own is None and (
+            priority is Priority.FOREGROUND
+            or (self._background.rate is None and self._levels[priority].rate is None)
+        ):
+            return []  # nothing limits the job: the common case, once per write
         buckets: list[TokenBucket] = []
         if priority is not Priority.FOREGROUND:
             buckets += [self._background, self._levels[priority]]
@@ -448,7 +455,10 @@ class BandwidthManager:
 
     def piece(self, job_id: str) -> int | None:
         """Bytes the job should write at once now (None: write what arrived)."""
-        pieces = [p for b in self._buckets(job_id) if (p := b.piece()) is not None]
+        buckets = self._buckets(job_id)
+        if not buckets:
+            return None
+        pieces = [p for b in buckets if (p := b.piece()) is not None]
         return min(pieces) if pieces else None
 
     async def pace(self, job_id: str, count: int) -> None:

@@ -144,6 +144,11 @@ _CONTEXT_TEXT = {
 # Seconds between two JobModification notifications caused by progress alone
 # (BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS default, 500 ms).
 _PROGRESS_NOTIFY_INTERVAL = 0.5
+# Files of one job started and not ended, per place of its file concurrency: the files beyond
+# the places have their bodies in and wait for their flush. bitsd's choice: enough for the
+# flushes of a fast stream of small files to share thread hops, few enough to bound the open
+# temporary files (file_concurrency 8: 32).
+_FINISHING_PER_PLACE = 4
 
 
 def _utc(ts: float) -> datetime:
@@ -185,6 +190,18 @@ class _Run:
     task: asyncio.Task[None]
     started_at: float
     file_index: int | None = None
+    # The HTTP options of the job record they were made from: made again when the record
+    # changes (records are replaced, never changed in place), not once per file.
+    options_of: tuple[JobRecord, HttpOptions] | None = None
+
+    def options(self, job: JobRecord) -> HttpOptions:
+        """What the HTTP transport needs of ``job``'s options."""
+        cached = self.options_of
+        if cached is not None and cached[0] is job:
+            return cached[1]
+        options = _http_options(job)
+        self.options_of = (job, options)
+        return options
 
 
 class Engine:
@@ -1477,48 +1494,88 @@ class Engine:
         """Transfer the files ``pending`` (indexes, in order), up to the job's file concurrency
         at once.
 
-        Rules: files start in index order; a file is reported transferred (stored completed,
-        then FileTransferred) only after every file before it, and the files that become
-        reportable together are stored in one transaction. A failure stops starting files;
-        files after the first failing one in order are cancelled (checkpointed), the ones
-        before it run to their end; then the first failure in order is raised. Files that
-        finished early keep their bytes (stored as all bytes held, not completed): the next
-        run confirms them with one request (416) instead of fetching them again.
+        Rules:
+        - Files start in index order. At most ``file_concurrency`` are being fetched: a file
+          whose body is in frees its place while it is flushed, so the flushes of a stream of
+          small files share thread hops. At most ``_FINISHING_PER_PLACE`` times that many are
+          started and not ended. A job with a maximum download size runs one file at a time,
+          each reported before the next starts.
+        - A file is reported transferred (stored completed, then FileTransferred) only after
+          every file before it; the files that become reportable together are stored in one
+          transaction.
+        - A failure stops starting files; files after the first failing one in order are
+          cancelled (checkpointed), the ones before it run to their end; then the first
+          failure in order is raised.
+        - Files that finished early keep their bytes (stored as all bytes held, not
+          completed): the next run confirms them with one request (416) instead of fetching
+          them again.
 
         Raises:
             _FileFailed: the first failure in index order.
         """
         job = self._jobs[job_id]
-        width = 1 if job.maximum_download_size is not None else self.config.file_concurrency
+        if job.maximum_download_size is not None:
+            # One file at a time, reported before the next starts: each file's budget is what
+            # the files before it left (_file_budget).
+            width = most = 1
+        else:
+            width = self.config.file_concurrency
+            most = width * _FINISHING_PER_PLACE
         run = self._runs[job_id]
         tasks: dict[int, asyncio.Task[FileRecord]] = {}  # by position in pending
+        fetching: set[int] = set()  # positions whose body is not in yet
         finished: dict[int, FileRecord] = {}  # completed records waiting for their turn
         failed: dict[int, _FileFailed] = {}
         started = reported = 0
         # Positions whose task ended, in the order they ended: each task's done callback adds
-        # its own and wakes the window, so a wake costs what ended, not the whole window.
+        # its own and wakes the window, so a wake costs what ended, not the whole window. A
+        # file whose body is in wakes it too (its place is free).
         landed: list[int] = []
+        freed = False
         waiter: asyncio.Future[None] | None = None
 
-        def land(position: int, _task: asyncio.Task[FileRecord]) -> None:
-            landed.append(position)
+        def wake() -> None:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
+        def fetched(position: int) -> None:
+            nonlocal freed
+            if position in fetching:
+                fetching.discard(position)
+                freed = True
+                wake()
+
+        def land(position: int, _task: asyncio.Task[FileRecord]) -> None:
+            fetching.discard(position)
+            landed.append(position)
+            wake()
+
         try:
             while reported < len(pending):
-                while started < len(pending) and len(tasks) < width and not failed:
-                    task = asyncio.create_task(self._transfer_one(job_id, pending[started]))
-                    task.add_done_callback(functools.partial(land, started))
-                    tasks[started] = task
+                while (
+                    started < len(pending)
+                    and len(fetching) < width
+                    and len(tasks) < most
+                    and not failed
+                ):
+                    position = started
+                    task = asyncio.create_task(
+                        self._transfer_one(
+                            job_id, pending[position], functools.partial(fetched, position)
+                        )
+                    )
+                    task.add_done_callback(functools.partial(land, position))
+                    tasks[position] = task
+                    fetching.add(position)
                     started += 1
                 run.file_index = pending[reported]
-                if not landed:
+                if not landed and not freed:
                     waiter = asyncio.get_running_loop().create_future()
                     try:
                         await waiter
                     finally:
                         waiter = None
+                freed = False
                 ended = landed[:]
                 landed.clear()
                 for position in ended:
@@ -1562,10 +1619,12 @@ class Engine:
                     # restart.
                     self._store.put_files([files[r.index] for r in finished.values()])
 
-    async def _transfer_one(self, job_id: str, index: int) -> FileRecord:
+    async def _transfer_one(
+        self, job_id: str, index: int, fetched: Callable[[], None]
+    ) -> FileRecord:
         """Transfer one file; its failures come out as _FileFailed naming the file."""
         try:
-            return await self._transfer_file(job_id, self._files[job_id][index])
+            return await self._transfer_file(job_id, self._files[job_id][index], fetched)
         except TransferError as err:
             raise _FileFailed(err, index) from err
         except asyncio.CancelledError:
@@ -1615,9 +1674,12 @@ class Engine:
                 return
         self._transition(job_id, Event.FATAL_FAILURE, error=error, error_count=count, retry_at=None)
 
-    async def _transfer_file(self, job_id: str, record: FileRecord) -> FileRecord:
-        """Fetch one file into its temporary file. Returns its record marked completed, not yet
-        stored (``_publish`` does that in order)."""
+    async def _transfer_file(
+        self, job_id: str, record: FileRecord, fetched: Callable[[], None]
+    ) -> FileRecord:
+        """Fetch one file into its temporary file; call ``fetched`` once its bytes are all
+        written. Returns its record marked completed, not yet stored (``_publish`` does that
+        in order)."""
         job = self._jobs[job_id]
         sink = FileSink(
             self,
@@ -1639,9 +1701,10 @@ class Engine:
                 record.validator,
                 dynamic=job.dynamic_content,
                 ranges=record.ranges,
-                options=_http_options(job),
+                options=self._runs[job_id].options(job),
             )
             await self._transport_for(request).fetch(request, sink)
+            fetched()
             done = await sink.finish()
             finished = True
             return done

@@ -99,8 +99,10 @@ def open_temp(temp_name: str, keep: int | None) -> int:
         if size < keep:
             # Fewer bytes than the checkpoint says: the file was damaged; start again.
             keep = 0
-        os.ftruncate(fd, keep)
-        os.lseek(fd, keep, os.SEEK_SET)
+        if size != keep:
+            os.ftruncate(fd, keep)
+        if keep:
+            os.lseek(fd, keep, os.SEEK_SET)  # a file opened anew is at 0
     except BaseException:
         os.close(fd)
         raise

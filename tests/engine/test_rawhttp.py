@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from yarl import URL
 
+import bitsd._files
+import bitsd._sink
 from bitsd import ErrorContext, FileInfo, JobState, NotifyFlags, codes
 from bitsd._enums import SecurityFlags
+from bitsd._sink import Flusher
 from bitsd._transfer.base import FileRequest, HttpOptions
 from bitsd._transfer.rawhttp import RawHttpTransport
 from bitsd.aio import Job
@@ -516,3 +521,115 @@ async def test_maximum_download_size_keeps_one_file_at_a_time(
         await job.complete()
     requests = [r.path for r in server.requests]
     assert requests == ["/a", "/b"]
+
+
+async def test_a_file_whose_body_is_in_frees_its_place_while_it_is_flushed(
+    server: FaultServer,
+    make_engine: EngineFactory,
+    dest: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The file concurrency bounds the files being fetched, not the files waiting for their
+    flush: while every flush is held, files beyond the two places are still fetched (up to
+    four per place), and none is reported transferred before its flush returned."""
+    held = threading.Event()
+    flushed: list[int] = []
+    real_flush = bitsd._files.flush_temp
+
+    def slow_flush(fd: int) -> None:
+        held.wait(10)
+        real_flush(fd)
+        flushed.append(fd)
+
+    monkeypatch.setattr(bitsd._sink, "flush_temp", slow_flush)
+    data = [body(10_000 + i, i) for i in range(6)]
+    for i, d in enumerate(data):
+        server.add(f"/f{i}", d)
+    try:
+        async with make_engine(file_concurrency=2) as engine:
+            job = await engine.create_job("places")
+            await job.add_file_set([(server.url(f"/f{i}"), str(dest / f"f{i}")) for i in range(6)])
+            await job.resume()
+
+            def all_sent() -> bool:
+                return all(
+                    (sent := server.requests_for(f"/f{i}")) and sent[0].bytes_sent == len(d)
+                    for i, d in enumerate(data)
+                )
+
+            for _ in range(500):
+                if all_sent():
+                    break
+                await asyncio.sleep(0.01)
+            assert all(len(server.requests_for(f"/f{i}")) == 1 for i in range(6))
+            assert (await job.get_progress()).files_transferred == 0
+            assert flushed == []
+            held.set()
+            assert await settle(job) is JobState.TRANSFERRED
+            await job.complete()
+    finally:
+        held.set()
+    for i, d in enumerate(data):
+        assert (dest / f"f{i}").read_bytes() == d
+
+
+async def test_flushes_asked_for_during_a_flush_form_the_next_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group flusher has one batch in the worker thread at a time: the files that ask
+    while it runs are flushed together after it, each answered with its own result."""
+    release = threading.Event()
+    batches: list[list[int]] = []
+    real_flush_all = bitsd._sink._flush_all
+
+    def flush_all(fds: list[int]) -> list[OSError | None]:
+        batches.append(list(fds))
+        if len(batches) == 1:
+            release.wait(10)
+        return real_flush_all(fds)
+
+    monkeypatch.setattr(bitsd._sink, "_flush_all", flush_all)
+    fds = [os.open(tmp_path / f"t{i}", os.O_CREAT | os.O_WRONLY, 0o600) for i in range(4)]
+    try:
+        flusher = Flusher()
+        first = asyncio.create_task(flusher.flush(fds[0]))
+        while not batches:
+            await asyncio.sleep(0.001)
+        later = [asyncio.create_task(flusher.flush(fd)) for fd in fds[1:]]
+        await asyncio.sleep(0.05)
+        assert batches == [[fds[0]]]
+        release.set()
+        await asyncio.gather(first, *later)
+        assert batches == [[fds[0]], fds[1:]]
+        os.unlink(tmp_path / "t3")  # a file that lost its name fails alone
+        failing = asyncio.create_task(flusher.flush(fds[3]))
+        fine = asyncio.create_task(flusher.flush(fds[2]))
+        with pytest.raises(FileNotFoundError):
+            await failing
+        await fine
+    finally:
+        release.set()
+        for fd in fds:
+            os.close(fd)
+
+
+async def test_options_changed_while_the_job_runs_apply_to_the_next_files(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """Custom headers set while a job runs reach the files asked for after the change (the
+    HTTP options are made again whenever the job's record changes, not once per run)."""
+    for name in ("a", "b", "c"):
+        server.add(f"/{name}", body(20_000))
+    server.set_fault("/a", Fault(stall_before_headers=0.5, times=1))
+    async with make_engine(file_concurrency=1) as engine:
+        job = await engine.create_job("headers")
+        await job.set_custom_headers("X-Round: 1\r\n")
+        await job.add_file_set([(server.url(f"/{n}"), str(dest / n)) for n in ("a", "b", "c")])
+        await job.resume()
+        while not server.requests_for("/a"):
+            await asyncio.sleep(0.01)
+        await job.set_custom_headers("X-Round: 2\r\n")
+        assert await settle(job) is JobState.TRANSFERRED
+        await job.complete()
+    assert server.requests_for("/a")[0].headers.get("x-round") == "1"
+    assert [server.requests_for(f"/{n}")[0].headers.get("x-round") for n in "bc"] == ["2", "2"]

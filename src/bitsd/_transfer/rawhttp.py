@@ -40,13 +40,12 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import ipaddress
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Final, Protocol
 
 import httptools
@@ -368,11 +367,8 @@ class RawHttpTransport:
         for _ in range(MAX_RESTARTS + 1):
             offset = sink.offset
             ours = range_headers(offset, validator)
-            async with self._exchange(target, context, request.options.headers, ours) as (
-                conn,
-                head,
-                early,
-            ):
+            conn, head, early = await self._exchange(target, context, request.options.headers, ours)
+            try:
                 if head.status in REDIRECT_STATUSES and "Location" in head.headers:
                     raise _Redirected
                 answer = decide(
@@ -387,28 +383,27 @@ class RawHttpTransport:
                     # Keep the connection if the (small) body came with the head.
                     conn.reusable = early.complete and head.content_length is not None
 
-                async def stream(end: int | None, conn: _Connection = conn) -> None:
-                    await self._body(conn, head, early, sink, end, url)
-
+                stream = functools.partial(self._body, conn, head, early, sink, url=url)
                 if await follow(answer, sink, stream):
                     return
+            finally:
+                self._end_exchange(conn, head)
                 total, validator = None, None
         raise kept_changing(url)
 
     # -- one request -----------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
     async def _exchange(
         self,
         url: URL,
         context: ssl.SSLContext | None,
         custom: Sequence[tuple[str, str]],
         ours: dict[str, str],
-    ) -> AsyncIterator[tuple[_Connection, Head, _Answer]]:
+    ) -> tuple[_Connection, Head, _Answer]:
         """Send a GET with the job's ``custom`` headers and ``ours`` (which win, as on the
-        aiohttp path) on a pooled or new connection, and yield it with the answer's head and
-        the parser state holding the body bytes that came with it. The connection goes back to the
-        pool afterwards if the body was read to its exact end."""
+        aiohttp path) on a pooled or new connection, and return it with the answer's head and
+        the parser state holding the body bytes that came with it. The caller ends the
+        exchange with ``_end_exchange``, whatever happens."""
         host = url.raw_host or ""
         default_port = _DEFAULT_PORTS[url.scheme]
         port = url.port or default_port
@@ -440,13 +435,15 @@ class RawHttpTransport:
                 conn.stream.close()
                 raise
             break
-        try:
-            yield conn, head, parser
-        finally:
-            if conn.reusable and head.headers.get("Connection", "").lower() != "close":
-                self._release(conn)
-            else:
-                conn.stream.close()
+        return conn, head, parser
+
+    def _end_exchange(self, conn: _Connection, head: Head) -> None:
+        """The connection goes back to the pool if the answer's body was read to its exact
+        end (``reusable``) and the server keeps it open; otherwise it is closed."""
+        if conn.reusable and head.headers.get("Connection", "").lower() != "close":
+            self._release(conn)
+        else:
+            conn.stream.close()
 
     async def _request(self, conn: _Connection, request: bytes) -> tuple[_Answer, Head]:
         stream = conn.stream

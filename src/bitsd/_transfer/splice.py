@@ -85,10 +85,13 @@ class PlainStream:
         await asyncio.get_running_loop().sock_sendall(self.sock, data)
 
     async def recv(self, size: int) -> bytes:
-        """Up to ``size`` bytes; b"" at EOF."""
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self._read_timeout):
-            return await loop.sock_recv(self.sock, size)
+        """Up to ``size`` bytes; b"" at EOF. Reads at once what the socket holds; waits (at
+        most the read timeout) only when it holds nothing."""
+        while True:
+            try:
+                return self.sock.recv(size)
+            except BlockingIOError:
+                await self._ready(writing=False)
 
     async def readable(self) -> None:
         """Wait until the socket has data (or EOF), at most the read timeout."""
@@ -99,6 +102,9 @@ class PlainStream:
         await self._ready(writing=True)
 
     async def _ready(self, *, writing: bool) -> None:
+        """Wait for the socket, at most the read timeout (then TimeoutError). One timer per
+        wait, which fails the wait's future: cheaper than a cancellation scope, and a wait
+        per small file is common."""
         loop = asyncio.get_running_loop()
         fd = self.sock.fileno()
         ready = loop.create_future()
@@ -106,10 +112,11 @@ class PlainStream:
             loop.add_writer(fd, _set_done, ready)
         else:
             loop.add_reader(fd, _set_done, ready)
+        timer = loop.call_later(self._read_timeout, _time_out, ready)
         try:
-            async with asyncio.timeout(self._read_timeout):
-                await ready
+            await ready
         finally:
+            timer.cancel()
             if writing:
                 loop.remove_writer(fd)
             else:
@@ -207,3 +214,8 @@ def _drain(pipe: int, fd: int, count: int, local_name: str) -> None:
 def _set_done(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _time_out(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError("the server sent nothing within the read timeout"))
