@@ -119,6 +119,10 @@ __all__ = ["STORE_FILE_NAME", "Engine", "Listener"]
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
+# A file as a file list shows it: its FileInfo, its ranges, whether it was validated, and its
+# filled ranges (None where GetFilledFileRanges does not apply). See Engine._file_details.
+FileDetails = tuple[FileInfo, list[tuple[int, int]], bool, list[tuple[int, int]] | None]
+
 # Called after every committed change of a job: (job id, what changed: "state", "property",
 # "files" or "progress"). Listeners must not block; the daemon uses one to stream events.
 Listener = Callable[[str, str], None]
@@ -562,6 +566,26 @@ class Engine:
         self._record(job_id)
         return [self._file_info(f) for f in self._files_of(job_id)]
 
+    def _file_details(self, job_id: str, start: int = 0) -> list[FileDetails]:
+        """The files from index ``start`` on, each with what its own getters answer: its
+        ranges (GetFileRanges), validation state, and filled ranges (GetFilledFileRanges; None
+        where that getter fails with BG_E_RANDOM_ACCESS_NOT_SUPPORTED). One pass over the
+        records: a job of thousands of files is listed at the cost of its records, not of a
+        getter call (and index check) per file and value."""
+        job = self._record(job_id)
+        upload = is_upload(job)
+        details: list[FileDetails] = []
+        for f in self._files_of(job_id)[start:]:
+            filled: list[tuple[int, int]] | None
+            if upload or f.ranges is not None:
+                filled = None
+            elif job.on_demand:
+                filled = self._on_demand.filled_file_ranges(job_id, f.index)
+            else:
+                filled = [(0, f.bytes_transferred)] if f.bytes_transferred else []
+            details.append((self._file_info(f), list(f.ranges or ()), f.validated, filled))
+        return details
+
     def _error_info(self, job_id: str) -> ErrorInfo:
         job = self._record(job_id)
         if job.state not in (JobState.ERROR, JobState.TRANSIENT_ERROR) or job.error is None:
@@ -989,9 +1013,10 @@ class Engine:
                 f"cannot move {f.temp_name} to {f.local_name}: {failure.strerror}", hresult=code
             ) from failure
         self._files[job_id] = done
-        # One transaction records every rename; a crash before it is repaired at start-up
-        # (_recover_file: temporary file gone, final file of the right size).
-        self._store.put_files([f for f in done if f.renamed])
+        # The renames are durable (rename_all_into_place syncs the folders) and the job leaves
+        # the store right after its state change, so its file rows are not rewritten first: a
+        # crash before the state change is repaired at start-up (_recover_file: temporary file
+        # gone, final file of the right size), one after it drops the ACKNOWLEDGED job.
         self._transition(job_id, Event.COMPLETE)
         for f in done:
             if not f.renamed:

@@ -34,7 +34,7 @@ from bitsd._records import (
 )
 
 if TYPE_CHECKING:
-    from bitsd._engine import Engine
+    from bitsd._engine import Engine, FileDetails
 
 __all__ = ["Job"]
 
@@ -181,6 +181,11 @@ class Job:
     async def files(self) -> list[FileInfo]:
         """The job's files, in transfer order (EnumFiles)."""
         return self._engine._file_infos(self.id)
+
+    async def _file_details(self, start: int = 0) -> list[FileDetails]:
+        """The files from ``start`` on with their ranges, validation state and filled ranges
+        (for the daemon's file lists; the same values as the per-file getters)."""
+        return self._engine._file_details(self.id, start)
 
     # -- verbs -----------------------------------------------------------------------------
 

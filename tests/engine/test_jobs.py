@@ -496,3 +496,46 @@ async def test_crash_between_rename_and_record_is_repaired(
     assert (dest / "a").read_bytes() == body(5000, 1)
     assert (dest / "b").read_bytes() == body(7000, 2)
     assert len(server.requests) == requests
+
+
+async def test_file_details_answer_what_each_files_getters_answer(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, tmp_path: Path
+) -> None:
+    """The daemon lists files with ``Job._file_details`` (one pass); it must answer, file by
+    file, what GetFileRanges, the validation state and GetFilledFileRanges answer (None where
+    that getter fails with BG_E_RANDOM_ACCESS_NOT_SUPPORTED), for every kind of job."""
+    server.add("/a", body(50_000))
+    server.add("/b", body(40_000, 2))
+    source = tmp_path / "up"
+    source.write_bytes(b"x" * 10)
+    async with make_engine() as engine:
+        done = await engine.create_job("transferred")
+        await done.add_file(server.url("/a"), str(dest / "a"))
+        await done.add_file_with_ranges(server.url("/b"), str(dest / "b"), [(0, 100), (1000, 10)])
+        await done.resume()
+        assert await settle(done) is JobState.TRANSFERRED
+        await done.set_validation_state(0, True)
+        fresh = await engine.create_job("fresh")
+        await fresh.add_file_set([(server.url("/a"), str(dest / f"f{i}")) for i in range(3)])
+        on_demand = await engine.create_job("on demand")
+        await on_demand.set_on_demand(True)
+        await on_demand.add_file(server.url("/a"), str(dest / "od"))
+        upload = await engine.create_job("upload", JobType.UPLOAD)
+        await upload.add_file("http://127.0.0.1:1/u", str(source))
+        for job in (done, fresh, on_demand, upload):
+            expected = []
+            for i, info in enumerate(await job.files()):
+                filled: list[tuple[int, int]] | None
+                try:
+                    filled = await job.get_filled_file_ranges(i)
+                except bitsd.BitsError as exc:
+                    filled = None
+                    refused = exc.hresult
+                    assert refused == codes.BG_E_RANDOM_ACCESS_NOT_SUPPORTED
+                ranges = await job.get_file_ranges(i)
+                expected.append((info, ranges, await job.get_validation_state(i), filled))
+            assert await job._file_details() == expected
+            assert await job._file_details(1) == expected[1:]
+        assert [d[3] for d in await done._file_details()] == [[(0, 50_000)], None]
+        assert [d[1] for d in await done._file_details()] == [[], [(0, 100), (1000, 10)]]
+        assert [d[2] for d in await done._file_details()] == [True, False]

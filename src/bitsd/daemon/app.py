@@ -336,8 +336,7 @@ def _hresult(hresult: int) -> Response:
 async def _files_json(job: Job, start: int = 0) -> list[object]:
     """The job's files from ``start`` on, each with its ranges, validation state and filled
     ranges."""
-    files = await job.files()
-    return [await file_to_json(job, i, f) for i, f in enumerate(files) if i >= start]
+    return [file_to_json(details) for details in await job._file_details(start)]
 
 
 async def _body(request: Request) -> object:

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bitsd import codes
+from bitsd._engine import FileDetails
 from bitsd._enums import AuthScheme, AuthTarget, JobState, JobType, Priority, ProxyUsage
 from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError
 from bitsd._httpopts import (
@@ -43,7 +44,7 @@ from bitsd._policy import (
     MAX_NOTIFY_PARAMETERS_LENGTH,
     MAX_NOTIFY_PROGRAM_LENGTH,
 )
-from bitsd._records import FileInfo, JobSnapshot
+from bitsd._records import JobSnapshot
 from bitsd._wire import (
     JSON,
     enum_from_json,
@@ -115,20 +116,14 @@ async def job_brief_to_json(job: Job) -> JSON:
     }
 
 
-async def file_to_json(job: Job, index: int, info: FileInfo) -> JSON:
-    """A File of the job's file list: ``bitsd._wire``'s File with ``ranges``, ``validated``
-    and ``filled_ranges``."""
+def file_to_json(details: FileDetails) -> JSON:
+    """A File of the job's file list (one of ``Job._file_details``): ``bitsd._wire``'s File
+    with ``ranges``, ``validated`` and ``filled_ranges``."""
+    info, ranges, validated, filled = details
     body = file_info_to_json(info)
-    body["ranges"] = ranges_to_json(await job.get_file_ranges(index))
-    body["validated"] = await job.get_validation_state(index)
-    try:
-        filled = await job.get_filled_file_ranges(index)
-    except BitsError as exc:
-        if exc.hresult != codes.BG_E_RANDOM_ACCESS_NOT_SUPPORTED:
-            raise
-        body["filled_ranges"] = None
-    else:
-        body["filled_ranges"] = ranges_to_json(filled)
+    body["ranges"] = ranges_to_json(ranges)
+    body["validated"] = validated
+    body["filled_ranges"] = None if filled is None else ranges_to_json(filled)
     return body
 
 
