@@ -17,14 +17,23 @@ round, alternating, fetches all of them with:
   finish together committed in one transaction of at most ``--connections`` rows: the least a
   service that survives a crash keeps per file.
 
+- ``python+httptools+store+job``: the same, plus the least a job service does around the
+  transfer: the files handed over as JSON (encoded and decoded, as a client and the control
+  API would), each URL split and each local name checked (one stat, its folder once), every
+  file's row inserted in one transaction before the transfer; each file kept under its
+  temporary name until Complete renames them all, syncs the folder and deletes the rows in
+  one transaction.
+
 The Python rows are the bound bitsd's design can approach on this machine: bitsd's own figure
-for scenario 3 adds the engine's bookkeeping to them. Prints median wall and CPU seconds.
+for scenario 3 adds the engine's bookkeeping to them (and a second process, the client). Prints
+median wall and CPU seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import sqlite3
@@ -33,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -119,12 +129,61 @@ class _Rows:
         self.db.execute("COMMIT")
 
 
+def _add_job(rows: _Rows, port: int, paths: list[str], out: Path) -> None:
+    """What adding the files to a job costs at least: JSON both ways, each URL split and each
+    local name checked, one transaction of rows."""
+    pairs = [(f"http://127.0.0.1:{port}{p}", str(out / p.rsplit("/", 1)[1])) for p in paths]
+    received = json.loads(json.dumps({"files": pairs}))["files"]
+    folders: set[str] = set()
+    checked = []
+    for url, local in received:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(url)
+        folder = os.path.dirname(local)
+        if folder not in folders:
+            if not os.path.isdir(folder):
+                raise ValueError(local)
+            folders.add(folder)
+        if os.path.isdir(local):
+            raise ValueError(local)
+        checked.append((local, 0, 0))
+    rows.db.execute("BEGIN")
+    rows.db.executemany("INSERT INTO files VALUES (?, ?, ?)", checked)
+    rows.db.execute("COMMIT")
+
+
+def _complete_job(rows: _Rows, out: Path, paths: list[str]) -> None:
+    """What Complete costs at least: every temporary file renamed, the folder synced, the
+    rows deleted in one transaction."""
+    for p in paths:
+        name = p.rsplit("/", 1)[1]
+        os.rename(out / f".{name}.part", out / name)
+    folder = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    rows.db.execute("BEGIN")
+    rows.db.execute("DELETE FROM files")
+    rows.db.execute("COMMIT")
+
+
 async def _fetch_all(
-    get: Getter, port: int, paths: list[str], out: Path, connections: int, store: bool
+    get: Getter,
+    port: int,
+    paths: list[str],
+    out: Path,
+    connections: int,
+    store: bool,
+    job: bool = False,
 ) -> None:
     queue = list(reversed(paths))
     host = f"127.0.0.1:{port}"
-    rows = _Rows(out / ".store.sqlite") if store else None
+    rows = _Rows(out / ".store.sqlite") if store or job else None
+    if job:
+        assert rows is not None
+        _add_job(rows, port, paths, out)
 
     async def worker() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -140,7 +199,8 @@ async def _fetch_all(
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-                os.rename(temp, name)
+                if not job:
+                    os.rename(temp, name)
                 if rows is not None:
                     rows.add(str(name), len(body))
         finally:
@@ -150,16 +210,24 @@ async def _fetch_all(
     if rows is not None:
         if rows.pending:
             rows.commit()
+        if job:
+            _complete_job(rows, out, paths)
         rows.db.close()
 
 
 def _python(
-    get: Getter, port: int, paths: list[str], connections: int, *, store: bool = False
+    get: Getter,
+    port: int,
+    paths: list[str],
+    connections: int,
+    *,
+    store: bool = False,
+    job: bool = False,
 ) -> Run:
     def run(out: Path) -> tuple[float, float]:
         cpu0 = time.process_time()
         start = time.perf_counter()
-        asyncio.run(_fetch_all(get, port, paths, out, connections, store))
+        asyncio.run(_fetch_all(get, port, paths, out, connections, store, job))
         return time.perf_counter() - start, time.process_time() - cpu0
 
     return run
@@ -204,6 +272,9 @@ def main() -> None:
                 "python+httptools+store": _python(
                     _httptools_get, nginx.port, paths, args.connections, store=True
                 ),
+                "python+httptools+store+job": _python(
+                    _httptools_get, nginx.port, paths, args.connections, job=True
+                ),
             }
             if have("aria2c"):
                 runs["aria2c -j16"] = _peer(
@@ -221,11 +292,11 @@ def main() -> None:
         finally:
             nginx.stop()
     print(f"{args.files} files x {args.size_kib} KiB, {args.rounds} rounds, medians")
-    print(f"{'tool':<24}{'wall s':>8}{'CPU s':>8}{'us/file':>9}")
+    print(f"{'tool':<28}{'wall s':>8}{'CPU s':>8}{'us/file':>9}")
     for name, samples in results.items():
         wall = statistics.median(s[0] for s in samples)
         cpu = statistics.median(s[1] for s in samples)
-        print(f"{name:<24}{wall:>8.2f}{cpu:>8.2f}{cpu / args.files * 1e6:>9.0f}")
+        print(f"{name:<28}{wall:>8.2f}{cpu:>8.2f}{cpu / args.files * 1e6:>9.0f}")
 
 
 if __name__ == "__main__":
