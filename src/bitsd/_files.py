@@ -11,11 +11,16 @@ Rules:
   bytes that a crash could lose. A flush also checks that the temporary file still has a name:
   bytes written to a file deleted under us (its folder removed during the job) are lost, so
   they never count as progress.
+- A file on a memory-backed file system (tmpfs, ramfs: ``memory_backed``), where fsync has no
+  device to wait for, may be flushed on the event loop instead of in a worker thread: the
+  thread hop would cost far more than the flush.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import errno
 import os
 
@@ -27,6 +32,7 @@ __all__ = [
     "check_local_name",
     "delete_quietly",
     "flush_temp",
+    "memory_backed",
     "open_temp",
     "rename_all_into_place",
     "rename_into_place",
@@ -119,6 +125,39 @@ def flush_temp(fd: int) -> None:
     os.fsync(fd)
     if os.fstat(fd).st_nlink == 0:
         raise FileNotFoundError(errno.ENOENT, "the temporary file was deleted during the transfer")
+
+
+# statfs(2) f_type of the file systems that keep files in memory only (linux/magic.h).
+_MEMORY_FILE_SYSTEMS = frozenset({0x01021994, 0x858458F6})  # TMPFS_MAGIC, RAMFS_MAGIC
+
+
+def _load_fstatfs() -> object | None:
+    """libc's fstatfs through ctypes, or None where it cannot be had."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fstatfs = libc.fstatfs
+    except (OSError, AttributeError):
+        return None
+    fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    fstatfs.restype = ctypes.c_int
+    return fstatfs
+
+
+_fstatfs = _load_fstatfs()
+
+
+def memory_backed(fd: int) -> bool:
+    """Whether the open file ``fd`` lives on a memory-backed file system (tmpfs, ramfs), where
+    fsync returns at once. False when that cannot be told (no fstatfs)."""
+    if _fstatfs is None:
+        return False
+    # struct statfs begins with f_type, a C long (__fsword_t) on Linux; 256 bytes hold the
+    # whole structure (120 on 64-bit systems).
+    buffer = ctypes.create_string_buffer(256)
+    if _fstatfs(fd, buffer) != 0:  # type: ignore[operator]
+        return False
+    kind = ctypes.c_long.from_buffer(buffer).value & 0xFFFFFFFF
+    return kind in _MEMORY_FILE_SYSTEMS
 
 
 def temp_size(temp_name: str) -> int | None:

@@ -38,7 +38,7 @@ from bitsd import codes
 from bitsd._clock import Clock
 from bitsd._enums import ErrorContext
 from bitsd._errors import TransferError
-from bitsd._files import flush_temp, open_temp
+from bitsd._files import flush_temp, memory_backed, open_temp
 from bitsd._model import FileRecord, evolve
 from bitsd._policy import EngineConfig
 from bitsd._transfer import classify
@@ -83,8 +83,9 @@ class Flusher:
     """Makes temporary files durable (``flush_temp``: fsync) in a worker thread, one batch at
     a time: the requests made while a batch is being flushed wait and form the next batch, so
     under load a batch holds every file that finished meanwhile and each costs a fraction of
-    a thread hop (the hop, not the fsync, is the cost of a small file on tmpfs). A request
-    whose file failed to flush gets that file's OSError.
+    a thread hop. A request whose file failed to flush gets that file's OSError. A file on a
+    memory-backed file system (``memory_backed``: its fsync waits for no device) is flushed at
+    once, on the loop: there the thread hop would be the whole cost.
 
     Args:
         in_flight: batches flushed at once (more than one lets a slow disk's fsyncs overlap).
@@ -101,6 +102,9 @@ class Flusher:
         Raises:
             OSError: the flush failed (or the file lost its name).
         """
+        if memory_backed(fd):
+            flush_temp(fd)
+            return
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         if not self._batch and self._running < self._in_flight:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -542,6 +543,7 @@ async def test_a_file_whose_body_is_in_frees_its_place_while_it_is_flushed(
         flushed.append(fd)
 
     monkeypatch.setattr(bitsd._sink, "flush_temp", slow_flush)
+    monkeypatch.setattr(bitsd._sink, "memory_backed", lambda fd: False)  # the thread's path
     data = [body(10_000 + i, i) for i in range(6)]
     for i, d in enumerate(data):
         server.add(f"/f{i}", d)
@@ -589,6 +591,7 @@ async def test_flushes_asked_for_during_a_flush_form_the_next_batch(
         return real_flush_all(fds)
 
     monkeypatch.setattr(bitsd._sink, "_flush_all", flush_all)
+    monkeypatch.setattr(bitsd._sink, "memory_backed", lambda fd: False)  # the thread's path
     fds = [os.open(tmp_path / f"t{i}", os.O_CREAT | os.O_WRONLY, 0o600) for i in range(4)]
     try:
         flusher = Flusher()
@@ -633,3 +636,62 @@ async def test_options_changed_while_the_job_runs_apply_to_the_next_files(
         await job.complete()
     assert server.requests_for("/a")[0].headers.get("x-round") == "1"
     assert [server.requests_for(f"/{n}")[0].headers.get("x-round") for n in "bc"] == ["2", "2"]
+
+
+async def test_files_on_a_memory_backed_file_system_are_flushed_without_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where fsync waits for no device the flush runs at once, on the loop, and still fails
+    for a file that lost its name."""
+
+    def no_thread(fds: list[int]) -> list[OSError | None]:
+        raise AssertionError("a memory-backed file went to the worker thread")
+
+    monkeypatch.setattr(bitsd._sink, "_flush_all", no_thread)
+    monkeypatch.setattr(bitsd._sink, "memory_backed", lambda fd: True)
+    flusher = Flusher()
+    fd = os.open(tmp_path / "t", os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        os.write(fd, b"data")
+        await flusher.flush(fd)
+        os.unlink(tmp_path / "t")
+        with pytest.raises(FileNotFoundError):
+            await flusher.flush(fd)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm")
+async def test_a_job_on_tmpfs_completes_with_its_flushes_on_the_loop(
+    server: FaultServer, make_engine: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Downloads into a memory-backed folder flush without the worker thread, checkpoints and
+    files alike, and end byte-identical."""
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        probe = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if not bitsd._files.memory_backed(probe):
+                pytest.skip("/dev/shm is not tmpfs here")
+        finally:
+            os.close(probe)
+
+        def no_thread(fds: list[int]) -> list[OSError | None]:
+            raise AssertionError("a file on tmpfs went to the worker thread")
+
+        monkeypatch.setattr(bitsd._sink, "_flush_all", no_thread)
+        data = [body(200_000 + i, i) for i in range(5)]  # several checkpoints each
+        for i, d in enumerate(data):
+            server.add(f"/m{i}", d)
+        async with make_engine(checkpoint_bytes=32 * 1024) as engine:
+            job = await engine.create_job("tmpfs")
+            await job.add_file_set(
+                [(server.url(f"/m{i}"), str(folder / f"m{i}")) for i in range(5)]
+            )
+            await job.resume()
+            assert await settle(job) is JobState.TRANSFERRED
+            await job.complete()
+        for i, d in enumerate(data):
+            assert (folder / f"m{i}").read_bytes() == d
+    finally:
+        shutil.rmtree(folder)

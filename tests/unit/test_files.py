@@ -15,6 +15,7 @@ from bitsd._files import (
     TEMP_SUFFIX,
     check_local_name,
     delete_quietly,
+    memory_backed,
     open_temp,
     rename_into_place,
     temp_name_for,
@@ -299,3 +300,38 @@ def test_delete_quietly_reports_failure_without_raising(tmp_path: Path) -> None:
     folder.mkdir()
     assert delete_quietly(str(folder)) is False
     assert folder.is_dir()
+
+
+# --- memory_backed ------------------------------------------------------------------------------
+
+
+def _mount_types() -> dict[str, str]:
+    """Mount point -> file system type, from /proc/self/mounts."""
+    with open("/proc/self/mounts") as mounts:
+        return {fields[1]: fields[2] for fields in (line.split() for line in mounts)}
+
+
+@pytest.mark.skipif(
+    _mount_types().get("/dev/shm") != "tmpfs", reason="needs /dev/shm mounted as tmpfs"
+)
+def test_memory_backed_knows_tmpfs_from_a_disk(tmp_path: Path) -> None:
+    """statfs's type decides: a file on /dev/shm (tmpfs) is memory-backed; one on the file
+    system of the root folder is so only if that one is tmpfs or ramfs too."""
+    fd = os.open(f"/dev/shm/bitsd-test-{os.getpid()}", os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        assert memory_backed(fd) is True
+    finally:
+        os.close(fd)
+        os.unlink(f"/dev/shm/bitsd-test-{os.getpid()}")
+    root = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert memory_backed(root) is (_mount_types().get("/") in ("tmpfs", "ramfs"))
+    finally:
+        os.close(root)
+
+
+def test_memory_backed_is_false_for_what_it_cannot_tell() -> None:
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    assert memory_backed(w) is False  # a closed descriptor: fstatfs fails
