@@ -20,6 +20,11 @@ __all__ = ["RemoteKind", "check_remote_name", "remote_kind"]
 # C0 controls and DEL: one regex search, not a Python check per character (a job of
 # thousands of files validates every name).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The common shape of an http(s) URL, which urlsplit accepts with a host: a scheme, a host of
+# letters, digits, dots and hyphens, an optional port of digits, then anything from the first
+# "/", "?" or "#". One match instead of urlsplit (a fifth of its cost); any other URL, or a
+# port that must be checked, goes through urlsplit.
+_PLAIN_HTTP = re.compile(r"https?://[a-z0-9.\-]+(?::([0-9]{1,5}))?(?:[/?#].*)?", re.I | re.S | re.A)
 
 
 class RemoteKind(enum.Enum):
@@ -52,6 +57,11 @@ def check_remote_name(url: str) -> str:
         raise InvalidArgumentError("the remote name contains control characters")
     if url.startswith("/"):
         return url
+    plain = _PLAIN_HTTP.fullmatch(url)
+    if plain is not None:
+        port = plain.group(1)
+        if port is None or 0 < int(port) <= 65535:
+            return url
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port

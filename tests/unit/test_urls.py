@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import bitsd
+import bitsd._urls
 from bitsd import codes
+from bitsd._errors import InvalidArgumentError
 from bitsd._urls import RemoteKind, check_remote_name, remote_kind
 
 PREFIX = "http://example.test/"
@@ -108,3 +114,35 @@ def test_length_limit_is_exactly_2200() -> None:
 def test_remote_kind(url: str, expected: RemoteKind) -> None:
     """http(s) names are served by the HTTP transport, file:// and paths by the local one."""
     assert expected == remote_kind(url)
+
+
+_HOSTS = st.text(alphabet="aZ09.-_@[]:%\u017f\u212a", max_size=12)
+_PORTS = st.one_of(st.just(""), st.text(alphabet="0123456789", max_size=7), st.just("8o"))
+_RESTS = st.text(alphabet="/?#a%: é\\", max_size=8)
+
+
+@given(
+    scheme=st.sampled_from(["http", "HTTP", "https", "hTtPs", "httpx", "ftp", "file", ""]),
+    separator=st.sampled_from(["://", ":/", ":", ""]),
+    host=_HOSTS,
+    port=st.one_of(st.none(), _PORTS),
+    rest=_RESTS,
+)
+def test_the_plain_http_shortcut_decides_as_urlsplit_does(
+    scheme: str, separator: str, host: str, port: str | None, rest: str
+) -> None:
+    """The common http(s) URLs skip urlsplit; every URL gets the decision it would get from
+    urlsplit alone (accepted, or E_INVALIDARG)."""
+    url = f"{scheme}{separator}{host}{'' if port is None else ':' + port}{rest}"
+
+    def outcome() -> str:
+        try:
+            return check_remote_name(url)
+        except InvalidArgumentError:
+            return "refused"
+
+    fast = outcome()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bitsd._urls, "_PLAIN_HTTP", re.compile(r"(?!)"))  # matches nothing
+        slow = outcome()
+    assert fast == slow
