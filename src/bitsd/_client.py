@@ -103,6 +103,8 @@ DEFAULT_PAGE_SIZE: Final = 1000
 REQUEST_TIMEOUT: Final = 120.0
 # Longest wait the daemon grants per request (docs/control-api.md: capped at 60 s).
 WAIT_SLICE: Final = 60.0
+# Adding files asks for their count, not the files listed back (the client does not use them).
+_BRIEF: Final = {"view": "brief"}
 # Seconds between connection attempts while the daemon starts (doubling, clamped).
 _CONNECT_BACKOFF: Final = (0.01, 0.2)
 # Seconds between attempts to reopen a dropped event stream (doubling, clamped, with jitter).
@@ -500,11 +502,19 @@ class RemoteJob:
         left to the caller, which answers from what the job ended as."""
         return await self._manager._request("GET", self._path + suffix, **kwargs)
 
-    async def _change(self, method: str, suffix: str = "", json: object = None) -> Any:
+    async def _change(
+        self,
+        method: str,
+        suffix: str = "",
+        json: object = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
         """A request that changes the job. On a job this manager ended, the daemon no longer
         knows the id (404); the engine answers BG_E_INVALID_STATE there, and so do we."""
         try:
-            return await self._manager._request(method, self._path + suffix, json=json)
+            return await self._manager._request(
+                method, self._path + suffix, json=json, params=params
+            )
         except NotFoundError:
             ended = self._ended()
             if ended is None:
@@ -582,7 +592,7 @@ class RemoteJob:
             await self.add_file_set([(remote_url, local_path)])
             return
         entry = {"remote_name": remote_url, "local_name": local_path, "sha256": sha256}
-        await self._change("POST", "/files", json={"files": [entry]})
+        await self._change("POST", "/files", json={"files": [entry]}, params=_BRIEF)
 
     async def add_file_with_ranges(
         self, remote_url: str, local_path: str, ranges: Iterable[tuple[int, int]]
@@ -599,7 +609,7 @@ class RemoteJob:
         """
         pairs = _range_pairs(ranges)
         entry = {"remote_name": remote_url, "local_name": local_path, "ranges": pairs}
-        await self._change("POST", "/files", json={"files": [entry]})
+        await self._change("POST", "/files", json={"files": [entry]}, params=_BRIEF)
 
     async def get_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
         """The ranges of a file added with ranges, or [] (IBackgroundCopyFile2::GetFileRanges).
@@ -679,7 +689,7 @@ class RemoteJob:
     async def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
         """Add several files at once, all or none (AddFileSet)."""
         body = [{"remote_name": remote, "local_name": local} for remote, local in files]
-        await self._change("POST", "/files", json={"files": body})
+        await self._change("POST", "/files", json={"files": body}, params=_BRIEF)
 
     async def files(self) -> list[FileInfo]:
         """The job's files, in transfer order (EnumFiles)."""

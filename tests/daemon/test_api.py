@@ -244,6 +244,35 @@ async def test_add_files_is_all_or_none(api: aiohttp.ClientSession, short_dir: P
     assert status == 400
 
 
+async def test_add_files_with_view_brief_answers_the_count_only(
+    api: aiohttp.ClientSession, short_dir: Path
+) -> None:
+    """``view=brief`` adds the files as the full view does and answers only how many were
+    added (a client adding thousands of files does not need them listed back); another view
+    is refused before anything is added."""
+    job = await new_job(api)
+    base = f"/v1/jobs/{job['id']}"
+    first = [{"remote_name": "https://example.org/a", "local_name": str(short_dir / "a")}]
+    rest = [
+        {"remote_name": f"https://example.org/{n}", "local_name": str(short_dir / n)}
+        for n in ("b", "c", "d")
+    ]
+    assert await call(api, "POST", f"{base}/files?view=brief", {"files": first}) == (
+        200,
+        {"added": 1},
+    )
+    assert await call(api, "POST", f"{base}/files?view=brief", {"files": rest}) == (
+        200,
+        {"added": 3},
+    )
+    status, body = await call(api, "POST", f"{base}/files?view=short", {"files": rest})
+    assert (status, error_of(body)[1]) == (400, "E_INVALIDARG")
+    status, listed = await call(api, "GET", f"{base}/files")
+    assert [f["local_name"] for f in listed["files"]] == [
+        str(short_dir / n) for n in ("a", "b", "c", "d")
+    ]
+
+
 async def test_caller_errors_and_the_daemon_goes_on(api: aiohttp.ClientSession) -> None:
     """Each caller error gets its status and BITS code, and the daemon keeps serving."""
     job = await new_job(api)

@@ -50,6 +50,7 @@ from bitsd.daemon import logs, openapi
 from bitsd.daemon.events import EventHub
 from bitsd.daemon.shapes import (
     auth_pair,
+    brief_view,
     credentials,
     download_position,
     file_index,
@@ -180,6 +181,7 @@ class _Api:
 
     async def add_files(self, request: Request) -> Response:
         job = await self._job(request)
+        brief = brief_view(request.query_params)
         new = new_files(await _body(request))
         before = (await job.get_progress()).files_total
         if new.ranges is not None:
@@ -190,6 +192,8 @@ class _Api:
             await job.add_file(remote, local, sha256=new.sha256)
         else:
             await job.add_file_set(new.pairs)
+        if brief:  # the caller only needs to know they were added
+            return JSONResponse({"added": (await job.get_progress()).files_total - before})
         return JSONResponse({"files": await _files_json(job, start=before)})
 
     async def set_validation(self, request: Request) -> Response:

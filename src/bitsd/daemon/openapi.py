@@ -321,6 +321,7 @@ _SCHEMAS: JSON = {
             "next_offset": _nullable({**_UINT, "description": "offset of the next page"}),
         }
     ),
+    "FilesAdded": _object({"added": {**_UINT, "description": "files added"}}),
     "JobBrief": _object(
         {
             "id": {"type": "string"},
@@ -664,12 +665,27 @@ _PATHS: JSON = {
         ),
         "post": _operation(
             "Add files, all or none (AddFileSet)",
-            _ok("FileList", "The files added"),
+            {
+                "200": _answer(
+                    {"oneOf": [_ref("FileList"), _ref("FilesAdded")]},
+                    "The files added (a FileList), or with view=brief how many (FilesAdded)",
+                )
+            },
             400,
             404,
             409,
             body="NewFiles",
-            parameters=[_JOB_ID],
+            parameters=[
+                _JOB_ID,
+                {
+                    "name": "view",
+                    "in": "query",
+                    "description": "full: the files added, as GET .../files lists them; brief: "
+                    "their count only, for a client that does not need them (a job of "
+                    "thousands of files)",
+                    "schema": {"type": "string", "enum": ["full", "brief"], "default": "full"},
+                },
+            ],
         ),
     },
     "/v1/jobs/{id}/files/{index}/validation": {

@@ -11,7 +11,8 @@ Rules:
   with the job as it is; the setters the job's state can refuse come first. So an error never
   leaves a job half-changed. The setters still check again (the engine is the authority).
 - Credentials are only passed on: nothing here logs, returns or keeps them.
-- Query parameters are checked the same way (:func:`page_params`, :func:`wait_params`).
+- Query parameters are checked the same way (:func:`page_params`, :func:`wait_params`,
+  :func:`brief_view`).
 - Every mistake is an InvalidArgumentError naming the field (400), or BG_E_STRING_TOO_LONG for a
   string over its limit, as the engine reports it.
 """
@@ -63,6 +64,7 @@ __all__ = [
     "Credentials",
     "NewFiles",
     "auth_pair",
+    "brief_view",
     "credentials",
     "download_position",
     "file_index",
@@ -298,10 +300,15 @@ def page_params(query: Mapping[str, str]) -> tuple[int, int, bool]:
     """The (offset, limit, brief) of ``GET /v1/jobs``: ``brief`` for ``view=brief``."""
     offset = _int_param(query, "offset", 0, low=0)
     limit = _int_param(query, "limit", PAGE_LIMIT_DEFAULT, low=1, high=PAGE_LIMIT_MAX)
+    return offset, limit, brief_view(query)
+
+
+def brief_view(query: Mapping[str, str]) -> bool:
+    """Whether the query asks ``view=brief`` (``view=full``, the default, otherwise)."""
     view = query.get("view", "full")
     if view not in ("full", "brief"):
         raise InvalidArgumentError(f"view must be full or brief, not {view!r}")
-    return offset, limit, view == "brief"
+    return view == "brief"
 
 
 def wait_params(query: Mapping[str, str]) -> tuple[frozenset[JobState], float]:
