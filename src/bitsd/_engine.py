@@ -748,7 +748,9 @@ class Engine:
         """Notifications and wake-ups that follow a committed change."""
         self._emit(new.id, "state" if old.state is not new.state else "property")
         if old.state is not new.state:
-            self._notifier.left_state(new.id, old.state)
+            if not new.state.is_final:
+                # A final job's notifications leave the store with its row (delete_job).
+                self._notifier.left_state(new.id, old.state)
             log.info("job %s: %s -> %s", new.id, old.state, new.state)
             if new.state is JobState.ERROR and new.error is not None:
                 log.info(

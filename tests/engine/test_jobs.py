@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import bitsd
 from bitsd import FakeClock, JobState, JobType, NotifyFlags, Priority, codes
+from bitsd._store import SqliteStore
 from tests.engine.conftest import EngineFactory, advance, body, leftovers, settle
 from tests.servers.faulty import Fault, FaultServer
 
@@ -539,3 +541,61 @@ async def test_file_details_answer_what_each_files_getters_answer(
         assert [d[3] for d in await done._file_details()] == [[(0, 50_000)], None]
         assert [d[1] for d in await done._file_details()] == [[], [(0, 100), (1000, 10)]]
         assert [d[2] for d in await done._file_details()] == [True, False]
+
+
+class _WritesSeen(SqliteStore):
+    """The real store, noting the name of every write call."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.writes: list[str] = []
+
+    def put_job(self, job: Any, files: Any = ()) -> None:
+        self.writes.append("put_job")
+        super().put_job(job, files)
+
+    def put_files(self, files: Any) -> None:
+        self.writes.append("put_files")
+        super().put_files(files)
+
+    def delete_job(self, job_id: str) -> None:
+        self.writes.append("delete_job")
+        super().delete_job(job_id)
+
+    def put_notification(self, notification: Any) -> None:
+        self.writes.append("put_notification")
+        super().put_notification(notification)
+
+    def delete_notification(self, job_id: str, kind: str) -> None:
+        self.writes.append("delete_notification")
+        super().delete_notification(job_id, kind)
+
+
+async def test_complete_ends_the_job_in_the_store_with_one_write(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, state_dir: Path
+) -> None:
+    """Complete of a transferred job writes the store once: the job's row leaves with its
+    files and its pending JobTransferred notification (nothing of it is loaded again)."""
+    server.add("/a", body(3000, 1))
+    server.add("/b", body(4000, 2))
+    os.mkdir(state_dir)
+    store = _WritesSeen(state_dir / "jobs.sqlite")
+    try:
+        async with make_engine(store=store) as engine:
+            job = await engine.create_job("one write")
+            await job.add_file_set(
+                [(server.url("/a"), str(dest / "a")), (server.url("/b"), str(dest / "b"))]
+            )
+            await job.resume()
+            assert await settle(job) is JobState.TRANSFERRED
+            await asyncio.sleep(0.1)  # the notifier finds no receiver: the notification waits
+            assert "put_notification" in store.writes
+            del store.writes[:]
+            assert await job.complete() == codes.S_OK
+            assert store.writes == ["delete_job"]
+        snapshot = store.load()
+        assert (snapshot.jobs, snapshot.files, snapshot.notifications) == ([], {}, [])
+    finally:
+        store.close()
+    assert (dest / "a").read_bytes() == body(3000, 1)
+    assert (dest / "b").read_bytes() == body(4000, 2)
