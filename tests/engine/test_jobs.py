@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import bitsd
 from bitsd import FakeClock, JobState, JobType, NotifyFlags, Priority, codes
-from bitsd._store import SqliteStore
-from tests.engine.conftest import EngineFactory, advance, body, leftovers, settle
+from tests.engine.conftest import EngineFactory, WritesSeen, advance, body, leftovers, settle
 from tests.servers.faulty import Fault, FaultServer
 
 
@@ -543,34 +541,6 @@ async def test_file_details_answer_what_each_files_getters_answer(
         assert [d[2] for d in await done._file_details()] == [True, False]
 
 
-class _WritesSeen(SqliteStore):
-    """The real store, noting the name of every write call."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.writes: list[str] = []
-
-    def put_job(self, job: Any, files: Any = ()) -> None:
-        self.writes.append("put_job")
-        super().put_job(job, files)
-
-    def put_files(self, files: Any) -> None:
-        self.writes.append("put_files")
-        super().put_files(files)
-
-    def delete_job(self, job_id: str) -> None:
-        self.writes.append("delete_job")
-        super().delete_job(job_id)
-
-    def put_notification(self, notification: Any) -> None:
-        self.writes.append("put_notification")
-        super().put_notification(notification)
-
-    def delete_notification(self, job_id: str, kind: str) -> None:
-        self.writes.append("delete_notification")
-        super().delete_notification(job_id, kind)
-
-
 async def test_complete_ends_the_job_in_the_store_with_one_write(
     server: FaultServer, make_engine: EngineFactory, dest: Path, state_dir: Path
 ) -> None:
@@ -579,7 +549,7 @@ async def test_complete_ends_the_job_in_the_store_with_one_write(
     server.add("/a", body(3000, 1))
     server.add("/b", body(4000, 2))
     os.mkdir(state_dir)
-    store = _WritesSeen(state_dir / "jobs.sqlite")
+    store = WritesSeen(state_dir / "jobs.sqlite")
     try:
         async with make_engine(store=store) as engine:
             job = await engine.create_job("one write")
@@ -588,7 +558,7 @@ async def test_complete_ends_the_job_in_the_store_with_one_write(
             )
             await job.resume()
             assert await settle(job) is JobState.TRANSFERRED
-            await asyncio.sleep(0.1)  # the notifier finds no receiver: the notification waits
+            await asyncio.sleep(0.1)  # nothing else is written meanwhile
             assert "put_notification" in store.writes
             del store.writes[:]
             assert await job.complete() == codes.S_OK
