@@ -1042,7 +1042,9 @@ class Engine:
                 finally:
                     waiters.discard(waiter)
 
-        self._record(job_id)
+        state = self._record(job_id).state
+        if state in states:
+            return state  # there already: no task, no timer
         return await asyncio.wait_for(until(), timeout)
 
     async def _set_proxy_settings(

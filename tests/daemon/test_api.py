@@ -336,3 +336,18 @@ async def test_stopping_daemon_answers_pending_waits(paths: Paths) -> None:
             started = time.monotonic()
         assert time.monotonic() - started < 2
         assert await waiting == (200, {"state": "SUSPENDED", "timed_out": True})
+
+
+async def test_wait_for_a_state_reached_already_answers_without_waiting(
+    api: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wait whose job is in one of the states already is answered from the state alone:
+    no waiting task is started for it."""
+    job = await new_job(api)
+
+    async def no_wait(*_: object) -> None:
+        raise AssertionError("a waiting task was started")
+
+    monkeypatch.setattr(bitsd.aio.Job, "wait", no_wait)
+    status, waited = await call(api, "GET", f"/v1/jobs/{job['id']}/wait?states=SUSPENDED,ERROR")
+    assert (status, waited) == (200, {"state": "SUSPENDED", "timed_out": False})

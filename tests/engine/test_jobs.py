@@ -569,3 +569,15 @@ async def test_complete_ends_the_job_in_the_store_with_one_write(
         store.close()
     assert (dest / "a").read_bytes() == body(3000, 1)
     assert (dest / "b").read_bytes() == body(4000, 2)
+
+
+async def test_wait_for_a_state_reached_already_returns_it_even_with_no_time(
+    make_engine: EngineFactory,
+) -> None:
+    """wait() of a job in one of the states returns that state at once, even with a zero
+    timeout (a poll), and times out only for a state not reached."""
+    async with make_engine() as engine:
+        job = await engine.create_job("poll")
+        assert await job.wait([JobState.SUSPENDED], timeout=0) is JobState.SUSPENDED
+        with pytest.raises(TimeoutError):
+            await job.wait([JobState.TRANSFERRED], timeout=0)

@@ -276,6 +276,9 @@ class _Api:
     async def wait(self, request: Request) -> Response:
         job = await self._job(request)
         states, timeout = wait_params(request.query_params)
+        state = await job.get_state()
+        if state in states:  # there already: answered without a waiting task
+            return JSONResponse({"state": state.name, "timed_out": False})
         waiter = asyncio.ensure_future(job.wait(states, timeout))
         stopper = asyncio.ensure_future(self._stopping.wait())
         try:
