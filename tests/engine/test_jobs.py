@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -262,6 +265,37 @@ async def test_a_lone_job_never_touched_is_cancelled_for_inactivity(
         assert await job.get_state() is JobState.SUSPENDED
         await advance(clock, 2)
         assert await job.get_state() is JobState.CANCELLED
+
+
+async def test_the_scheduler_keeps_its_sleep_while_the_next_deadline_moves_later(
+    make_engine: EngineFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Touching a job moves its inactivity deadline later: the scheduler keeps the sleep it
+    has (waking early finds nothing due) instead of starting one per round, and the job is
+    still cancelled when the deadline of its last touch passes."""
+    async with make_engine(job_inactivity_timeout=1000) as engine:
+        job = await engine.create_job("touched often")
+        await advance(clock, 0)
+        sleeps: list[float] = []  # the scheduler's (the clock has other sleepers)
+        sleep_until = clock.sleep_until
+
+        def noting(deadline: float) -> Coroutine[Any, Any, None]:
+            caller = sys._getframe(1).f_code.co_name
+            if caller == "_schedule_loop":
+                sleeps.append(deadline)
+            return sleep_until(deadline)
+
+        monkeypatch.setattr(clock, "sleep_until", noting)
+        for i in range(20):
+            await advance(clock, 10)
+            await job.set_description(f"touch {i}")
+            await advance(clock, 0)
+        assert sleeps == []  # the sleep until the first deadline (1000 s after creation) stays
+        await advance(clock, 1000 - 200 + 1)  # past the first deadline: an early wake
+        assert await job.get_state() is JobState.SUSPENDED
+        await advance(clock, 200)  # past the last touch's deadline
+        assert await job.get_state() is JobState.CANCELLED
+        assert len(sleeps) == 1  # one new sleep, from the early wake to the real deadline
 
 
 async def test_a_scheduler_round_looks_only_at_what_changed(
