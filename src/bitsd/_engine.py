@@ -748,7 +748,9 @@ class Engine:
         """Notifications and wake-ups that follow a committed change."""
         self._emit(new.id, "state" if old.state is not new.state else "property")
         if old.state is not new.state:
-            self._notifier.left_state(new.id, old.state)
+            if not new.state.is_final:
+                # A final job's notifications leave the store with its row (delete_job).
+                self._notifier.left_state(new.id, old.state)
             log.info("job %s: %s -> %s", new.id, old.state, new.state)
             if new.state is JobState.ERROR and new.error is not None:
                 log.info(
@@ -1040,7 +1042,9 @@ class Engine:
                 finally:
                     waiters.discard(waiter)
 
-        self._record(job_id)
+        state = self._record(job_id).state
+        if state in states:
+            return state  # there already: no task, no timer
         return await asyncio.wait_for(until(), timeout)
 
     async def _set_proxy_settings(
@@ -1216,9 +1220,12 @@ class Engine:
     # -- scheduling ------------------------------------------------------------------------
 
     async def _schedule_loop(self) -> None:
-        """Run rounds: after every kick, and at the time the last round asked for. The sleep
-        until that time is kept from round to round while the time stays the same, and a kick
-        is a plain future: a round costs no task of its own."""
+        """Run rounds: after every kick, and at the time the last round asked for. A round
+        costs no task of its own: the loop awaits the kick's plain future, and the sleep until
+        the asked time kicks when it ends. The sleep is kept while the asked time is not
+        earlier: a sleep that ends before it only brings a round that finds nothing due and
+        sleeps again, where cancelling and starting a sleep each round (the asked time moves
+        with every job touched) cost a task and a timer every round."""
         sleeper: asyncio.Future[None] | None = None
         sleeping_until: float | None = None
         try:
@@ -1229,21 +1236,22 @@ class Engine:
                 except Exception:  # pragma: no cover - a bug; keep the service alive
                     log.exception("scheduler tick failed")
                     wake_at = self.clock.monotonic() + 1.0
-                if wake_at != sleeping_until:
+                if wake_at is not None and (sleeping_until is None or wake_at < sleeping_until):
                     if sleeper is not None:
                         sleeper.cancel()
-                    sleeper = None
-                    if wake_at is not None:
-                        sleeper = asyncio.ensure_future(self.clock.sleep_until(wake_at))
+                    sleeper = asyncio.ensure_future(self.clock.sleep_until(wake_at))
+                    sleeper.add_done_callback(self._slept)
                     sleeping_until = wake_at
-                kicked = self._kick.future()
-                waits = [kicked] if sleeper is None else [kicked, sleeper]
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                await self._kick.future()
                 if sleeper is not None and sleeper.done():
                     sleeper, sleeping_until = None, None
         finally:
             if sleeper is not None:
                 sleeper.cancel()
+
+    def _slept(self, sleeper: asyncio.Future[None]) -> None:
+        if not sleeper.cancelled():
+            self._kick.set()
 
     async def _tick(self) -> float | None:
         """One round of the scheduler. Returns the next time it must run by itself.

@@ -191,10 +191,26 @@ class Notifier:
         return self._callbacks.get(job_id)
 
     def post(self, job_id: str, kind: str) -> None:
-        """The job entered TRANSFERRED (``job_transferred``) or ERROR (``job_error``)."""
+        """The job entered TRANSFERRED (``job_transferred``) or ERROR (``job_error``).
+
+        A notification nobody can receive yet (no callback, no command line) is stored waiting
+        for a receiver at once, as a delivery attempt would leave it: no task, no second
+        write. ``register`` and ``retry_waiting`` offer it again."""
+        key = (job_id, kind)
         n = PendingNotification(job_id, kind, _STATE_OF[kind], next_at=self._clock.monotonic())
-        self._pending[(job_id, kind)] = n
         self._store.put_notification(n)
+        if job_id not in self._callbacks and key not in self._busy:
+            target = self._host.notify_target(job_id)
+            if (
+                target is not None
+                and target.state is n.state
+                and target.program is None
+                and NotifyFlags.DISABLE not in target.flags
+                and _FLAG_OF[kind] in target.flags
+            ):
+                self._pending[key] = dataclasses.replace(n, next_at=float("inf"))
+                return
+        self._pending[key] = n
         self._wake.set()
 
     def left_state(self, job_id: str, state: JobState) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import starlette.routing
 
 import bitsd
 from bitsd import codes
@@ -365,3 +366,47 @@ async def test_stopping_daemon_answers_pending_waits(paths: Paths) -> None:
             started = time.monotonic()
         assert time.monotonic() - started < 2
         assert await waiting == (200, {"state": "SUSPENDED", "timed_out": True})
+
+
+async def test_wait_for_a_state_reached_already_answers_without_waiting(
+    api: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wait whose job is in one of the states already is answered from the state alone:
+    no waiting task is started for it."""
+    job = await new_job(api)
+
+    async def no_wait(*_: object) -> None:
+        raise AssertionError("a waiting task was started")
+
+    monkeypatch.setattr(bitsd.aio.Job, "wait", no_wait)
+    status, waited = await call(api, "GET", f"/v1/jobs/{job['id']}/wait?states=SUSPENDED,ERROR")
+    assert (status, waited) == (200, {"state": "SUSPENDED", "timed_out": False})
+
+
+async def test_the_calls_every_job_makes_skip_the_router(
+    api: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch, short_dir: Path
+) -> None:
+    """Create, add files, resume, wait, get and complete are dispatched without trying the
+    router's routes; any other call goes through the router."""
+    tried: list[str] = []
+    matches = starlette.routing.Route.matches
+
+    def noting(route: starlette.routing.Route, scope: Any) -> Any:
+        tried.append(route.path)
+        return matches(route, scope)
+
+    monkeypatch.setattr(starlette.routing.Route, "matches", noting)
+    source = short_dir / "hot.bin"
+    source.write_bytes(b"x" * 1000)
+    job = await new_job(api, "hot")
+    base = f"/v1/jobs/{job['id']}"
+    files = {"files": [{"remote_name": str(source), "local_name": str(short_dir / "out.bin")}]}
+    assert (await call(api, "POST", f"{base}/files", files))[0] == 200
+    assert (await call(api, "POST", f"{base}/resume"))[0] == 200
+    status, waited = await call(api, "GET", f"{base}/wait?states=TRANSFERRED,ERROR&timeout=10")
+    assert (status, waited["state"]) == (200, "TRANSFERRED")
+    assert (await call(api, "GET", base))[0] == 200
+    assert (await call(api, "POST", f"{base}/complete"))[0] == 200
+    assert tried == []
+    assert (await call(api, "GET", "/v1/version"))[0] == 200
+    assert "/v1/version" in tried

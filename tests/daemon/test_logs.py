@@ -6,6 +6,7 @@ import io
 import logging
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -83,3 +84,38 @@ def test_control_characters_are_escaped(stream: io.StringIO) -> None:
     """No byte of a value can end or corrupt the line; empty and None values stay visible."""
     logs.event(logging.getLogger("bitsd.daemon"), "x", tab="a\tb\x1b", empty="", none=None)
     assert lines(stream)[0].endswith('event=x tab="a\\x09b\\x1b" empty="" none=null')
+
+
+@pytest.mark.parametrize(
+    "created",
+    [0.0, 1.0005, 1_733_390_880.123456, 1_733_390_880.9995, 1_733_390_880.9999995, -0.25],
+)
+def test_timestamps_are_datetimes_to_the_millisecond(created: float) -> None:
+    """A line's ts is what datetime gives for the record's time (rounded to the microsecond,
+    then cut to the millisecond), also where that rounding carries into the next second."""
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    assert logs._timestamp(created) == expected.replace("+00:00", "Z")
+    assert logs._timestamp(created + 1) != logs._timestamp(created)  # the cache moves on
+
+
+@pytest.mark.parametrize(
+    "char", ["a", "Z", "~", "!", " ", '"', "=", "\\", "\t", "\x7f", "é", "\u2028"]
+)
+def test_a_value_is_quoted_exactly_when_it_has_a_space_quote_equals_backslash_or_non_ascii(
+    char: str,
+) -> None:
+    """Values of printable ASCII other than the space, '"', '=' and '\\' go bare; any other
+    character quotes the value, in a line of bare values too."""
+    bare = char not in ' "=\\' and "\x21" <= char <= "\x7e"
+    assert (logs._quote(f"a{char}b") == f"a{char}b") is bare
+    logger = logging.getLogger("bitsd.daemon")
+    out = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    logs.configure("info", out)
+    try:
+        logs.event(logger, "x.y", ok="plain", v=f"a{char}b")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert out.getvalue().rstrip("\n").endswith(f"ok=plain v={logs._quote(f'a{char}b')}")

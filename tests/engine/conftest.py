@@ -13,6 +13,7 @@ import pytest
 
 import bitsd._files
 from bitsd import FakeClock, JobState
+from bitsd._store import SqliteStore
 from bitsd.aio import Engine, Job
 from tests.servers.faulty import FaultServer
 from tests.servers.tls import Pki
@@ -106,3 +107,31 @@ async def advance(clock: FakeClock, seconds: float) -> None:
 def leftovers(folder: Path) -> list[str]:
     """Temporary files of bitsd left in ``folder``."""
     return sorted(p for p in os.listdir(folder) if p.endswith(bitsd._files.TEMP_SUFFIX))
+
+
+class WritesSeen(SqliteStore):
+    """The real store, noting the name of every write call."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.writes: list[str] = []
+
+    def put_job(self, job: Any, files: Any = ()) -> None:
+        self.writes.append("put_job")
+        super().put_job(job, files)
+
+    def put_files(self, files: Any) -> None:
+        self.writes.append("put_files")
+        super().put_files(files)
+
+    def delete_job(self, job_id: str) -> None:
+        self.writes.append("delete_job")
+        super().delete_job(job_id)
+
+    def put_notification(self, notification: Any) -> None:
+        self.writes.append("put_notification")
+        super().put_notification(notification)
+
+    def delete_notification(self, job_id: str, kind: str) -> None:
+        self.writes.append("delete_notification")
+        super().delete_notification(job_id, kind)

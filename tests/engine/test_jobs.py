@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import bitsd
 from bitsd import FakeClock, JobState, JobType, NotifyFlags, Priority, codes
-from tests.engine.conftest import EngineFactory, advance, body, leftovers, settle
+from tests.engine.conftest import EngineFactory, WritesSeen, advance, body, leftovers, settle
 from tests.servers.faulty import Fault, FaultServer
 
 
@@ -262,6 +265,37 @@ async def test_a_lone_job_never_touched_is_cancelled_for_inactivity(
         assert await job.get_state() is JobState.SUSPENDED
         await advance(clock, 2)
         assert await job.get_state() is JobState.CANCELLED
+
+
+async def test_the_scheduler_keeps_its_sleep_while_the_next_deadline_moves_later(
+    make_engine: EngineFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Touching a job moves its inactivity deadline later: the scheduler keeps the sleep it
+    has (waking early finds nothing due) instead of starting one per round, and the job is
+    still cancelled when the deadline of its last touch passes."""
+    async with make_engine(job_inactivity_timeout=1000) as engine:
+        job = await engine.create_job("touched often")
+        await advance(clock, 0)
+        sleeps: list[float] = []  # the scheduler's (the clock has other sleepers)
+        sleep_until = clock.sleep_until
+
+        def noting(deadline: float) -> Coroutine[Any, Any, None]:
+            caller = sys._getframe(1).f_code.co_name
+            if caller == "_schedule_loop":
+                sleeps.append(deadline)
+            return sleep_until(deadline)
+
+        monkeypatch.setattr(clock, "sleep_until", noting)
+        for i in range(20):
+            await advance(clock, 10)
+            await job.set_description(f"touch {i}")
+            await advance(clock, 0)
+        assert sleeps == []  # the sleep until the first deadline (1000 s after creation) stays
+        await advance(clock, 1000 - 200 + 1)  # past the first deadline: an early wake
+        assert await job.get_state() is JobState.SUSPENDED
+        await advance(clock, 200)  # past the last touch's deadline
+        assert await job.get_state() is JobState.CANCELLED
+        assert len(sleeps) == 1  # one new sleep, from the early wake to the real deadline
 
 
 async def test_a_scheduler_round_looks_only_at_what_changed(
@@ -539,3 +573,45 @@ async def test_file_details_answer_what_each_files_getters_answer(
         assert [d[3] for d in await done._file_details()] == [[(0, 50_000)], None]
         assert [d[1] for d in await done._file_details()] == [[], [(0, 100), (1000, 10)]]
         assert [d[2] for d in await done._file_details()] == [True, False]
+
+
+async def test_complete_ends_the_job_in_the_store_with_one_write(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, state_dir: Path
+) -> None:
+    """Complete of a transferred job writes the store once: the job's row leaves with its
+    files and its pending JobTransferred notification (nothing of it is loaded again)."""
+    server.add("/a", body(3000, 1))
+    server.add("/b", body(4000, 2))
+    os.mkdir(state_dir)
+    store = WritesSeen(state_dir / "jobs.sqlite")
+    try:
+        async with make_engine(store=store) as engine:
+            job = await engine.create_job("one write")
+            await job.add_file_set(
+                [(server.url("/a"), str(dest / "a")), (server.url("/b"), str(dest / "b"))]
+            )
+            await job.resume()
+            assert await settle(job) is JobState.TRANSFERRED
+            await asyncio.sleep(0.1)  # nothing else is written meanwhile
+            assert "put_notification" in store.writes
+            del store.writes[:]
+            assert await job.complete() == codes.S_OK
+            assert store.writes == ["delete_job"]
+        snapshot = store.load()
+        assert (snapshot.jobs, snapshot.files, snapshot.notifications) == ([], {}, [])
+    finally:
+        store.close()
+    assert (dest / "a").read_bytes() == body(3000, 1)
+    assert (dest / "b").read_bytes() == body(4000, 2)
+
+
+async def test_wait_for_a_state_reached_already_returns_it_even_with_no_time(
+    make_engine: EngineFactory,
+) -> None:
+    """wait() of a job in one of the states returns that state at once, even with a zero
+    timeout (a poll), and times out only for a state not reached."""
+    async with make_engine() as engine:
+        job = await engine.create_job("poll")
+        assert await job.wait([JobState.SUSPENDED], timeout=0) is JobState.SUSPENDED
+        with pytest.raises(TimeoutError):
+            await job.wait([JobState.TRANSFERRED], timeout=0)

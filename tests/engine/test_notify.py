@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from pathlib import Path
 
 from bitsd import ErrorContext, ErrorInfo, FakeClock, JobState, NotifyFlags, codes
 from bitsd.aio import Job
-from tests.engine.conftest import EngineFactory, advance, settle
+from tests.engine.conftest import EngineFactory, WritesSeen, advance, settle
 from tests.servers.faulty import Fault, FaultServer
 
 
@@ -204,6 +205,33 @@ async def test_callback_registered_after_the_event_still_gets_it(
         await asyncio.sleep(0.05)
         await job.set_notify_interface(cb)
         await until(lambda: cb.calls)
+    assert cb.kinds() == ["job_transferred"]
+
+
+async def test_notification_nobody_can_take_is_stored_once_and_waits(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, state_dir: Path
+) -> None:
+    """With no callback and no command line, JobTransferred is stored once, at the state
+    change, and waits: a callback registered later gets it, and then it leaves the store."""
+    server.add("/ok", b"ok")
+    os.mkdir(state_dir)
+    store = WritesSeen(state_dir / "jobs.sqlite")
+    cb = Recorder()
+    try:
+        async with make_engine(store=store) as engine:
+            job = await engine.create_job("nobody yet")
+            await job.add_file(server.url("/ok"), str(dest / "ok"))
+            await job.resume()
+            await settle(job)
+            await asyncio.sleep(0.1)
+            assert store.writes.count("put_notification") == 1
+            assert len(store.load().notifications) == 1
+            await job.set_notify_interface(cb)
+            await until(lambda: cb.calls)
+            await until(lambda: not store.load().notifications)
+            assert store.writes.count("put_notification") == 1
+    finally:
+        store.close()
     assert cb.kinds() == ["job_transferred"]
 
 

@@ -377,6 +377,24 @@ def test_sqlite_put_job_of_an_unchanged_job_writes_nothing(tmp_path: Path) -> No
     store.close()
 
 
+def test_sqlite_put_files_of_one_file_is_one_statement(tmp_path: Path) -> None:
+    """One file (a checkpoint, a file reported transferred) is one statement, a transaction
+    of its own; several go in one explicit transaction."""
+    store = SqliteStore(tmp_path / "jobs.sqlite")
+    store.put_job(make_job(), [make_file(0), make_file(1)])
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    store.put_files([make_file(0, bytes_transferred=7)])
+    assert len(statements) == 1
+    assert statements[0].lstrip().upper().startswith("INSERT")
+    del statements[:]
+    store.put_files([make_file(0, bytes_transferred=8), make_file(1, bytes_transferred=9)])
+    assert [s.split()[0].upper() for s in (statements[0], statements[-1])] == ["BEGIN", "COMMIT"]
+    store._db.set_trace_callback(None)
+    assert [f.bytes_transferred for f in store.load().files[JOB_ID]] == [8, 9]
+    store.close()
+
+
 def test_many_jobs_round_trip(store: Store) -> None:
     """Many jobs come back, each equal to what was saved."""
     jobs = [make_job(f"{i:032x}", queue_seq=i, display_name=f"job {i}") for i in range(20)]

@@ -7,8 +7,9 @@ Rules:
   anywhere in the file is found at start, not by the first write that reaches it; reading the
   jobs maps any sqlite error to :class:`StoreError` too.
 - ``synchronous=FULL``: a committed state change survives a process kill and a power loss.
-- A call that writes one statement runs it on its own (sqlite makes it a transaction); calls
-  of several statements run them in one explicit transaction. ``put_job`` of a job this store
+- A call that writes one statement runs it on its own (sqlite makes it a transaction: a
+  ``put_files`` of one file, the common checkpoint and completion); calls of several
+  statements run them in one explicit transaction. ``put_job`` of a job this store
   wrote before updates only the columns that changed, and writes nothing when none did.
 - Columns mirror the record fields one to one (enums as their BITS integers); the mapping is
   derived from the dataclasses so a new field cannot be forgotten in one direction.
@@ -358,6 +359,10 @@ class SqliteStore:
 
     def put_files(self, files: Sequence[FileRecord]) -> None:
         if not files:
+            return
+        if len(files) == 1:  # one statement: a transaction of its own
+            (f,) = files
+            self._db.execute(_PUT_FILE_IF_JOB, (*_file_row(f), f.job_id))
             return
         with self._transaction() as db:
             db.executemany(_PUT_FILE_IF_JOB, [(*_file_row(f), f.job_id) for f in files])

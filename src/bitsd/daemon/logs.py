@@ -16,7 +16,9 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import re
 import sys
 from datetime import UTC, datetime
@@ -26,7 +28,9 @@ __all__ = ["LogfmtFormatter", "configure", "event", "set_level"]
 
 _EVENT = "bitsd_event"
 _FIELDS = "bitsd_fields"
-_NEEDS_QUOTES = re.compile(r'[\s"=\\]|[^\x20-\x7e]')
+# A character that makes a value quoted: anything but printable ASCII other than the space,
+# '"', '=' and '\\' (one class, so a search is one scan).
+_NEEDS_QUOTES = re.compile(r"[^\x21\x23-\x3c\x3e-\x5b\x5d-\x7e]")
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -67,16 +71,20 @@ class LogfmtFormatter(logging.Formatter):
         fields: dict[str, object] = getattr(record, _FIELDS, {})
         if not name:
             name, fields = _describe(record)
-        ts = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-        pairs: list[tuple[str, object]] = [
-            ("ts", ts.replace("+00:00", "Z")),
-            ("level", record.levelname.lower()),
-            ("event", name),
-            *fields.items(),
+        keys = ["ts", "level", "event", *fields]
+        texts = [
+            _timestamp(record.created),
+            record.levelname.lower(),
+            name,
+            *["null" if v is None else str(v) for v in fields.values()],
         ]
         if record.exc_info:
-            pairs.append(("exc", self.formatException(record.exc_info)))
-        return " ".join(f"{key}={_quote(value)}" for key, value in pairs)
+            keys.append("exc")
+            texts.append(self.formatException(record.exc_info))
+        # One search over every value (most lines need no quotes), then each value if needed.
+        if all(texts) and not _NEEDS_QUOTES.search("".join(texts)):
+            return " ".join([f"{key}={text}" for key, text in zip(keys, texts, strict=True)])
+        return " ".join([f"{key}={_quote(text)}" for key, text in zip(keys, texts, strict=True)])
 
 
 def configure(level: str, stream: TextIO | None = None) -> None:
@@ -115,6 +123,25 @@ def _describe(record: logging.LogRecord) -> tuple[str, dict[str, object]]:
     if known is not None and isinstance(record.args, tuple) and len(record.args) == len(known[1]):
         return known[0], dict(zip(known[1], record.args, strict=True))
     return record.name, {"msg": record.getMessage()}
+
+
+def _timestamp(created: float) -> str:
+    """``created`` as ISO 8601 UTC to the millisecond (``2026-12-05T09:08:00.123Z``), as
+    datetime gives it (rounded to the microsecond, then cut); the part down to the second is
+    made once per second."""
+    fraction, whole = math.modf(created)
+    micros = round(fraction * 1e6)
+    second = int(whole)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    elif micros < 0:
+        second, micros = second - 1, micros + 1_000_000
+    return f"{_second(second)}.{micros // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=2)
+def _second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds").replace("+00:00", "")
 
 
 def _quote(value: object) -> str:
