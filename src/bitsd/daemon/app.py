@@ -33,7 +33,6 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 
-from starlette._utils import get_route_path
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -485,7 +484,9 @@ class _Guard:
     async def _hot_route(self, scope: Scope, receive: Receive, send: Send) -> bool:
         """Answer a request for one of the hot routes as Starlette would (its route, handler,
         exception handlers); False when none of them matches path and method."""
-        path = get_route_path(scope)
+        if scope.get("root_path"):
+            return False  # never set by the daemon's server; Starlette knows what it means
+        path = scope["path"]
         method = scope["method"]
         for route, regex, methods, convertors, endpoint in self._hot:
             match = regex.match(path)
