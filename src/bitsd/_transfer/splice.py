@@ -41,6 +41,8 @@ _READ = 64 * 1024
 _F_SETPIPE_SZ: Final = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _SPLICE_IN: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _SPLICE_OUT: Final = getattr(os, "SPLICE_F_MOVE", 1)
+# The plain socket's recv, for a peek under TLS too (an SSLSocket refuses flags).
+_peek: Final = socket.socket.recv
 
 
 @runtime_checkable
@@ -63,7 +65,7 @@ class PlainStream:
         pipe_size: bytes asked for the pipe (F_SETPIPE_SZ); the kernel may give less.
     """
 
-    __slots__ = ("_chunk", "_pipe_size", "_read_timeout", "sock")
+    __slots__ = ("_chunk", "_loop", "_pipe_size", "_read_timeout", "_reading", "_waiter", "sock")
 
     def __init__(
         self,
@@ -77,8 +79,13 @@ class PlainStream:
         self._read_timeout = read_timeout
         self._chunk = chunk_size
         self._pipe_size = pipe_size
+        # The descriptor registered with the loop for reading (-1: none), and the wait for it.
+        self._reading = -1
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def close(self) -> None:
+        self._stop_reading()
         self.sock.close()
 
     async def send(self, data: bytes) -> None:
@@ -91,36 +98,66 @@ class PlainStream:
             try:
                 return self.sock.recv(size)
             except BlockingIOError:
-                await self._ready(writing=False)
+                await self.readable()
 
     async def readable(self) -> None:
-        """Wait until the socket has data (or EOF), at most the read timeout."""
-        await self._ready(writing=False)
+        """Wait until the socket has data (or EOF), at most the read timeout (then
+        TimeoutError).
+
+        The socket stays registered with the loop between waits, so a stream of small
+        answers on one connection does not register and unregister it for each; it is
+        unregistered when it becomes readable with nobody waiting (level-triggered: the loop
+        would call again and again) and when the stream closes."""
+        loop = asyncio.get_running_loop()
+        if self._reading < 0 or self._loop is not loop:
+            self._stop_reading()
+            fd = self.sock.fileno()
+            loop.add_reader(fd, self._on_readable)
+            self._reading, self._loop = fd, loop
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(self._read_timeout, _time_out, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _on_readable(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+            return
+        # Nobody waits. The event may be stale (the loop saw the bytes before the woken
+        # reader took them, and queued this call after it): then the socket stays registered.
+        try:
+            _peek(self.sock, 1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        if self._reading < 0:
+            return
+        fd, loop = self._reading, self._loop
+        self._reading, self._loop = -1, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(fd)
 
     async def writable(self) -> None:
         """Wait until the socket can take more bytes, at most the read timeout."""
-        await self._ready(writing=True)
-
-    async def _ready(self, *, writing: bool) -> None:
-        """Wait for the socket, at most the read timeout (then TimeoutError). One timer per
-        wait, which fails the wait's future: cheaper than a cancellation scope, and a wait
-        per small file is common."""
         loop = asyncio.get_running_loop()
         fd = self.sock.fileno()
         ready = loop.create_future()
-        if writing:
-            loop.add_writer(fd, _set_done, ready)
-        else:
-            loop.add_reader(fd, _set_done, ready)
+        loop.add_writer(fd, _set_done, ready)
         timer = loop.call_later(self._read_timeout, _time_out, ready)
         try:
             await ready
         finally:
             timer.cancel()
-            if writing:
-                loop.remove_writer(fd)
-            else:
-                loop.remove_reader(fd)
+            loop.remove_writer(fd)
 
     def alive(self) -> bool:
         """Whether an idle connection can carry another request."""

@@ -75,7 +75,7 @@ class TlsStream:
         return self._sock
 
     def close(self) -> None:
-        self._sock.close()
+        self._raw.close()  # closes self._sock (the raw stream's socket now) and unregisters it
 
     async def handshake(self) -> None:
         """Run the TLS handshake (and bitsd's certificate checks).
