@@ -490,6 +490,11 @@ class Suite:
                     time.sleep(0.005)
                 self.daemon.stop(signal.SIGKILL)
                 received, checkpointed = self.daemon.held(job.id)
+                if checkpointed >= size:
+                    raise RuntimeError(
+                        "the download was whole before the kill: the daemon answered no "
+                        "progress request while it ran"
+                    )
                 restart = time.perf_counter()
                 self.daemon.start()
                 m = self.daemon.manager
