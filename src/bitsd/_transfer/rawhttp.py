@@ -388,7 +388,7 @@ class RawHttpTransport:
                     return
             finally:
                 self._end_exchange(conn, head)
-                total, validator = None, None
+            total, validator = None, None  # the remote changed: ask again from zero
         raise kept_changing(url)
 
     # -- one request -----------------------------------------------------------------------
