@@ -130,13 +130,8 @@ class PlainStream:
             return
         # Nobody waits. The event may be stale (the loop saw the bytes before the woken
         # reader took them, and queued this call after it): then the socket stays registered.
-        try:
-            _peek(self.sock, 1, socket.MSG_PEEK)
-        except BlockingIOError:
-            return
-        except OSError:
-            pass
-        self._stop_reading()
+        if not self.alive():
+            self._stop_reading()
 
     def _stop_reading(self) -> None:
         if self._reading < 0:
@@ -160,9 +155,9 @@ class PlainStream:
             loop.remove_writer(fd)
 
     def alive(self) -> bool:
-        """Whether an idle connection can carry another request."""
+        """Whether an idle connection can carry another request: nothing to read on it."""
         try:
-            self.sock.recv(1, socket.MSG_PEEK)
+            _peek(self.sock, 1, socket.MSG_PEEK)
         except BlockingIOError:
             return True
         except OSError:
