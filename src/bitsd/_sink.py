@@ -99,15 +99,11 @@ class Flusher:
     a thread hop. A request whose file failed to flush gets that file's OSError. A file on a
     memory-backed file system (``memory_backed``: its fsync waits for no device) is flushed at
     once, on the loop: there the thread hop would be the whole cost.
-
-    Args:
-        in_flight: batches flushed at once (more than one lets a slow disk's fsyncs overlap).
     """
 
-    def __init__(self, in_flight: int = 1) -> None:
+    def __init__(self) -> None:
         self._batch: list[tuple[int, asyncio.Future[None]]] = []
-        self._in_flight = in_flight
-        self._running = 0
+        self._running = False  # a batch is in the worker thread
 
     async def flush(self, fd: int) -> None:
         """Flush ``fd``'s data and metadata to disk.
@@ -120,8 +116,8 @@ class Flusher:
             return
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        if not self._batch and self._running < self._in_flight:
-            self._running += 1
+        if not self._running:
+            self._running = True
             loop.call_soon(self._start, loop)
         self._batch.append((fd, done))
         await done
@@ -145,7 +141,7 @@ class Flusher:
             if self._batch:
                 self._start(loop)  # the requests made meanwhile: the next batch
             else:
-                self._running -= 1
+                self._running = False
 
         work.add_done_callback(deliver)
 
