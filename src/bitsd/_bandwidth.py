@@ -433,13 +433,12 @@ class BandwidthManager:
             self._jobs.pop(job_id, None)  # the job ended
             return []
         priority, own = info
-        if own is None and self._jobs:
+        if own is None:
             self._jobs.pop(job_id, None)
-        if own is None and (
-            priority is Priority.FOREGROUND
-            or (self._background.rate is None and self._levels[priority].rate is None)
-        ):
-            return []  # nothing limits the job: the common case, once per write
+            if priority is Priority.FOREGROUND or (
+                self._background.rate is None and self._levels[priority].rate is None
+            ):
+                return []  # nothing limits the job: the common case, once per write
         buckets: list[TokenBucket] = []
         if priority is not Priority.FOREGROUND:
             buckets += [self._background, self._levels[priority]]
@@ -449,8 +448,6 @@ class BandwidthManager:
                 bucket = self._jobs[job_id] = TokenBucket(own)
             bucket.set_rate(own)
             buckets.append(bucket)
-        else:
-            self._jobs.pop(job_id, None)
         return [b for b in buckets if b.rate is not None]
 
     def piece(self, job_id: str) -> int | None:
