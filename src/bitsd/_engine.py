@@ -573,18 +573,11 @@ class Engine:
         records: a job of thousands of files is listed at the cost of its records, not of a
         getter call (and index check) per file and value."""
         job = self._record(job_id)
-        upload = is_upload(job)
-        details: list[FileDetails] = []
-        for f in self._files_of(job_id)[start:]:
-            filled: list[tuple[int, int]] | None
-            if upload or f.ranges is not None:
-                filled = None
-            elif job.on_demand:
-                filled = self._on_demand.filled_file_ranges(job_id, f.index)
-            else:
-                filled = [(0, f.bytes_transferred)] if f.bytes_transferred else []
-            details.append((self._file_info(f), list(f.ranges or ()), f.validated, filled))
-        return details
+        filled_of = self._on_demand.filled_of
+        return [
+            (self._file_info(f), list(f.ranges or ()), f.validated, filled_of(job, f))
+            for f in self._files_of(job_id)[start:]
+        ]
 
     def _error_info(self, job_id: str) -> ErrorInfo:
         job = self._record(job_id)

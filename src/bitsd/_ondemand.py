@@ -151,13 +151,19 @@ class OnDemand:
         """The ranges of a file held in its temporary file (GetFilledFileRanges), merged and
         by offset. A file of a job that is not on-demand holds its first bytes."""
         engine = self._engine
-        job = engine._record(job_id)
-        record = engine._file_record(job_id, file)
-        if is_upload(job) or record.ranges is not None:
+        filled = self.filled_of(engine._record(job_id), engine._file_record(job_id, file))
+        if filled is None:
             raise _no_random_access("only the files of download jobs without ranges have these")
+        return filled
+
+    def filled_of(self, job: JobRecord, record: FileRecord) -> list[tuple[int, int]] | None:
+        """What GetFilledFileRanges answers for ``record`` (a file of ``job``, as the owner
+        sees it), or None where it does not apply (an upload, a file added with ranges)."""
+        if is_upload(job) or record.ranges is not None:
+            return None
         if not job.on_demand:
             return [(0, record.bytes_transferred)] if record.bytes_transferred else []
-        return list(union(record.filled, self._fresh(job_id, record.index)))
+        return list(union(record.filled, self._fresh(job.id, record.index)))
 
     async def update_download_position(
         self, job_id: str, file: int | FileInfo, offset: int
