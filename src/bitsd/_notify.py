@@ -29,7 +29,7 @@ import inspect
 import logging
 import shlex
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from bitsd import codes
 from bitsd._clock import Clock
@@ -201,13 +201,7 @@ class Notifier:
         self._store.put_notification(n)
         if job_id not in self._callbacks and key not in self._busy:
             target = self._host.notify_target(job_id)
-            if (
-                target is not None
-                and target.state is n.state
-                and target.program is None
-                and NotifyFlags.DISABLE not in target.flags
-                and _FLAG_OF[kind] in target.flags
-            ):
+            if _wanted(target, n) and target.program is None:
                 self._pending[key] = dataclasses.replace(n, next_at=float("inf"))
                 return
         self._pending[key] = n
@@ -337,10 +331,7 @@ class Notifier:
             target = self._host.notify_target(job_id)
             if n is None:
                 return
-            if target is None or target.state is not n.state:
-                self._drop(key)
-                return
-            if NotifyFlags.DISABLE in target.flags or _FLAG_OF[kind] not in target.flags:
+            if not _wanted(target, n):
                 self._drop(key)
                 return
             cb = self._callbacks.get(job_id)
@@ -408,3 +399,14 @@ class Notifier:
 
 def _still(target: NotifyTarget | None, n: PendingNotification) -> bool:
     return target is not None and target.state is n.state
+
+
+def _wanted(target: NotifyTarget | None, n: PendingNotification) -> TypeGuard[NotifyTarget]:
+    """Whether ``n`` is still to be delivered: the job is still in its state and its flags
+    ask for this notification."""
+    return (
+        _still(target, n)
+        and target is not None
+        and NotifyFlags.DISABLE not in target.flags
+        and _FLAG_OF[n.kind] in target.flags
+    )
