@@ -13,15 +13,18 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from yarl import URL
 
+import bitsd._engine
 import bitsd._files
 import bitsd._sink
 from bitsd import ErrorContext, FileInfo, JobState, NotifyFlags, codes
 from bitsd._enums import SecurityFlags
 from bitsd._sink import Flusher
+from bitsd._store.sqlite import SqliteStore
 from bitsd._transfer.base import FileRequest, HttpOptions
 from bitsd._transfer.rawhttp import RawHttpTransport
 from bitsd.aio import Job
@@ -415,6 +418,62 @@ async def test_concurrent_files_are_reported_in_index_order(
     assert order.counts == sorted(order.counts)
     for i, data in enumerate([slow, *fast]):
         assert (dest / f"f{i}").read_bytes() == data
+
+
+class CompletedWrites(SqliteStore):
+    """The real store, noting the indexes of the completed files of each put_files call."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.completed: list[list[int]] = []
+
+    def put_files(self, files: Any) -> None:
+        done = [f.index for f in files if f.completed]
+        if done:
+            self.completed.append(done)
+        super().put_files(files)
+
+
+async def test_files_reportable_close_together_are_stored_in_one_write(
+    server: FaultServer,
+    make_engine: EngineFactory,
+    dest: Path,
+    state_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Files that become reportable within the publish delay of each other, while a file is
+    still in flight, are stored completed in one transaction, before the file in flight
+    ends; with nothing in flight, the last file is reported at once."""
+    monkeypatch.setattr(bitsd._engine, "_PUBLISH_DELAY", 0.5)
+    data = [body(5_000 + i, i) for i in range(5)]
+    for i, d in enumerate(data):
+        server.add(f"/f{i}", d)
+        # They end 30 ms apart: each would be a write of its own without the delay.
+        server.set_fault(f"/f{i}", Fault(stall_before_headers=0.03 * i))
+    slow = body(300_000, 9)
+    server.add("/slow", slow)
+    server.set_fault("/slow", Fault(rate=150_000))  # about 2 s
+    os.mkdir(state_dir)
+    store = CompletedWrites(state_dir / "jobs.sqlite")
+    try:
+        async with make_engine(store=store, file_concurrency=6) as engine:
+            job = await engine.create_job("one write")
+            files = [(server.url(f"/f{i}"), str(dest / f"f{i}")) for i in range(5)]
+            await job.add_file_set([*files, (server.url("/slow"), str(dest / "slow"))])
+            await job.resume()
+            while not store.completed:
+                await asyncio.sleep(0.01)
+            assert store.completed == [[0, 1, 2, 3, 4]]
+            assert server.requests_for("/slow")[0].bytes_sent < len(slow)
+            assert (await job.get_progress()).files_transferred == 5
+            assert await settle(job) is JobState.TRANSFERRED
+            assert store.completed == [[0, 1, 2, 3, 4], [5]]
+            await job.complete()
+    finally:
+        store.close()
+    for i, d in enumerate(data):
+        assert (dest / f"f{i}").read_bytes() == d
+    assert (dest / "slow").read_bytes() == slow
 
 
 async def test_running_files_show_live_progress_and_finished_ones_wait_uncompleted(
