@@ -118,3 +118,73 @@ async def test_a_wait_cancelled_leaves_no_waiter_behind(
     assert not _registered(ours.fileno())  # nobody waits any more
     assert await stream.recv(100) == b"after"
     stream.close()
+
+
+async def test_one_timer_bounds_a_stream_of_waits(
+    pair: tuple[socket.socket, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waits answered within the read timeout share one timer (making and cancelling a timer
+    per wait cost ~2.5 us of a ~11 us wait)."""
+    ours, theirs = pair
+    loop = asyncio.get_running_loop()
+    timers: list[float] = []
+    real_call_at = loop.call_at
+
+    def call_at(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+        timers.append(when)
+        return real_call_at(when, callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_at", call_at)
+    stream = PlainStream(ours, read_timeout=5, chunk_size=1024)
+    for n in range(5):
+        reading = asyncio.create_task(stream.recv(100))
+        await _turns()
+        theirs.send(b"answer %d" % n)
+        assert await reading == b"answer %d" % n
+    assert len(timers) == 1
+    stream.close()
+
+
+async def test_a_wait_begun_late_gets_its_whole_read_timeout(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """The shared timer, set by an earlier wait, does not cut a later wait short: each wait
+    may last the read timeout from its own start, and no longer."""
+    ours, theirs = pair
+    loop = asyncio.get_running_loop()
+    stream = PlainStream(ours, read_timeout=0.3, chunk_size=1024)
+    reading = asyncio.create_task(stream.recv(100))
+    await _turns()
+    theirs.send(b"first")
+    assert await reading == b"first"
+    await asyncio.sleep(0.2)  # the first wait's timer runs out 0.1 s into the next wait
+    reading = asyncio.create_task(stream.recv(100))
+    loop.call_later(0.2, theirs.send, b"second")
+    assert await reading == b"second"
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        await stream.recv(100)
+    assert 0.29 <= loop.time() - started < 1.0
+    stream.close()
+
+
+async def test_a_send_larger_than_the_socket_buffer_arrives_whole(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """A send tries the socket at once and waits for room only for what did not fit."""
+    ours, theirs = pair
+    theirs.setblocking(False)
+    stream = PlainStream(ours, read_timeout=5, chunk_size=1024)
+    data = bytes(range(256)) * 16384  # 4 MiB: more than a socket pair buffers
+    received = bytearray()
+
+    async def drain() -> None:
+        loop = asyncio.get_running_loop()
+        while len(received) < len(data):
+            received.extend(await loop.sock_recv(theirs, 1 << 20))
+
+    reader = asyncio.create_task(drain())
+    await stream.send(data)
+    await asyncio.wait_for(reader, 5)
+    assert bytes(received) == data
+    stream.close()

@@ -41,6 +41,8 @@ _READ = 64 * 1024
 _F_SETPIPE_SZ: Final = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _SPLICE_IN: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _SPLICE_OUT: Final = getattr(os, "SPLICE_F_MOVE", 1)
+# Seconds: a read deadline this close is reached (the loop may run a timer a little early).
+_TIMER_SLACK = 0.001
 # The plain socket's recv, for a peek under TLS too (an SSLSocket refuses flags).
 _peek: Final = socket.socket.recv
 
@@ -65,7 +67,17 @@ class PlainStream:
         pipe_size: bytes asked for the pipe (F_SETPIPE_SZ); the kernel may give less.
     """
 
-    __slots__ = ("_chunk", "_loop", "_pipe_size", "_read_timeout", "_reading", "_waiter", "sock")
+    __slots__ = (
+        "_chunk",
+        "_deadline",
+        "_loop",
+        "_pipe_size",
+        "_read_timeout",
+        "_reading",
+        "_timer",
+        "_waiter",
+        "sock",
+    )
 
     def __init__(
         self,
@@ -83,13 +95,21 @@ class PlainStream:
         self._reading = -1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiter: asyncio.Future[None] | None = None
+        # The loop time by which the current wait ends, and the one timer that checks it.
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     def close(self) -> None:
         self._stop_reading()
         self.sock.close()
 
     async def send(self, data: bytes) -> None:
-        await asyncio.get_running_loop().sock_sendall(self.sock, data)
+        try:
+            sent = self.sock.send(data)  # a request head fits in the socket's buffer at once
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            await asyncio.get_running_loop().sock_sendall(self.sock, memoryview(data)[sent:])
 
     async def recv(self, size: int) -> bytes:
         """Up to ``size`` bytes; b"" at EOF. Reads at once what the socket holds; waits (at
@@ -107,7 +127,11 @@ class PlainStream:
         The socket stays registered with the loop between waits, so a stream of small
         answers on one connection does not register and unregister it for each; it is
         unregistered when it becomes readable with nobody waiting (level-triggered: the loop
-        would call again and again) and when the stream closes."""
+        would call again and again) and when the stream closes.
+
+        A wait sets its deadline; one timer per stream checks it (``_check_deadline``) and
+        sets itself again for a later deadline, so a stream of short waits does not make and
+        cancel a timer for each."""
         loop = asyncio.get_running_loop()
         if self._reading < 0 or self._loop is not loop:
             self._stop_reading()
@@ -115,12 +139,23 @@ class PlainStream:
             loop.add_reader(fd, self._on_readable)
             self._reading, self._loop = fd, loop
         waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(self._read_timeout, _time_out, waiter)
+        self._deadline = loop.time() + self._read_timeout
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._check_deadline)
         try:
             await waiter
         finally:
-            timer.cancel()
             self._waiter = None
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        waiter, loop = self._waiter, self._loop
+        if waiter is None or waiter.done() or loop is None:
+            return  # nobody waits: the next wait sets a timer again
+        if loop.time() >= self._deadline - _TIMER_SLACK:
+            _time_out(waiter)
+        else:
+            self._timer = loop.call_at(self._deadline, self._check_deadline)
 
     def _on_readable(self) -> None:
         waiter = self._waiter
@@ -134,6 +169,9 @@ class PlainStream:
             self._stop_reading()
 
     def _stop_reading(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._reading < 0:
             return
         fd, loop = self._reading, self._loop
