@@ -43,10 +43,11 @@ import asyncio
 import functools
 import ipaddress
 import os
+import re
 import socket
 import ssl
 from collections.abc import Sequence
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 import httptools
 from multidict import CIMultiDict
@@ -97,6 +98,11 @@ _HOP_HEADERS: Final = frozenset(
 )
 _USER_AGENT: Final = "bitsd"
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# A request target that yarl sends as it is written: a path, and maybe a query, of characters
+# it never quotes again (unreserved, sub-delimiters, ":", "@", "/", and "?" in a query that is
+# not empty: yarl drops an empty one), with
+# no "%" to check and no "." segment to remove ("/." is left to yarl, whatever follows).
+_PLAIN_TARGET: Final = re.compile(r"/[\w\-.~!$&'()*+,;=:@/]*(?:\?[\w\-.~!$&'()*+,;=:@/?]+)?", re.A)
 
 
 class Stream(Protocol):
@@ -205,6 +211,49 @@ def _direct_origin(
         url.raw_host,
         url.port or _DEFAULT_PORTS[url.scheme],
         environment,
+    )
+
+
+class _Target(NamedTuple):
+    """Where a request goes, as aiohttp would send it: yarl's view of the URL."""
+
+    scheme: str
+    host: str  # yarl's raw_host
+    port: int  # the URL's port, or the scheme's
+    path_qs: str  # the request target: yarl's raw_path_qs
+
+
+@functools.lru_cache(maxsize=1024)
+def _origin_target(origin: str) -> tuple[str, str, int] | None:
+    """Scheme, host and port of an ``_origin_of`` origin, by yarl; None if it has no host."""
+    url = URL(origin)
+    if not url.raw_host or url.scheme not in _DEFAULT_PORTS:
+        return None
+    return url.scheme, url.raw_host, url.port or _DEFAULT_PORTS[url.scheme]
+
+
+def _target_of(url: str) -> _Target:
+    """The request target of ``url``, as yarl gives it. The common URL, a plain path after an
+    origin seen before, is split here (yarl's parse of each of thousands of URLs cost more);
+    any other goes through yarl.
+
+    Raises:
+        ValueError, TypeError: yarl cannot parse the URL.
+    """
+    origin = _origin_of(url)
+    if origin is not None:
+        rest = url[len(origin) :]
+        if "/." not in rest and _PLAIN_TARGET.fullmatch(rest):
+            base = _origin_target(origin)
+            if base is not None:
+                return _Target(*base, rest)
+    parsed = URL(url)
+    scheme = parsed.scheme
+    return _Target(
+        scheme,
+        parsed.raw_host or "",
+        parsed.port or _DEFAULT_PORTS.get(scheme, 0),
+        parsed.raw_path_qs or "/",
     )
 
 
@@ -341,7 +390,7 @@ class RawHttpTransport:
 
     async def fetch(self, request: FileRequest, sink: Sink) -> None:
         try:
-            target = URL(request.url)  # the one parse of the URL for this file
+            target = _target_of(request.url)  # the one parse of the URL for this file
         except (ValueError, TypeError):
             # ``applies`` looked at the origin only: aiohttp reports what is wrong with it.
             await self._fallback.fetch(request, sink)
@@ -357,7 +406,7 @@ class RawHttpTransport:
         except (OSError, TimeoutError, httptools.HttpParserError) as exc:
             raise classify.from_network_exception(exc, url=request.url) from exc
 
-    async def _fetch(self, request: FileRequest, target: URL, sink: Sink) -> None:
+    async def _fetch(self, request: FileRequest, target: _Target, sink: Sink) -> None:
         url = request.url
         context = None
         if target.scheme == "https":
@@ -395,7 +444,7 @@ class RawHttpTransport:
 
     async def _exchange(
         self,
-        url: URL,
+        url: _Target,
         context: ssl.SSLContext | None,
         custom: Sequence[tuple[str, str]],
         ours: dict[str, str],
@@ -404,14 +453,13 @@ class RawHttpTransport:
         aiohttp path) on a pooled or new connection, and return it with the answer's head and
         the parser state holding the body bytes that came with it. The caller ends the
         exchange with ``_end_exchange``, whatever happens."""
-        host = url.raw_host or ""
-        default_port = _DEFAULT_PORTS[url.scheme]
-        port = url.port or default_port
+        host = url.host
+        port = url.port
         key: _Key = (host.lower(), port, context)
         authority = f"[{host}]" if ":" in host else host
-        if port != default_port:
+        if port != _DEFAULT_PORTS[url.scheme]:
             authority += f":{port}"
-        target = url.raw_path_qs or "/"
+        target = url.path_qs
         fields = {
             "host": ("Host", authority),
             "user-agent": ("User-Agent", _USER_AGENT),
