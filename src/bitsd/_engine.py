@@ -110,7 +110,7 @@ from bitsd._store import SqliteStore, Store
 from bitsd._transfer.base import FileRequest, HttpOptions, Transport
 from bitsd._transfer.http import HttpTransport
 from bitsd._transfer.local import LocalTransport
-from bitsd._transfer.rawhttp import RawHttpTransport
+from bitsd._transfer.rawhttp import RawHttpTransport, proxy_environment
 from bitsd._transfer.tls import TlsContexts
 from bitsd._upload import Uploads, is_upload
 from bitsd._urls import RemoteKind, check_remote_name, remote_kind
@@ -199,6 +199,9 @@ class _Run:
     task: asyncio.Task[None]
     started_at: float
     file_index: int | None = None
+    # The proxy variables (PRECONFIG) as the run's start found them: which transport takes a
+    # file depends on them, and reading them per file cost more than the choice.
+    proxy_environment: tuple[str | None, ...] = ()
     # The HTTP options of the job record they were made from: made again when the record
     # changes (records are replaced, never changed in place), not once per file.
     options_of: tuple[JobRecord, HttpOptions] | None = None
@@ -1358,7 +1361,7 @@ class Engine:
         now = self.clock.monotonic()
         run = self._uploads.run(job_id) if is_upload(self._jobs[job_id]) else self._run_job(job_id)
         task = asyncio.create_task(run, name=f"bitsd-job-{job_id}")
-        self._runs[job_id] = _Run(task, now)
+        self._runs[job_id] = _Run(task, now, proxy_environment=proxy_environment())
         self._replan = True
         self._transition(job_id, Event.START)
 
@@ -1735,6 +1738,7 @@ class Engine:
         written. Returns its record marked completed, not yet stored (``_publish`` does that
         in order)."""
         job = self._jobs[job_id]
+        run = self._runs[job_id]
         sink = FileSink(
             self,
             record,
@@ -1755,9 +1759,9 @@ class Engine:
                 record.validator,
                 dynamic=job.dynamic_content,
                 ranges=record.ranges,
-                options=self._runs[job_id].options(job),
+                options=run.options(job),
             )
-            await self._transport_for(request).fetch(request, sink)
+            await self._transport_for(request, run).fetch(request, sink)
             fetched()
             done = await sink.finish()
             finished = True
@@ -1783,12 +1787,17 @@ class Engine:
         )
         return limit - others
 
-    def _transport_for(self, request: FileRequest) -> Transport:
+    def _transport_for(self, request: FileRequest, run: _Run) -> Transport:
         """The transport of a file: local copies, bitsd's own HTTP client where it behaves
-        exactly like aiohttp (``RawHttpTransport.applies``), aiohttp for the rest."""
+        exactly like aiohttp (``RawHttpTransport.applies``, with the proxy environment of
+        the run's start), aiohttp for the rest."""
         if remote_kind(request.url) is not RemoteKind.HTTP:
             return self._local
-        if self.config.zero_copy and self._own_session and self._raw.applies(request):
+        if (
+            self.config.zero_copy
+            and self._own_session
+            and self._raw.applies(request, run.proxy_environment)
+        ):
             return self._raw
         return self._http
 

@@ -28,7 +28,7 @@ from bitsd._enums import SecurityFlags
 from bitsd._sink import Flusher
 from bitsd._store.sqlite import SqliteStore
 from bitsd._transfer.base import FileRequest, HttpOptions
-from bitsd._transfer.rawhttp import RawHttpTransport, _target_of
+from bitsd._transfer.rawhttp import RawHttpTransport, _target_of, proxy_environment
 from bitsd.aio import Job
 from tests.engine.conftest import EngineFactory, body, settle
 from tests.servers.faulty import Fault, FaultServer
@@ -191,6 +191,25 @@ def test_environment_proxy_keeps_aiohttp(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
     assert RawHttpTransport.applies(_request("https://example.org/f")) is False
     assert RawHttpTransport.applies(_request("https://bypassed.example/f")) is True
+
+
+def test_a_route_decided_for_a_run_holds_for_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine reads the proxy environment once per run and decides with it: a route
+    decided for that environment holds while the run lasts, even if the environment changes;
+    one not decided yet is decided with the environment as it is then, and cached for that
+    environment only."""
+    monkeypatch.setenv("http_proxy", "http://proxy.example:3128")
+    with_proxy = proxy_environment()
+    held = _request("http://held.example/f")
+    assert RawHttpTransport.applies(held, with_proxy) is False  # decided and cached
+    monkeypatch.delenv("http_proxy")
+    without = proxy_environment()
+    assert RawHttpTransport.applies(held, with_proxy) is False  # the run's decision holds
+    assert RawHttpTransport.applies(held, without) is True  # the next run's environment
+    late = _request("http://late.example/f")
+    assert RawHttpTransport.applies(late, with_proxy) is True  # decided with the environment now
+    monkeypatch.setenv("http_proxy", "http://proxy.example:3128")
+    assert RawHttpTransport.applies(late, with_proxy) is False  # nothing wrong was cached
 
 
 @both_schemes

@@ -9,7 +9,9 @@ Rules:
   URL), with no saved credentials (so no challenge can need an answer) and only end-to-end
   custom headers (none that frames or routes the message: Host, Connection, Content-Length,
   Transfer-Encoding, TE, Upgrade, Expect, Keep-Alive, Proxy-*). Everything else goes through
-  aiohttp.
+  aiohttp. The engine reads the proxy environment once per job run (``proxy_environment``):
+  a route decided for it holds for the run, and a change of http_proxy and the others
+  reaches the routes already decided at the job's next run.
 - https: the job's SSL context comes from the cache the aiohttp path uses too
   (``tls.TlsContexts``), so trust, client certificates and the BG_SSL_IGNORE_* flags are decided
   in one place; a CA bundle or certificate that cannot be used is classified as on the aiohttp
@@ -73,7 +75,7 @@ from bitsd._transfer.splice import DEFAULT_PIPE_SIZE, PlainStream
 from bitsd._transfer.tls import TlsContexts, TlsSettings, TlsSetupError
 from bitsd._transfer.tlsstream import TlsStream
 
-__all__ = ["DEFAULT_MAX_IDLE", "RawHttpTransport", "Stream"]
+__all__ = ["DEFAULT_MAX_IDLE", "RawHttpTransport", "Stream", "proxy_environment"]
 
 # Idle keep-alive connections kept per (host, port, SSL context). bitsd's choice: enough for the
 # file_concurrency of several jobs at once, few enough to be polite.
@@ -146,8 +148,13 @@ def _direct(
     environment: tuple[str | None, ...],
 ) -> bool:
     """Whether a URL on ``host:port`` is reached without a proxy. Cached: the answer depends
-    only on the arguments (``environment`` holds the proxy variables it reads)."""
-    del environment  # part of the cache key only
+    only on the arguments (``environment`` holds the proxy variables it reads).
+
+    Raises:
+        _EnvironmentChanged: the environment is no longer ``environment`` (nothing cached).
+    """
+    if environment != proxy_environment():
+        raise _EnvironmentChanged
     try:
         route = proxy.candidates(
             usage, proxy_list, bypass, URL.build(scheme=scheme, host=host, port=port)
@@ -157,9 +164,13 @@ def _direct(
     return all(c.proxy is None for c in route)
 
 
-def _proxy_environment() -> tuple[str | None, ...]:
-    """The environment variables that decide a PRECONFIG proxy for http:// and https:// URLs
-    (read one by one: cheaper than a loop, and this runs per file)."""
+class _EnvironmentChanged(Exception):  # noqa: N818 - a signal to decide again, not an error
+    """The proxy environment to decide with is no longer the environment."""
+
+
+def proxy_environment() -> tuple[str | None, ...]:
+    """The environment variables that decide a PRECONFIG proxy for http:// and https:// URLs,
+    read one by one (cheaper than a loop): what ``RawHttpTransport.applies`` decides with."""
     get = os.environ.get
     return (
         get("http_proxy"),
@@ -356,8 +367,11 @@ class RawHttpTransport:
         self._idle: dict[_Key, list[Stream]] = {}
 
     @staticmethod
-    def applies(request: FileRequest) -> bool:
-        """Whether this transport fetches ``request`` exactly as the aiohttp one would.
+    def applies(request: FileRequest, environment: tuple[str | None, ...] | None = None) -> bool:
+        """Whether this transport fetches ``request`` exactly as the aiohttp one would, with
+        the proxy ``environment`` (``proxy_environment()``, read once per job run by the
+        engine; None: read now). A route not decided before for that environment is decided
+        with the environment as it is now.
 
         Decided per file at the cost of a few string operations and dictionary look-ups: the
         route is decided once per (origin, proxy settings, proxy environment)
@@ -373,13 +387,19 @@ class RawHttpTransport:
         origin = _origin_of(url)
         if origin is None:
             return False
-        return _direct_origin(
-            origin,
-            options.proxy_usage,
-            options.proxy_list,
-            options.proxy_bypass,
-            _proxy_environment(),
-        )
+        if environment is None:
+            environment = proxy_environment()
+        while True:
+            try:
+                return _direct_origin(
+                    origin,
+                    options.proxy_usage,
+                    options.proxy_list,
+                    options.proxy_bypass,
+                    environment,
+                )
+            except _EnvironmentChanged:
+                environment = proxy_environment()
 
     async def aclose(self) -> None:
         """Close the idle connections."""
