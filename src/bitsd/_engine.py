@@ -693,7 +693,10 @@ class Engine:
         and plans again if what the plan depends on changed."""
         old = self._jobs.get(job.id)
         replan = False
-        if old is None or old.state is not job.state:
+        # A run going from CONNECTING to TRANSFERRING (or back) stays the same candidate: the
+        # plan sees runs by priority, queue place and start, not by which running state.
+        between_runs = old is not None and old.state in _RUNNING and job.state in _RUNNING
+        if old is None or (old.state is not job.state and not between_runs):
             # Only waiting and running jobs are the plan's candidates.
             replan = (
                 job.id in self._runs

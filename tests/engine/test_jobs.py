@@ -392,6 +392,35 @@ async def test_a_round_plans_again_only_when_the_plan_can_change(
             assert await settle(job) is JobState.TRANSFERRED
 
 
+async def test_a_run_going_from_connecting_to_transferring_plans_nothing_again(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan sees a run by its priority, queue place and start, not by which running state
+    it is in: the round after CONNECTING -> TRANSFERRING does not plan, the run's end does."""
+    server.add("/slow", body(600_000))
+    server.set_fault("/slow", Fault(rate=2_000_000))
+    async with make_engine() as engine:
+        job = await engine.create_job("one run")
+        await job.add_file(server.url("/slow"), str(dest / "slow"))
+        states: list[JobState] = []
+        plan = engine._plan
+
+        async def noting(now: float) -> float | None:
+            states.append(await job.get_state())
+            return await plan(now)
+
+        monkeypatch.setattr(engine, "_plan", noting)
+        await job.resume()
+        assert await settle(job, (JobState.TRANSFERRING,)) is JobState.TRANSFERRING
+        for _ in range(20):
+            await asyncio.sleep(0)  # the round after the change has run
+        assert JobState.TRANSFERRING not in states
+        assert await settle(job) is JobState.TRANSFERRED
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert states[-1] is JobState.TRANSFERRED  # the run's end plans again
+
+
 async def test_maximum_download_time_fails_the_job(
     server: FaultServer, make_engine: EngineFactory, dest: Path, clock: FakeClock
 ) -> None:
