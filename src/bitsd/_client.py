@@ -311,7 +311,10 @@ class Manager:
         """
         job_type = JobType(job_type)
         body = await self._request(
-            "POST", "/v1/jobs", json={"display_name": display_name, "type": job_type.name}
+            "POST",
+            "/v1/jobs",
+            json={"display_name": display_name, "type": job_type.name},
+            params=_BRIEF,  # only the id is kept: no Job object built and parsed
         )
         return RemoteJob(self, _job_id(body))
 

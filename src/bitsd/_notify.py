@@ -216,8 +216,9 @@ class Notifier:
     def forget(self, job_id: str) -> None:
         """The job is gone (final): drop its callback and notifications."""
         self._callbacks.pop(job_id, None)
-        for key in [k for k in self._pending if k[0] == job_id]:
-            del self._pending[key]
+        # A job has at most one pending notification of each kind: no scan of every job's.
+        for kind in _STATE_OF:
+            self._pending.pop((job_id, kind), None)
 
     def modification(self, job_id: str) -> None:
         """Something about the job changed (JobModification, coalesced, best effort)."""

@@ -152,6 +152,25 @@ async def test_brief_view_lists_id_state_and_creation_time(api: aiohttp.ClientSe
     ]
 
 
+async def test_create_with_view_brief_answers_the_new_jobs_brief(
+    api: aiohttp.ClientSession,
+) -> None:
+    """``POST /v1/jobs?view=brief`` creates the job as the full view does and answers its
+    JobBrief (what a client keeps: the id); another view is refused and creates nothing."""
+    status, brief = await call(api, "POST", "/v1/jobs?view=brief", {"display_name": "b"})
+    assert status == 201
+    full = (await call(api, "GET", f"/v1/jobs/{brief['id']}"))[1]
+    assert brief == {
+        "id": full["id"],
+        "state": "SUSPENDED",
+        "creation_time": full["times"]["creation_time"],
+    }
+    assert full["display_name"] == "b"
+    status, body = await call(api, "POST", "/v1/jobs?view=short", {"display_name": "c"})
+    assert (status, error_of(body)[1]) == (400, "E_INVALIDARG")
+    assert (await call(api, "GET", "/v1/jobs"))[1]["total"] == 1
+
+
 @pytest.mark.parametrize(
     "query", ["limit=0", "limit=10001", "offset=-1", "limit=two", "offset=1.5", "view=all"]
 )

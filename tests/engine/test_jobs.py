@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
+import tempfile
+import threading
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -389,6 +392,35 @@ async def test_a_round_plans_again_only_when_the_plan_can_change(
             assert await settle(job) is JobState.TRANSFERRED
 
 
+async def test_a_run_going_from_connecting_to_transferring_plans_nothing_again(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan sees a run by its priority, queue place and start, not by which running state
+    it is in: the round after CONNECTING -> TRANSFERRING does not plan, the run's end does."""
+    server.add("/slow", body(600_000))
+    server.set_fault("/slow", Fault(rate=2_000_000))
+    async with make_engine() as engine:
+        job = await engine.create_job("one run")
+        await job.add_file(server.url("/slow"), str(dest / "slow"))
+        states: list[JobState] = []
+        plan = engine._plan
+
+        async def noting(now: float) -> float | None:
+            states.append(await job.get_state())
+            return await plan(now)
+
+        monkeypatch.setattr(engine, "_plan", noting)
+        await job.resume()
+        assert await settle(job, (JobState.TRANSFERRING,)) is JobState.TRANSFERRING
+        for _ in range(20):
+            await asyncio.sleep(0)  # the round after the change has run
+        assert JobState.TRANSFERRING not in states
+        assert await settle(job) is JobState.TRANSFERRED
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert states[-1] is JobState.TRANSFERRED  # the run's end plans again
+
+
 async def test_maximum_download_time_fails_the_job(
     server: FaultServer, make_engine: EngineFactory, dest: Path, clock: FakeClock
 ) -> None:
@@ -504,6 +536,90 @@ async def test_failed_rename_keeps_the_job_and_its_transfer(
         assert await job.complete() == codes.S_OK
     assert (dest / "a").read_bytes() == body(1000)
     assert (dest / "slow").read_bytes() == body(2_000_000)
+
+
+def _rename_threads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Note, for each call of Complete's renames, whether it ran on the loop's thread."""
+    seen: list[bool] = []
+    real = bitsd._files.rename_all_into_place
+
+    def noting(pairs: list[tuple[str, str]]) -> tuple[int, OSError | None]:
+        seen.append(threading.current_thread() is threading.main_thread())
+        return real(pairs)
+
+    monkeypatch.setattr(bitsd._engine, "rename_all_into_place", noting)
+    return seen
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm")
+async def test_complete_renames_a_few_files_in_memory_on_the_loop(
+    server: FaultServer, make_engine: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Complete of a job of a few files in a memory-backed folder renames them on the loop (no
+    worker-thread hop); a failed rename there still leaves the job queued with its error."""
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        probe = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if not bitsd._files.memory_backed(probe):
+                pytest.skip("/dev/shm is not tmpfs here")
+        finally:
+            os.close(probe)
+        seen = _rename_threads(monkeypatch)
+        server.add("/a", body(1000, 1))
+        server.add("/b", body(2000, 2))
+        async with make_engine() as engine:
+            job = await engine.create_job("tmpfs complete")
+            await job.add_file_set(
+                [(server.url("/a"), str(folder / "a")), (server.url("/b"), str(folder / "b"))]
+            )
+            await job.resume()
+            assert await settle(job) is JobState.TRANSFERRED
+            (folder / "b").mkdir()
+            (folder / "b" / "blocker").write_bytes(b"x")
+            with pytest.raises(bitsd.BitsError):
+                await job.complete()
+            assert await job.get_state() is JobState.TRANSFERRED
+            shutil.rmtree(folder / "b")
+            assert await job.complete() == codes.S_OK
+        assert seen == [True, True]
+        assert (folder / "a").read_bytes() == body(1000, 1)
+        assert (folder / "b").read_bytes() == body(2000, 2)
+        assert leftovers(folder) == []
+    finally:
+        shutil.rmtree(folder)
+
+
+async def test_complete_renames_on_a_worker_thread_off_memory_or_for_many_files(
+    server: FaultServer,
+    make_engine: EngineFactory,
+    dest: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Renames whose folder is not memory-backed (a folder sync may wait for a disk), or of
+    more files than the loop takes, run on a worker thread."""
+    seen = _rename_threads(monkeypatch)
+    count = bitsd._engine._RENAMES_ON_LOOP + 1
+    for i in range(count):
+        server.add(f"/f{i}", body(100 + i, i))
+    async with make_engine() as engine:
+        monkeypatch.setattr(bitsd._engine, "memory_backed", lambda fd: False)
+        one = await engine.create_job("disk")
+        await one.add_file(server.url("/f0"), str(dest / "one"))
+        await one.resume()
+        assert await settle(one) is JobState.TRANSFERRED
+        assert await one.complete() == codes.S_OK
+        monkeypatch.setattr(bitsd._engine, "memory_backed", lambda fd: True)
+        many = await engine.create_job("many")
+        await many.add_file_set([(server.url(f"/f{i}"), str(dest / f"m{i}")) for i in range(count)])
+        await many.resume()
+        assert await settle(many) is JobState.TRANSFERRED
+        assert await many.complete() == codes.S_OK
+    assert seen == [False, False]
+    assert (dest / "one").read_bytes() == body(100, 0)
+    assert [(dest / f"m{i}").read_bytes() == body(100 + i, i) for i in range(count)] == [
+        True
+    ] * count
 
 
 async def test_crash_between_rename_and_record_is_repaired(

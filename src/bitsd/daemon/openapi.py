@@ -637,10 +637,24 @@ _PATHS: JSON = {
         ),
         "post": _operation(
             "Create a SUSPENDED job with no files (CreateJob)",
-            {"201": _answer(_ref("Job"), "The new job")},
+            {
+                "201": _answer(
+                    {"oneOf": [_ref("Job"), _ref("JobBrief")]},
+                    "The new job (a Job), or with view=brief its JobBrief",
+                )
+            },
             400,
             501,
             body="NewJob",
+            parameters=[
+                {
+                    "name": "view",
+                    "in": "query",
+                    "description": "full: the new job as a Job object; brief: a JobBrief (id, "
+                    "state, creation time), for a client that only needs the id",
+                    "schema": {"type": "string", "enum": ["full", "brief"], "default": "full"},
+                },
+            ],
         ),
     },
     "/v1/jobs/{id}": {
