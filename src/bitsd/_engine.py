@@ -164,6 +164,12 @@ _PUBLISH_DELAY = 0.01
 # a few microseconds, the worker-thread hop ~40. More files go to the thread, so a large job's
 # renames never hold the loop. bitsd's choice.
 _RENAMES_ON_LOOP = 16
+# Ended jobs (Complete, Cancel) whose records stay in memory for the handles callers still
+# hold: the most recent ones, at most this many jobs and this many files in all; older ones are
+# forgotten, and their handles then answer BG_E_NOT_FOUND, as get_job does at once. bitsd's
+# choice: a daemon that runs for months must not keep every job it ever ended.
+_FINAL_JOBS_KEPT = 1000
+_FINAL_FILES_KEPT = 100_000
 
 
 def _utc(ts: float) -> datetime:
@@ -269,7 +275,8 @@ class Engine:
         self._jobs: dict[str, JobRecord] = {}
         self._files: dict[str, list[FileRecord]] = {}
         self._final: dict[str, JobRecord] = {}
-        self._final_files: dict[str, list[FileRecord]] = {}
+        self._final_files: dict[str, list[FileRecord]] = {}  # both oldest first
+        self._final_file_count = 0
         self._runs: dict[str, _Run] = {}
         # The sinks of the files transferring now (or finished and not yet reported), by job
         # and index: their live records stand in for the ones in _files (see _files_of).
@@ -685,8 +692,11 @@ class Engine:
             if job.state is JobState.CANCELLED:
                 # Keep the row (CANCELLED) until the files are gone, so a crash finishes the job.
                 self._store.put_job(self._to_disk(job))
+            ended = self._files.pop(job.id, [])
             self._final[job.id] = job
-            self._final_files[job.id] = self._files.pop(job.id, [])
+            self._final_files[job.id] = ended
+            self._final_file_count += len(ended)
+            self._forget_oldest_final()
             del self._jobs[job.id]
             self._line.remove(job.id)
             self._agenda.forget(job.id)
@@ -695,6 +705,16 @@ class Engine:
         self._keep(job)
         if files is not None:
             self._files[job.id] = list(files)
+
+    def _forget_oldest_final(self) -> None:
+        """Drop the oldest ended jobs beyond ``_FINAL_JOBS_KEPT`` jobs or ``_FINAL_FILES_KEPT``
+        files; the job that ended last always stays (its caller reads it right after)."""
+        while len(self._final) > 1 and (
+            len(self._final) > _FINAL_JOBS_KEPT or self._final_file_count > _FINAL_FILES_KEPT
+        ):
+            oldest = next(iter(self._final))
+            del self._final[oldest]
+            self._final_file_count -= len(self._final_files.pop(oldest, []))
 
     def _keep(self, job: JobRecord) -> None:
         """Hold ``job`` as the live record of its job; the scheduler looks at it next round,

@@ -731,3 +731,40 @@ async def test_wait_for_a_state_reached_already_returns_it_even_with_no_time(
         assert await job.wait([JobState.SUSPENDED], timeout=0) is JobState.SUSPENDED
         with pytest.raises(TimeoutError):
             await job.wait([JobState.TRANSFERRED], timeout=0)
+
+
+async def test_ended_jobs_kept_in_memory_are_bounded(
+    make_engine: EngineFactory, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Handles of ended jobs answer from memory, for the most recent ended jobs only (at most
+    _FINAL_JOBS_KEPT jobs and _FINAL_FILES_KEPT files): an older one answers BG_E_NOT_FOUND,
+    so a long-running daemon does not keep every job it ever ended."""
+    import bitsd._engine
+
+    monkeypatch.setattr(bitsd._engine, "_FINAL_JOBS_KEPT", 2)
+    monkeypatch.setattr(bitsd._engine, "_FINAL_FILES_KEPT", 5)
+    async with make_engine() as engine:
+        jobs = []
+        for n in range(3):
+            job = await engine.create_job(f"ended {n}")
+            await job.add_file_set(
+                [(f"http://127.0.0.1:9/{n}-{i}", str(dest / f"{n}-{i}")) for i in range(2)]
+            )
+            await job.cancel()
+            jobs.append(job)
+        with pytest.raises(bitsd.BitsError) as caught:
+            await jobs[0].get_state()
+        assert caught.value.hresult == codes.BG_E_NOT_FOUND
+        for job in jobs[1:]:
+            assert await job.get_state() is JobState.CANCELLED
+            assert len(await job.files()) == 2
+        # Files count too: one ended job of 6 files is kept alone (the last one always is).
+        big = await engine.create_job("big")
+        await big.add_file_set(
+            [(f"http://127.0.0.1:9/big-{i}", str(dest / f"big-{i}")) for i in range(6)]
+        )
+        await big.cancel()
+        assert len(await big.files()) == 6
+        for job in jobs[1:]:
+            with pytest.raises(bitsd.BitsError):
+                await job.get_state()
