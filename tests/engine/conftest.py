@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,25 @@ def dest(tmp_path: Path) -> Path:
     d = tmp_path / "dest"
     d.mkdir()
     return d
+
+
+@pytest.fixture
+def tmpfs_folder() -> Iterator[Path]:
+    """A new folder on a memory-backed file system (/dev/shm), removed after the test; the
+    test is skipped where /dev/shm is missing or not tmpfs."""
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("needs /dev/shm")
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        probe = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if not bitsd._files.memory_backed(probe):
+                pytest.skip("/dev/shm is not tmpfs here")
+        finally:
+            os.close(probe)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import os
 import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -553,41 +552,35 @@ def _rename_threads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm")
 async def test_complete_renames_a_few_files_in_memory_on_the_loop(
-    server: FaultServer, make_engine: EngineFactory, monkeypatch: pytest.MonkeyPatch
+    server: FaultServer,
+    make_engine: EngineFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    tmpfs_folder: Path,
 ) -> None:
     """Complete of a job of a few files in a memory-backed folder renames them on the loop (no
     worker-thread hop); a failed rename there still leaves the job queued with its error."""
-    folder = Path(tempfile.mkdtemp(dir="/dev/shm"))
-    try:
-        probe = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            if not bitsd._files.memory_backed(probe):
-                pytest.skip("/dev/shm is not tmpfs here")
-        finally:
-            os.close(probe)
-        seen = _rename_threads(monkeypatch)
-        server.add("/a", body(1000, 1))
-        server.add("/b", body(2000, 2))
-        async with make_engine() as engine:
-            job = await engine.create_job("tmpfs complete")
-            await job.add_file_set(
-                [(server.url("/a"), str(folder / "a")), (server.url("/b"), str(folder / "b"))]
-            )
-            await job.resume()
-            assert await settle(job) is JobState.TRANSFERRED
-            (folder / "b").mkdir()
-            (folder / "b" / "blocker").write_bytes(b"x")
-            with pytest.raises(bitsd.BitsError):
-                await job.complete()
-            assert await job.get_state() is JobState.TRANSFERRED
-            shutil.rmtree(folder / "b")
-            assert await job.complete() == codes.S_OK
-        assert seen == [True, True]
-        assert (folder / "a").read_bytes() == body(1000, 1)
-        assert (folder / "b").read_bytes() == body(2000, 2)
-        assert leftovers(folder) == []
-    finally:
-        shutil.rmtree(folder)
+    folder = tmpfs_folder
+    seen = _rename_threads(monkeypatch)
+    server.add("/a", body(1000, 1))
+    server.add("/b", body(2000, 2))
+    async with make_engine() as engine:
+        job = await engine.create_job("tmpfs complete")
+        await job.add_file_set(
+            [(server.url("/a"), str(folder / "a")), (server.url("/b"), str(folder / "b"))]
+        )
+        await job.resume()
+        assert await settle(job) is JobState.TRANSFERRED
+        (folder / "b").mkdir()
+        (folder / "b" / "blocker").write_bytes(b"x")
+        with pytest.raises(bitsd.BitsError):
+            await job.complete()
+        assert await job.get_state() is JobState.TRANSFERRED
+        shutil.rmtree(folder / "b")
+        assert await job.complete() == codes.S_OK
+    assert seen == [True, True]
+    assert (folder / "a").read_bytes() == body(1000, 1)
+    assert (folder / "b").read_bytes() == body(2000, 2)
+    assert leftovers(folder) == []
 
 
 async def test_complete_renames_on_a_worker_thread_off_memory_or_for_many_files(

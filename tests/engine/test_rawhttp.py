@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -793,35 +792,27 @@ async def test_files_on_a_memory_backed_file_system_are_flushed_without_a_thread
 
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm")
 async def test_a_job_on_tmpfs_completes_with_its_flushes_on_the_loop(
-    server: FaultServer, make_engine: EngineFactory, monkeypatch: pytest.MonkeyPatch
+    server: FaultServer,
+    make_engine: EngineFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    tmpfs_folder: Path,
 ) -> None:
     """Downloads into a memory-backed folder flush without the worker thread, checkpoints and
     files alike, and end byte-identical."""
-    folder = Path(tempfile.mkdtemp(dir="/dev/shm"))
-    try:
-        probe = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            if not bitsd._files.memory_backed(probe):
-                pytest.skip("/dev/shm is not tmpfs here")
-        finally:
-            os.close(probe)
+    folder = tmpfs_folder
 
-        def no_thread(fds: list[int]) -> list[OSError | None]:
-            raise AssertionError("a file on tmpfs went to the worker thread")
+    def no_thread(fds: list[int]) -> list[OSError | None]:
+        raise AssertionError("a file on tmpfs went to the worker thread")
 
-        monkeypatch.setattr(bitsd._sink, "_flush_all", no_thread)
-        data = [body(200_000 + i, i) for i in range(5)]  # several checkpoints each
-        for i, d in enumerate(data):
-            server.add(f"/m{i}", d)
-        async with make_engine(checkpoint_bytes=32 * 1024) as engine:
-            job = await engine.create_job("tmpfs")
-            await job.add_file_set(
-                [(server.url(f"/m{i}"), str(folder / f"m{i}")) for i in range(5)]
-            )
-            await job.resume()
-            assert await settle(job) is JobState.TRANSFERRED
-            await job.complete()
-        for i, d in enumerate(data):
-            assert (folder / f"m{i}").read_bytes() == d
-    finally:
-        shutil.rmtree(folder)
+    monkeypatch.setattr(bitsd._sink, "_flush_all", no_thread)
+    data = [body(200_000 + i, i) for i in range(5)]  # several checkpoints each
+    for i, d in enumerate(data):
+        server.add(f"/m{i}", d)
+    async with make_engine(checkpoint_bytes=32 * 1024) as engine:
+        job = await engine.create_job("tmpfs")
+        await job.add_file_set([(server.url(f"/m{i}"), str(folder / f"m{i}")) for i in range(5)])
+        await job.resume()
+        assert await settle(job) is JobState.TRANSFERRED
+        await job.complete()
+    for i, d in enumerate(data):
+        assert (folder / f"m{i}").read_bytes() == d
