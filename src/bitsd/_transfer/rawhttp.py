@@ -102,8 +102,8 @@ _USER_AGENT: Final = "bitsd"
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 # A request target that yarl sends as it is written: a path, and maybe a query, of characters
 # it never quotes again (unreserved, sub-delimiters, ":", "@", "/", and "?" in a query that is
-# not empty: yarl drops an empty one), with
-# no "%" to check and no "." segment to remove ("/." is left to yarl, whatever follows).
+# not empty: yarl drops an empty one), with no "%" to check and no "." segment to remove ("/."
+# is left to yarl, whatever follows).
 _PLAIN_TARGET: Final = re.compile(r"/[\w\-.~!$&'()*+,;=:@/]*(?:\?[\w\-.~!$&'()*+,;=:@/?]+)?", re.A)
 
 
