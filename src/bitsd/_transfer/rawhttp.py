@@ -198,6 +198,15 @@ def _origin_of(url: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=1024)
+def _origin_target(origin: str) -> tuple[str, str, int] | None:
+    """Scheme, host and port of an ``_origin_of`` origin, by yarl; None if it has no host."""
+    url = URL(origin)
+    if not url.raw_host or url.scheme not in _DEFAULT_PORTS:
+        return None
+    return url.scheme, url.raw_host, url.port or _DEFAULT_PORTS[url.scheme]
+
+
+@functools.lru_cache(maxsize=1024)
 def _direct_origin(
     origin: str,
     usage: int,
@@ -209,20 +218,13 @@ def _direct_origin(
     Cached: the answer depends only on the arguments (``environment`` holds the proxy
     variables it reads: http_proxy, https_proxy and no_proxy, in both cases)."""
     try:
-        url = URL(origin)
+        base = _origin_target(origin)
     except (ValueError, TypeError):
         return False  # aiohttp reports what is wrong with it
-    if not url.raw_host or url.scheme not in _DEFAULT_PORTS:
+    if base is None:
         return False
-    return _direct(
-        usage,
-        proxy_list,
-        bypass,
-        url.scheme,
-        url.raw_host,
-        url.port or _DEFAULT_PORTS[url.scheme],
-        environment,
-    )
+    scheme, host, port = base
+    return _direct(usage, proxy_list, bypass, scheme, host, port, environment)
 
 
 class _Target(NamedTuple):
@@ -232,15 +234,6 @@ class _Target(NamedTuple):
     host: str  # yarl's raw_host
     port: int  # the URL's port, or the scheme's
     path_qs: str  # the request target: yarl's raw_path_qs
-
-
-@functools.lru_cache(maxsize=1024)
-def _origin_target(origin: str) -> tuple[str, str, int] | None:
-    """Scheme, host and port of an ``_origin_of`` origin, by yarl; None if it has no host."""
-    url = URL(origin)
-    if not url.raw_host or url.scheme not in _DEFAULT_PORTS:
-        return None
-    return url.scheme, url.raw_host, url.port or _DEFAULT_PORTS[url.scheme]
 
 
 def _target_of(url: str) -> _Target:
