@@ -64,7 +64,8 @@ from bitsd._errors import (
 from bitsd._files import (
     check_local_name,
     delete_quietly,
-    memory_backed,
+    folder_memory_backed,
+    folders_of,
     rename_all_into_place,
     temp_name_for,
     temp_size,
@@ -1029,7 +1030,7 @@ class Engine:
         # One worker-thread hop renames them all, in order, with one fsync per folder; a few
         # files in memory-backed folders are renamed on the loop (_RENAMES_ON_LOOP).
         pairs = [(f.temp_name, f.local_name) for f in todo]
-        if len(pairs) <= _RENAMES_ON_LOOP and _folders_in_memory(pairs):
+        if len(pairs) <= _RENAMES_ON_LOOP and all(map(folder_memory_backed, folders_of(pairs))):
             count, failure = rename_all_into_place(pairs)
         else:
             count, failure = await asyncio.to_thread(rename_all_into_place, pairs)
@@ -1909,22 +1910,6 @@ class _FileFailed(Exception):  # noqa: N818 - carries a TransferError, is not on
         super().__init__(error.message)
         self.error = error
         self.index = index
-
-
-def _folders_in_memory(pairs: Sequence[tuple[str, str]]) -> bool:
-    """Whether the folders of every (temporary, final) name in ``pairs`` are on memory-backed
-    file systems (False when one cannot be opened or told: the thread's path then)."""
-    for folder in dict.fromkeys(os.path.dirname(local) or "." for _, local in pairs):
-        try:
-            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            return False
-        try:
-            if not memory_backed(fd):
-                return False
-        finally:
-            os.close(fd)
-    return True
 
 
 def _internal_error(exc: Exception) -> TransferError:

@@ -23,6 +23,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+from collections.abc import Sequence
 
 from bitsd import codes
 from bitsd._errors import BitsError, InvalidArgumentError
@@ -32,6 +33,8 @@ __all__ = [
     "check_local_name",
     "delete_quietly",
     "flush_temp",
+    "folder_memory_backed",
+    "folders_of",
     "memory_backed",
     "open_temp",
     "rename_all_into_place",
@@ -160,6 +163,24 @@ def memory_backed(fd: int) -> bool:
     return kind in _MEMORY_FILE_SYSTEMS
 
 
+def folder_memory_backed(folder: str) -> bool:
+    """Whether ``folder`` is on a memory-backed file system (``memory_backed``); False when it
+    cannot be opened or told."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return memory_backed(fd)
+    finally:
+        os.close(fd)
+
+
+def folders_of(pairs: Sequence[tuple[str, str]]) -> list[str]:
+    """The folders of the final names of (temporary, final) ``pairs``, each once, in order."""
+    return list(dict.fromkeys(os.path.dirname(local) or "." for _, local in pairs))
+
+
 def temp_size(temp_name: str) -> int | None:
     """Size of the temporary file, or None if it does not exist."""
     try:
@@ -185,7 +206,7 @@ def rename_all_into_place(pairs: list[tuple[str, str]]) -> tuple[int, OSError | 
             failure = exc
             break
         done += 1
-    for folder in dict.fromkeys(os.path.dirname(local) or "." for _, local in pairs[:done]):
+    for folder in folders_of(pairs[:done]):
         with contextlib.suppress(OSError):
             dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
             try:

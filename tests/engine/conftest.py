@@ -63,12 +63,8 @@ def tmpfs_folder() -> Iterator[Path]:
         pytest.skip("needs /dev/shm")
     folder = Path(tempfile.mkdtemp(dir="/dev/shm"))
     try:
-        probe = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            if not bitsd._files.memory_backed(probe):
-                pytest.skip("/dev/shm is not tmpfs here")
-        finally:
-            os.close(probe)
+        if not bitsd._files.folder_memory_backed(str(folder)):
+            pytest.skip("/dev/shm is not tmpfs here")
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -596,13 +596,13 @@ async def test_complete_renames_on_a_worker_thread_off_memory_or_for_many_files(
     for i in range(count):
         server.add(f"/f{i}", body(100 + i, i))
     async with make_engine() as engine:
-        monkeypatch.setattr(bitsd._engine, "memory_backed", lambda fd: False)
+        monkeypatch.setattr(bitsd._engine, "folder_memory_backed", lambda folder: False)
         one = await engine.create_job("disk")
         await one.add_file(server.url("/f0"), str(dest / "one"))
         await one.resume()
         assert await settle(one) is JobState.TRANSFERRED
         assert await one.complete() == codes.S_OK
-        monkeypatch.setattr(bitsd._engine, "memory_backed", lambda fd: True)
+        monkeypatch.setattr(bitsd._engine, "folder_memory_backed", lambda folder: True)
         many = await engine.create_job("many")
         await many.add_file_set([(server.url(f"/f{i}"), str(dest / f"m{i}")) for i in range(count)])
         await many.resume()

@@ -15,6 +15,8 @@ from bitsd._files import (
     TEMP_SUFFIX,
     check_local_name,
     delete_quietly,
+    folder_memory_backed,
+    folders_of,
     memory_backed,
     open_temp,
     rename_into_place,
@@ -335,3 +337,17 @@ def test_memory_backed_is_false_for_what_it_cannot_tell() -> None:
     os.close(r)
     os.close(w)
     assert memory_backed(w) is False  # a closed descriptor: fstatfs fails
+
+
+@pytest.mark.skipif(
+    _mount_types().get("/dev/shm") != "tmpfs", reason="needs /dev/shm mounted as tmpfs"
+)
+def test_a_folder_is_memory_backed_as_its_file_system_is(tmp_path: Path) -> None:
+    assert folder_memory_backed("/dev/shm") is True
+    assert folder_memory_backed("/") is (_mount_types().get("/") in ("tmpfs", "ramfs"))
+    assert folder_memory_backed(str(tmp_path / "missing")) is False  # cannot be told
+
+
+def test_folders_of_names_each_folder_once_in_order() -> None:
+    pairs = [("/a/.x.tmp", "/a/x"), ("/b/.y.tmp", "/b/y"), ("/a/.z.tmp", "/a/z"), (".w", "w")]
+    assert folders_of(pairs) == ["/a", "/b", "."]
