@@ -6,6 +6,7 @@ read ahead from the socket."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import ssl
@@ -77,7 +78,9 @@ async def server(tmp_path: Path) -> AsyncIterator[_Server]:
         yield server
 
 
-async def _open(server: _Server) -> TlsStream:
+@contextlib.asynccontextmanager
+async def _opened(server: _Server) -> AsyncIterator[TlsStream]:
+    """A TLS stream to ``server``, handshake done; closed at the end of the block."""
     context = TlsContexts().context_for(
         TlsSettings(
             ca_bundle=server.ca_file,
@@ -92,8 +95,11 @@ async def _open(server: _Server) -> TlsStream:
     stream = TlsStream(
         PlainStream(sock, read_timeout=5, chunk_size=1 << 20), context, "127.0.0.1", chunk_size=1024
     )
-    await stream.handshake()
-    return stream
+    try:
+        await stream.handshake()
+        yield stream
+    finally:
+        stream.close()
 
 
 async def _exchange(stream: TlsStream, out: Path) -> bytes:
@@ -124,26 +130,20 @@ def read_ahead(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
 
 async def test_read_ahead_is_on_for_the_raw_clients_tls_sockets(server: _Server) -> None:
-    stream = await _open(server)
-    try:
+    async with _opened(server) as stream:
         ahead = stream._ahead
         assert ahead is not None, "this CPython and libssl are the ones readahead.py knows"
         assert readahead._LIB is not None
         assert readahead._LIB.ctrl(ahead._ssl, readahead._SSL_CTRL_GET_READ_AHEAD, 0, None) == 1
-    finally:
-        stream.close()
 
 
 async def test_a_connection_is_reusable_after_an_answer_read_to_its_end(
     server: _Server, read_ahead: bool, tmp_path: Path
 ) -> None:
-    stream = await _open(server)
-    try:
+    async with _opened(server) as stream:
         for _ in range(3):
             assert await _exchange(stream, tmp_path / "out") == _BODY
             assert stream.alive()
-    finally:
-        stream.close()
 
 
 async def test_bytes_after_the_answer_make_the_connection_unusable(
@@ -153,27 +153,21 @@ async def test_bytes_after_the_answer_make_the_connection_unusable(
     on the socket to see), without it they wait on the socket; either way the connection is not
     reused."""
     server.stray = True
-    stream = await _open(server)
-    try:
+    async with _opened(server) as stream:
         assert await _exchange(stream, tmp_path / "out") == _BODY
         if read_ahead:
             assert stream._ahead is not None
             assert stream._ahead.has_pending()
         assert not stream.alive()
-    finally:
-        stream.close()
 
 
 async def test_a_closed_connection_is_unusable(
     server: _Server, read_ahead: bool, tmp_path: Path
 ) -> None:
-    stream = await _open(server)
-    try:
+    async with _opened(server) as stream:
         assert await _exchange(stream, tmp_path / "out") == _BODY
         stream.sock.shutdown(socket.SHUT_RDWR)  # drops the SSLSocket's own SSL object
         assert not stream.alive()
-    finally:
-        stream.close()
 
 
 async def test_an_unknown_object_layout_leaves_read_ahead_off(
@@ -183,13 +177,10 @@ async def test_an_unknown_object_layout_leaves_read_ahead_off(
     longer), nothing is called on a pointer that was not confirmed; the stream runs without
     read-ahead."""
     monkeypatch.setattr(readahead, "_HEAD", readahead._HEAD + readahead._POINTER)
-    stream = await _open(server)
-    try:
+    async with _opened(server) as stream:
         assert stream._ahead is None
         assert await _exchange(stream, tmp_path / "out") == _BODY
         assert stream.alive()
-    finally:
-        stream.close()
 
 
 def test_without_the_openssl_functions_read_ahead_stays_off(
