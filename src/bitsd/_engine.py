@@ -1598,9 +1598,10 @@ class Engine:
         started = reported = 0
         # Positions whose task ended, in the order they ended: each task's done callback adds
         # its own and wakes the window, so a wake costs what ended, not the whole window. A
-        # file whose body is in wakes it too (its place is free).
+        # file whose body is in wakes it too (its place is free), and so does the publish
+        # timer (``nudged``: a wake with nothing landed).
         landed: list[int] = []
-        freed = False
+        nudged = False
         waiter: asyncio.Future[None] | None = None
         loop = asyncio.get_running_loop()
         publish_at: float | None = None  # loop time by which the reportable files are reported
@@ -1611,10 +1612,10 @@ class Engine:
                 waiter.set_result(None)
 
         def fetched(position: int) -> None:
-            nonlocal freed
+            nonlocal nudged
             if position in fetching:
                 fetching.discard(position)
-                freed = True
+                nudged = True
                 wake()
 
         def land(position: int, _task: asyncio.Task[FileRecord]) -> None:
@@ -1623,9 +1624,9 @@ class Engine:
             wake()
 
         def due() -> None:
-            nonlocal freed, timer
+            nonlocal nudged, timer
             timer = None
-            freed = True
+            nudged = True
             wake()
 
         try:
@@ -1647,13 +1648,13 @@ class Engine:
                     fetching.add(position)
                     started += 1
                 run.file_index = pending[reported]
-                if not landed and not freed:
+                if not landed and not nudged:
                     waiter = loop.create_future()
                     try:
                         await waiter
                     finally:
                         waiter = None
-                freed = False
+                nudged = False
                 ended = landed[:]
                 landed.clear()
                 for position in ended:
