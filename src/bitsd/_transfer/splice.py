@@ -25,6 +25,7 @@ import os
 import socket
 from typing import Final, Protocol, runtime_checkable
 
+from bitsd._deadline import Deadline
 from bitsd._transfer import classify
 from bitsd._transfer.base import Sink
 
@@ -41,8 +42,6 @@ _READ = 64 * 1024
 _F_SETPIPE_SZ: Final = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _SPLICE_IN: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _SPLICE_OUT: Final = getattr(os, "SPLICE_F_MOVE", 1)
-# Seconds: a read deadline this close is reached (the loop may run a timer a little early).
-_TIMER_SLACK = 0.001
 # The plain socket's recv, for a peek under TLS too (an SSLSocket refuses flags).
 _peek: Final = socket.socket.recv
 
@@ -74,7 +73,6 @@ class PlainStream:
         "_pipe_size",
         "_read_timeout",
         "_reading",
-        "_timer",
         "_waiter",
         "sock",
     )
@@ -95,9 +93,8 @@ class PlainStream:
         self._reading = -1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiter: asyncio.Future[None] | None = None
-        # The loop time by which the current wait ends, and the one timer that checks it.
-        self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        # The waits' deadline, on the loop the socket is registered with (None: not registered).
+        self._deadline: Deadline | None = None
 
     def close(self) -> None:
         self._stop_reading()
@@ -129,33 +126,27 @@ class PlainStream:
         unregistered when it becomes readable with nobody waiting (level-triggered: the loop
         would call again and again) and when the stream closes.
 
-        A wait sets its deadline; one timer per stream checks it (``_check_deadline``) and
-        sets itself again for a later deadline, so a stream of short waits does not make and
-        cancel a timer for each."""
+        A wait sets its deadline on the stream's one ``Deadline`` (``bitsd._deadline``), so
+        a stream of short waits does not make and cancel a timer for each."""
         loop = asyncio.get_running_loop()
-        if self._reading < 0 or self._loop is not loop:
+        deadline = self._deadline  # set exactly while the socket is registered
+        if deadline is None or self._loop is not loop:
             self._stop_reading()
             fd = self.sock.fileno()
             loop.add_reader(fd, self._on_readable)
             self._reading, self._loop = fd, loop
+            deadline = self._deadline = Deadline(loop, self._timed_out)
         waiter = self._waiter = loop.create_future()
-        self._deadline = loop.time() + self._read_timeout
-        if self._timer is None:
-            self._timer = loop.call_at(self._deadline, self._check_deadline)
+        deadline.start(self._read_timeout)
         try:
             await waiter
         finally:
             self._waiter = None
+            deadline.stop()  # harmless if the stream closed meanwhile
 
-    def _check_deadline(self) -> None:
-        self._timer = None
-        waiter, loop = self._waiter, self._loop
-        if waiter is None or waiter.done() or loop is None:
-            return  # nobody waits: the next wait sets a timer again
-        if loop.time() >= self._deadline - _TIMER_SLACK:
-            _time_out(waiter)
-        else:
-            self._timer = loop.call_at(self._deadline, self._check_deadline)
+    def _timed_out(self) -> None:
+        if self._waiter is not None:
+            _time_out(self._waiter)
 
     def _on_readable(self) -> None:
         waiter = self._waiter
@@ -169,9 +160,9 @@ class PlainStream:
             self._stop_reading()
 
     def _stop_reading(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._deadline is not None:
+            self._deadline.close()
+            self._deadline = None
         if self._reading < 0:
             return
         fd, loop = self._reading, self._loop

@@ -27,6 +27,7 @@ import struct
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from bitsd._deadline import Deadline
 from bitsd.daemon import logs
 
 __all__ = ["REQUEST_READ_TIMEOUT", "PeerCheckedHttpProtocol", "peer_credentials"]
@@ -49,8 +50,9 @@ class PeerCheckedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, closing connections from any uid but the daemon's and
     connections that do not send a whole request in time."""
 
-    _read_deadline: asyncio.TimerHandle | None = None
-    _reading_since: float | None = None  # loop time the request being read began
+    # One deadline per connection, not a timer per request (bitsd._deadline): set when a
+    # request may begin, cleared when it is whole.
+    _deadline: Deadline | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -71,39 +73,23 @@ class PeerCheckedHttpProtocol(HttpToolsProtocol):
         self._arm()
 
     def on_message_complete(self) -> None:
-        self._reading_since = None
+        if self._deadline is not None:
+            self._deadline.stop()
         super().on_message_complete()
 
     def handle_websocket_upgrade(self) -> None:
         self._stop_clock()
         super().handle_websocket_upgrade()
 
-    # One timer per connection, not one per request: a request's start is noted, and the timer
-    # (re-armed for what is left when it fires early) checks the request still being read.
-
     def _arm(self) -> None:
-        self._reading_since = self.loop.time()
-        if self._read_deadline is None:
-            self._read_deadline = self.loop.call_later(REQUEST_READ_TIMEOUT, self._check_slow)
+        if self._deadline is None:
+            self._deadline = Deadline(self.loop, self._too_slow)
+        self._deadline.start(REQUEST_READ_TIMEOUT)
 
     def _stop_clock(self) -> None:
-        self._reading_since = None
-        if self._read_deadline is not None:
-            self._read_deadline.cancel()
-            self._read_deadline = None
-
-    def _check_slow(self) -> None:
-        self._read_deadline = None
-        since = self._reading_since
-        if since is None:
-            return  # between requests: the next one arms the timer again
-        left = since + REQUEST_READ_TIMEOUT - self.loop.time()
-        if left > 0:
-            self._read_deadline = self.loop.call_later(left, self._check_slow)
-            return
-        self._too_slow()
+        if self._deadline is not None:
+            self._deadline.close()
 
     def _too_slow(self) -> None:
-        self._reading_since = None
         logs.event(log, "peer.too_slow", level=logging.WARNING, seconds=REQUEST_READ_TIMEOUT)
         self.transport.close()
