@@ -300,20 +300,41 @@ class Manager:
     # -- the manager's verbs ---------------------------------------------------------------
 
     async def create_job(
-        self, display_name: str, job_type: JobType = JobType.DOWNLOAD
+        self,
+        display_name: str,
+        job_type: JobType = JobType.DOWNLOAD,
+        *,
+        files: Iterable[tuple[str, str]] | None = None,
+        priority: Priority | None = None,
+        resume: bool = False,
     ) -> RemoteJob:
-        """Create a SUSPENDED job with no files (IBackgroundCopyManager::CreateJob).
+        """Create a job (IBackgroundCopyManager::CreateJob): SUSPENDED, with no files.
+
+        The keyword arguments set the job up in the same request, as the calls would in this
+        order: ``files`` (remote name, local name) as :meth:`RemoteJob.add_file_set` adds
+        them, ``priority`` as :meth:`RemoteJob.set_priority`, and ``resume`` as
+        :meth:`RemoteJob.resume` (like Start-BitsTransfer -Asynchronous). All or nothing: if
+        the daemon refuses one of them, the job is cancelled and that error is raised.
 
         Raises:
             NotSupportedError: upload jobs (not available yet in bitsd).
-            InvalidArgumentError: a display name over 1,024 characters.
-            ValueError: ``job_type`` is no JobType value.
+            InvalidArgumentError: a display name over 1,024 characters, or a file name
+                AddFileSet refuses.
+            BitsError: what AddFileSet, SetPriority or Resume raise.
+            ValueError: ``job_type`` or ``priority`` is no member of its enum.
         """
         job_type = JobType(job_type)
+        request: dict[str, object] = {"display_name": display_name, "type": job_type.name}
+        if files is not None:
+            request["files"] = _file_pairs(files)
+        if priority is not None:
+            request["priority"] = Priority(priority).name
+        if resume:
+            request["resume"] = True
         body = await self._request(
             "POST",
             "/v1/jobs",
-            json={"display_name": display_name, "type": job_type.name},
+            json=request,
             params=_BRIEF,  # only the id is kept: no Job object built and parsed
         )
         return RemoteJob(self, _job_id(body))
@@ -450,6 +471,11 @@ def _json_or_none(data: bytes) -> Any:
         return json.loads(data)
     except ValueError:
         return None
+
+
+def _file_pairs(files: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """AddFileSet's files as the daemon takes them."""
+    return [{"remote_name": remote, "local_name": local} for remote, local in files]
 
 
 def _job_id(body: object) -> str:
@@ -691,8 +717,7 @@ class RemoteJob:
 
     async def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
         """Add several files at once, all or none (AddFileSet)."""
-        body = [{"remote_name": remote, "local_name": local} for remote, local in files]
-        await self._change("POST", "/files", json={"files": body}, params=_BRIEF)
+        await self._change("POST", "/files", json={"files": _file_pairs(files)}, params=_BRIEF)
 
     async def files(self) -> list[FileInfo]:
         """The job's files, in transfer order (EnumFiles)."""

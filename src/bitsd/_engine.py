@@ -36,7 +36,7 @@ import os
 import re
 import shlex
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -460,11 +460,27 @@ class Engine:
 
     # -- the manager's verbs ---------------------------------------------------------------
 
-    async def create_job(self, display_name: str, job_type: JobType = JobType.DOWNLOAD) -> Job:
-        """Create a SUSPENDED job with no files (IBackgroundCopyManager::CreateJob).
+    async def create_job(
+        self,
+        display_name: str,
+        job_type: JobType = JobType.DOWNLOAD,
+        *,
+        files: Iterable[tuple[str, str]] | None = None,
+        priority: Priority | None = None,
+        resume: bool = False,
+    ) -> Job:
+        """Create a job (IBackgroundCopyManager::CreateJob): SUSPENDED, with no files.
+
+        The keyword arguments set the job up before it is handed out, as the calls would in
+        this order: ``files`` (remote name, local name) as :meth:`Job.add_file_set` adds
+        them, ``priority`` as :meth:`Job.set_priority`, and ``resume`` as :meth:`Job.resume`
+        (the daemon's clients do it all in one request). All or nothing: if one of them is
+        refused, the job is cancelled and that error is raised.
 
         Raises:
-            InvalidArgumentError: a display name over 1,024 characters.
+            InvalidArgumentError: a display name over 1,024 characters, or a file name
+                AddFileSet refuses.
+            BitsError: what AddFileSet, SetPriority or Resume raise.
         """
         self._check_open()
         job_type = JobType(job_type)
@@ -484,10 +500,22 @@ class Engine:
             no_progress_timeout=self.config.default_no_progress_timeout,
             last_activity_at=self.clock.monotonic(),
         )
+        if priority is not None:  # SetPriority's checks, before the job is stored
+            job = evolve(job, **self._validated(job, {"priority": priority}))
         self._store.put_job(self._to_disk(job))
         self._keep(job)
         self._files[job.id] = []
         self._kick.set()
+        if files is not None or resume:
+            try:
+                if files is not None:
+                    await self._add_files(job.id, list(files))
+                if resume:
+                    await self._resume(job.id)
+            except BaseException:
+                with contextlib.suppress(BitsError):
+                    await self._cancel(job.id)
+                raise
         return Job(self, job.id)
 
     async def get_job(self, job_id: str) -> Job:

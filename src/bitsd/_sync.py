@@ -167,9 +167,26 @@ class Manager:
         finally:
             self._runner.stop()
 
-    def create_job(self, display_name: str, job_type: JobType = JobType.DOWNLOAD) -> Job:
-        """Create a SUSPENDED job with no files (CreateJob)."""
-        return Job(self._runner.run(self._client.create_job(display_name, job_type)), self._runner)
+    def create_job(
+        self,
+        display_name: str,
+        job_type: JobType = JobType.DOWNLOAD,
+        *,
+        files: Iterable[tuple[str, str]] | None = None,
+        priority: Priority | None = None,
+        resume: bool = False,
+    ) -> Job:
+        """Create a SUSPENDED job with no files (CreateJob); with ``files``, ``priority`` and
+        ``resume``, set it up in the same request, all or nothing (see
+        :meth:`bitsd.Manager.create_job`)."""
+        job = self._client.create_job(
+            display_name,
+            job_type,
+            files=None if files is None else list(files),
+            priority=priority,
+            resume=resume,
+        )
+        return Job(self._runner.run(job), self._runner)
 
     def get_job(self, job_id: str) -> Job:
         """The job with this id (GetJob). Raises NotFoundError for unknown or final jobs."""

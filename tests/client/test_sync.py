@@ -80,6 +80,33 @@ def test_sync_download_round_trip(manager: bitsd.Manager, server: FaultServer, d
     assert [f.local_name for f in job.files()] == [str(dest / "s")]
 
 
+def test_sync_create_job_sets_the_job_up_in_one_call(
+    manager: bitsd.Manager, server: FaultServer, dest: Path
+) -> None:
+    """create_job(files=, priority=, resume=): the job has its files and priority and
+    transfers; one the daemon cannot set up raises the daemon's error and leaves no job."""
+    data = body(50_000, seed=6)
+    path = unique_path("at-once")
+    server.add(path, data)
+    job = manager.create_job(
+        "at once",
+        files=[(server.url(path), str(dest / "once"))],
+        priority=bitsd.Priority.HIGH,
+        resume=True,
+    )
+    assert job.get_priority() is bitsd.Priority.HIGH
+    assert job.wait(DONE, timeout=15) is JobState.TRANSFERRED
+    assert job.complete() == codes.S_OK
+    assert (dest / "once").read_bytes() == data
+    before = manager.jobs()
+    with pytest.raises(InvalidArgumentError) as bad:
+        manager.create_job("half", files=[(server.url(path), "relative")], resume=True)
+    assert bad.value.hresult == codes.E_INVALIDARG
+    with pytest.raises(EmptyJobError):
+        manager.create_job("empty", resume=True)
+    assert manager.jobs() == before
+
+
 def test_sync_errors_are_the_same_exceptions(manager: bitsd.Manager, dest: Path) -> None:
     """Caller errors raise the same classes and HRESULTs as the async client; wait raises
     TimeoutError."""

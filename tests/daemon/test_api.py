@@ -264,6 +264,50 @@ async def test_add_files_is_all_or_none(api: aiohttp.ClientSession, short_dir: P
     assert status == 400
 
 
+async def test_create_with_files_priority_and_resume_in_one_request(
+    api: aiohttp.ClientSession, short_dir: Path
+) -> None:
+    """POST /v1/jobs with files, priority and resume: the new job has its files and priority,
+    is queued, and transfers."""
+    source = short_dir / "source.bin"
+    source.write_bytes(os.urandom(10_000))
+    files = [{"remote_name": source.as_uri(), "local_name": str(short_dir / "copy.bin")}]
+    status, job = await call(
+        api,
+        "POST",
+        "/v1/jobs",
+        {"display_name": "one", "files": files, "priority": "high", "resume": True},
+    )
+    assert (status, job["priority"], job["progress"]["files_total"]) == (201, "HIGH", 1)
+    assert job["state"] != "SUSPENDED"
+    base = f"/v1/jobs/{job['id']}"
+    status, waited = await call(api, "GET", f"{base}/wait?states=TRANSFERRED,ERROR&timeout=10")
+    assert waited == {"state": "TRANSFERRED", "timed_out": False}
+    status, listed = await call(api, "GET", f"{base}/files")
+    assert [f["local_name"] for f in listed["files"]] == [str(short_dir / "copy.bin")]
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ({"files": [{"remote_name": "https://example.org/a", "local_name": "rel/a"}]}, 400),
+        ({"files": []}, 400),
+        ({"files": [{"remote_name": "https://example.org/a", "sha256": "00"}]}, 400),
+        ({"priority": "urgent"}, 400),
+        ({"resume": "yes"}, 400),
+        ({"resume": True}, 409),  # Resume of a job without files: BG_E_EMPTY
+    ],
+)
+async def test_create_that_cannot_set_the_job_up_leaves_no_job(
+    api: aiohttp.ClientSession, short_dir: Path, extra: dict[str, Any], error: int
+) -> None:
+    """A body whose files, priority or resume is refused gets the error, and no job stays."""
+    status, body = await call(api, "POST", "/v1/jobs", {"display_name": "half", **extra})
+    assert status == error, body
+    assert error_of(body)
+    assert (await call(api, "GET", "/v1/jobs"))[1]["total"] == 0
+
+
 async def test_add_files_with_view_brief_answers_the_count_only(
     api: aiohttp.ClientSession, short_dir: Path
 ) -> None:

@@ -120,6 +120,56 @@ async def test_file_set_is_all_or_nothing(make_engine: EngineFactory, dest: Path
         assert len(await job.files()) == 1
 
 
+async def test_create_job_with_files_priority_and_resume(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """create_job(files=, priority=, resume=) hands out a job with its files, its priority and
+    queued, as the separate calls would; it transfers; and it is stored so (a restart sees
+    it)."""
+    server.add("/a", b"first")
+    server.add("/b", b"second")
+    pairs = [(server.url("/a"), str(dest / "a")), (server.url("/b"), str(dest / "b"))]
+    async with make_engine() as engine:
+        job = await engine.create_job(
+            "at once", files=pairs, priority=Priority.FOREGROUND, resume=True
+        )
+        assert await job.get_priority() is Priority.FOREGROUND
+        assert [(f.remote_name, f.local_name) for f in await job.files()] == pairs
+        assert await job.get_state() is not JobState.SUSPENDED
+        assert await job.wait([JobState.TRANSFERRED, JobState.ERROR], 10) is JobState.TRANSFERRED
+        queued = await engine.create_job("queued later", files=pairs[:1], priority=Priority.LOW)
+        assert await queued.get_state() is JobState.SUSPENDED
+    async with make_engine() as engine:
+        again = await engine.get_job(queued.id)
+        assert await again.get_priority() is Priority.LOW
+        assert [(f.remote_name, f.local_name) for f in await again.files()] == pairs[:1]
+
+
+@pytest.mark.parametrize(
+    ("setup", "error"),
+    [
+        ({"files": [("http://h/a", "relative/a")]}, bitsd.InvalidArgumentError),
+        ({"files": [("gopher://h/a", "{dest}/a")], "resume": True}, bitsd.InvalidArgumentError),
+        ({"resume": True}, bitsd.EmptyJobError),
+        ({"files": [("http://h/a", "{dest}/a")], "priority": 7}, bitsd.NotSupportedError),
+    ],
+)
+async def test_create_job_that_cannot_be_set_up_leaves_no_job(
+    make_engine: EngineFactory, dest: Path, setup: dict[str, Any], error: type[Exception]
+) -> None:
+    """A file AddFileSet refuses, Resume of a job without files, or a priority that is none:
+    create_job raises that error and no job remains, now or after a restart."""
+    files = setup.get("files")
+    if files is not None:
+        setup = {**setup, "files": [(r, local.format(dest=dest)) for r, local in files]}
+    async with make_engine() as engine:
+        with pytest.raises(error):
+            await engine.create_job("half-made", **setup)
+        assert await engine.jobs() == []
+    async with make_engine() as engine:
+        assert await engine.jobs() == []
+
+
 async def test_jobs_and_properties_survive_a_restart(
     make_engine: EngineFactory, dest: Path
 ) -> None:

@@ -172,8 +172,14 @@ class _Api:
 
     async def create_job(self, request: Request) -> Response:
         brief = brief_view(request.query_params)
-        name, job_type = new_job(await _body(request))
-        job = await self._engine.create_job(name, job_type)
+        new = new_job(await _body(request))
+        job = await self._engine.create_job(
+            new.display_name,
+            new.job_type,
+            files=new.files,
+            priority=new.priority,
+            resume=new.resume,
+        )
         # brief: what a client needs to hold the handle (a Job object costs ~4x as much).
         shape = job_brief_to_json if brief else job_to_json
         return JSONResponse(await shape(job), status_code=201)

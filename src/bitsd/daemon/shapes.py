@@ -63,6 +63,7 @@ __all__ = [
     "Change",
     "Credentials",
     "NewFiles",
+    "NewJob",
     "auth_pair",
     "brief_view",
     "credentials",
@@ -136,15 +137,38 @@ def object_body(body: object) -> Mapping[str, Any]:
     return body
 
 
-def new_job(body: object) -> tuple[str, JobType]:
-    """The (display name, type) of a ``POST /v1/jobs`` body."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewJob:
+    """A checked ``POST /v1/jobs`` body: CreateJob's name and type, and what the same request
+    does next (bitsd's extension, one request instead of up to four): add ``files``
+    (AddFileSet), set ``priority``, and ``resume``."""
+
+    display_name: str
+    job_type: JobType
+    files: list[tuple[str, str]] | None = None
+    priority: Priority | None = None
+    resume: bool = False
+
+
+def new_job(body: object) -> NewJob:
+    """The job a ``POST /v1/jobs`` body asks for."""
     fields = object_body(body)
-    _only(fields, ("display_name", "type"))
+    _only(fields, ("display_name", "type", "files", "priority", "resume"))
     name = fields.get("display_name")
     if not isinstance(name, str):
         raise InvalidArgumentError(f"display_name must be a string, not {_kind(name)}")
     job_type = enum_from_json(JobType, fields.get("type", "DOWNLOAD"), "type")
-    return name, job_type
+    files = None
+    if fields.get("files") is not None:
+        files = [pair for pair, _entry in _file_entries(fields["files"], ())]
+    priority = fields.get("priority")
+    return NewJob(
+        name,
+        job_type,
+        files,
+        None if priority is None else enum_from_json(Priority, priority, "priority"),
+        _flag("resume", fields.get("resume", False)),
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -161,20 +185,12 @@ def new_files(body: object) -> NewFiles:
     """The files of a ``POST /v1/jobs/{id}/files`` body."""
     fields = object_body(body)
     _only(fields, ("files",))
-    files = fields.get("files")
-    if not isinstance(files, list) or not files:
-        raise InvalidArgumentError("files must be a non-empty list of {remote_name, local_name}")
     pairs: list[tuple[str, str]] = []
     sha256: str | None = None
     ranges: list[tuple[int, int]] | None = None
-    for i, item in enumerate(files):
+    for i, (pair, entry) in enumerate(_file_entries(fields.get("files"), ("sha256", "ranges"))):
         where = f"files[{i}]"
-        entry = object_body(item)
-        _only(entry, ("remote_name", "local_name", "sha256", "ranges"), where=where)
-        remote, local = entry.get("remote_name"), entry.get("local_name")
-        if not isinstance(remote, str) or not isinstance(local, str):
-            raise InvalidArgumentError(f"{where} needs remote_name and local_name strings")
-        pairs.append((remote, local))
+        pairs.append(pair)
         if entry.get("sha256") is not None:
             sha256 = entry["sha256"]
             if not isinstance(sha256, str):
@@ -188,6 +204,26 @@ def new_files(body: object) -> NewFiles:
             "a file with sha256 or ranges is added alone: send it in a request of its own"
         )
     return NewFiles(pairs, sha256, ranges)
+
+
+def _file_entries(
+    files: object, extra: tuple[str, ...]
+) -> list[tuple[tuple[str, str], Mapping[str, Any]]]:
+    """The (remote name, local name) of each entry of a ``files`` list, with the entry; an
+    entry may have ``extra`` fields besides the two names."""
+    if not isinstance(files, list) or not files:
+        raise InvalidArgumentError("files must be a non-empty list of {remote_name, local_name}")
+    entries: list[tuple[tuple[str, str], Mapping[str, Any]]] = []
+    allowed = ("remote_name", "local_name", *extra)
+    for i, item in enumerate(files):
+        where = f"files[{i}]"
+        entry = object_body(item)
+        _only(entry, allowed, where=where)
+        remote, local = entry.get("remote_name"), entry.get("local_name")
+        if not isinstance(remote, str) or not isinstance(local, str):
+            raise InvalidArgumentError(f"{where} needs remote_name and local_name strings")
+        entries.append(((remote, local), entry))
+    return entries
 
 
 def file_index(text: str) -> int:
