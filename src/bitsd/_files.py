@@ -90,19 +90,23 @@ def check_local_name(local_name: str, good_folders: set[str] | None = None) -> s
     return normalised
 
 
-def open_temp(temp_name: str, keep: int | None) -> int:
+def open_temp(temp_name: str, keep: int | None) -> tuple[int, int]:
     """Open the temporary file for writing, cut to its first ``keep`` bytes; with ``keep``
     None (an on-demand file, written at any offset), nothing is cut.
 
     Returns:
-        A file descriptor positioned at ``keep`` (0 for None).
+        A file descriptor and the offset it is positioned at: ``keep``, or 0 when the file
+        holds fewer bytes (it was damaged: it is emptied) or ``keep`` is None.
 
     Raises:
         OSError: the file cannot be opened (classified by the caller's boundary).
     """
-    fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    if keep == 0:  # a new transfer: one system call
+        return os.open(temp_name, flags | os.O_TRUNC, 0o666), 0
+    fd = os.open(temp_name, flags, 0o666)
     if keep is None:
-        return fd
+        return fd, 0
     try:
         size = os.fstat(fd).st_size
         if size < keep:
@@ -115,7 +119,7 @@ def open_temp(temp_name: str, keep: int | None) -> int:
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, keep
 
 
 def flush_temp(fd: int) -> None:

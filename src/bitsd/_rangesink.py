@@ -81,7 +81,7 @@ class RangeSink(TempWriter):
         self._fresh: Spans = ()
         self._first = self._pos = first
         try:
-            self._fd = open_temp(record.temp_name, None)
+            self._fd, _ = open_temp(record.temp_name, None)
             size = os.fstat(self._fd).st_size
         except OSError as exc:
             raise classify.from_local_os_error(exc, local_name=record.local_name) from exc

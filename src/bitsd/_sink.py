@@ -320,10 +320,9 @@ class FileSink(TempWriter):
         self._total = record.bytes_total
         self._validator = record.validator
         try:
-            self._fd = open_temp(record.temp_name, record.bytes_transferred)
+            self._fd, kept = open_temp(record.temp_name, record.bytes_transferred)
         except OSError as exc:
             raise classify.from_local_os_error(exc, local_name=record.local_name) from exc
-        kept = os.lseek(self._fd, 0, os.SEEK_CUR)
         self._offset = kept
         self._checkpointed = kept
         if kept != record.bytes_transferred:

@@ -640,10 +640,9 @@ class _ReplySink:
         job = self._engine._jobs[job_id]
         self._name = job.reply_file_name or temp
         try:
-            self._fd = open_temp(temp, job.reply_bytes_transferred)
+            self._fd, self._offset = open_temp(temp, job.reply_bytes_transferred)
         except OSError as exc:
             raise classify.from_local_os_error(exc, local_name=self._name) from exc
-        self._offset = os.lseek(self._fd, 0, os.SEEK_CUR)
         if self._offset != job.reply_bytes_transferred:
             self._update(durable=True, reply_bytes_transferred=self._offset, reply_validator=None)
         self._stored = self._offset

@@ -180,20 +180,32 @@ def _write_through(fd: int, data: bytes) -> None:
 def test_open_temp_creates_an_empty_file(tmp_path: Path) -> None:
     """A new temporary file is created empty and the descriptor is positioned at 0."""
     temp = tmp_path / ".file.tmp"
-    fd = open_temp(str(temp), keep=0)
+    fd, offset = open_temp(str(temp), keep=0)
     try:
-        assert os.lseek(fd, 0, os.SEEK_CUR) == 0
+        assert offset == os.lseek(fd, 0, os.SEEK_CUR) == 0
     finally:
         os.close(fd)
     assert temp.stat().st_size == 0
+
+
+@pytest.mark.parametrize("keep", [0, None])
+def test_open_temp_keep_zero_empties_and_none_keeps(tmp_path: Path, keep: int | None) -> None:
+    """keep=0 (a transfer from the start) empties a file that holds bytes; None (an on-demand
+    file) keeps them; both are positioned at 0."""
+    temp = tmp_path / ".file.tmp"
+    temp.write_bytes(b"old bytes")
+    fd, offset = open_temp(str(temp), keep=keep)
+    assert offset == os.lseek(fd, 0, os.SEEK_CUR) == 0
+    _write_through(fd, b"new")
+    assert temp.read_bytes() == (b"new" if keep == 0 else b"new bytes")
 
 
 def test_open_temp_truncates_to_keep(tmp_path: Path) -> None:
     """The file is cut to its first ``keep`` bytes and writing continues at ``keep``."""
     temp = tmp_path / ".file.tmp"
     temp.write_bytes(b"0123456789")
-    fd = open_temp(str(temp), keep=4)
-    assert os.lseek(fd, 0, os.SEEK_CUR) == 4
+    fd, offset = open_temp(str(temp), keep=4)
+    assert offset == os.lseek(fd, 0, os.SEEK_CUR) == 4
     _write_through(fd, b"XY")
     assert temp.read_bytes() == b"0123XY"
 
@@ -202,7 +214,9 @@ def test_open_temp_keep_equal_to_size_keeps_everything(tmp_path: Path) -> None:
     """keep equal to the file size keeps every byte and appends after them."""
     temp = tmp_path / ".file.tmp"
     temp.write_bytes(b"abc")
-    _write_through(open_temp(str(temp), keep=3), b"d")
+    fd, offset = open_temp(str(temp), keep=3)
+    assert offset == 3
+    _write_through(fd, b"d")
     assert temp.read_bytes() == b"abcd"
 
 
@@ -210,8 +224,8 @@ def test_open_temp_restarts_when_file_is_shorter_than_keep(tmp_path: Path) -> No
     """A file shorter than the checkpoint is damaged: it is emptied and writing starts at 0."""
     temp = tmp_path / ".file.tmp"
     temp.write_bytes(b"abc")
-    fd = open_temp(str(temp), keep=10)
-    assert os.lseek(fd, 0, os.SEEK_CUR) == 0
+    fd, offset = open_temp(str(temp), keep=10)
+    assert offset == os.lseek(fd, 0, os.SEEK_CUR) == 0
     _write_through(fd, b"new")
     assert temp.read_bytes() == b"new"
 
@@ -219,8 +233,8 @@ def test_open_temp_restarts_when_file_is_shorter_than_keep(tmp_path: Path) -> No
 def test_open_temp_missing_file_with_keep_starts_at_zero(tmp_path: Path) -> None:
     """A checkpoint whose temporary file is gone restarts from 0 on a new file."""
     temp = tmp_path / ".file.tmp"
-    fd = open_temp(str(temp), keep=100)
-    assert os.lseek(fd, 0, os.SEEK_CUR) == 0
+    fd, offset = open_temp(str(temp), keep=100)
+    assert offset == os.lseek(fd, 0, os.SEEK_CUR) == 0
     os.close(fd)
     assert temp_size(str(temp)) == 0
 
