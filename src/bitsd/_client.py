@@ -17,7 +17,9 @@ Rules:
 - The daemon forgets a job once it is final (404), while the engine's handles still answer
   getters on it and refuse changes with BG_E_INVALID_STATE. A manager keeps what the jobs *it*
   completed or cancelled ended as, and its handles answer the same way; a job another process
-  ended is simply not found, as for a second engine.
+  ended is simply not found, as for a second engine. Like the engine, it keeps the most recent
+  ended jobs only (``FINAL_JOBS_KEPT`` jobs, ``FINAL_FILES_KEPT`` files); a handle of an older
+  one is not found either.
 - Where the daemon would answer a caller mistake with another code than the engine (a
   priority or notify flags BITS does not define: E_INVALIDARG there, E_NOTIMPL in-process),
   the client checks first and raises the engine's error.
@@ -49,6 +51,7 @@ import random
 import time
 import urllib.parse
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -76,6 +79,7 @@ from bitsd._errors import (
     NotFoundError,
     NotSupportedError,
 )
+from bitsd._policy import FINAL_FILES_KEPT, FINAL_JOBS_KEPT
 from bitsd._records import ErrorInfo, FileInfo, JobProgress, JobSnapshot, JobTimes, ReplyProgress
 from bitsd._upload import MAX_REPLY_DATA
 
@@ -268,7 +272,7 @@ class Manager:
         self._page_size = DEFAULT_PAGE_SIZE
         self._events = _EventStream(self)
         # Jobs this manager completed or cancelled: what they ended as (see RemoteJob).
-        self._ended: dict[str, _Ended] = {}
+        self._ended = _EndedJobs()
         self._open = True
         self._blocking: BlockingChannel | None = None  # see _blocking_here
 
@@ -495,6 +499,36 @@ class _Ended:
     reply: Mapping[str, Any] | None = None  # GET .../reply of an upload-reply job
 
 
+class _EndedJobs:
+    """The jobs a manager completed or cancelled, as they ended, for the most recent only: at most
+    ``FINAL_JOBS_KEPT`` jobs and ``FINAL_FILES_KEPT`` files in all, as the engine keeps. The
+    oldest are forgotten first; the job that ended last always stays (its caller reads it right
+    after). A forgotten job's handles get the daemon's 404 (NotFoundError), as for a job this
+    manager never ended. Each call costs O(1) amortised: a client may end thousands of jobs."""
+
+    __slots__ = ("_files", "_jobs")
+
+    def __init__(self) -> None:
+        self._jobs: OrderedDict[str, _Ended] = OrderedDict()  # oldest first
+        self._files = 0  # files of the jobs kept
+
+    def get(self, job_id: str) -> _Ended | None:
+        return self._jobs.get(job_id)
+
+    def keep(self, job_id: str, ended: _Ended) -> None:
+        """Keep ``ended`` as the newest, then forget the oldest beyond the bounds."""
+        previous = self._jobs.pop(job_id, None)
+        if previous is not None:
+            self._files -= len(previous.files)
+        self._jobs[job_id] = ended
+        self._files += len(ended.files)
+        while len(self._jobs) > 1 and (
+            len(self._jobs) > FINAL_JOBS_KEPT or self._files > FINAL_FILES_KEPT
+        ):
+            _, oldest = self._jobs.popitem(last=False)
+            self._files -= len(oldest.files)
+
+
 class RemoteJob:
     """A BITS job of the daemon, with the methods of ``bitsd.aio.Job``. Obtain one from
     :class:`Manager`'s ``create_job``, ``get_job`` or ``jobs``; do not construct it."""
@@ -587,11 +621,14 @@ class RemoteJob:
         job = body.get("job")
         files = body.get("files")
         reply = body.get("reply")
-        self._manager._ended[self.id] = _Ended(
-            final,
-            {**(job if isinstance(job, Mapping) else {}), "state": final.name, "error": None},
-            list(files) if isinstance(files, list) else [],
-            reply if isinstance(reply, Mapping) else None,
+        self._manager._ended.keep(
+            self.id,
+            _Ended(
+                final,
+                {**(job if isinstance(job, Mapping) else {}), "state": final.name, "error": None},
+                list(files) if isinstance(files, list) else [],
+                reply if isinstance(reply, Mapping) else None,
+            ),
         )
         self._manager._events.forget(self.id)
         hresult = body.get("hresult", codes.S_OK)

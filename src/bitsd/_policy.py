@@ -40,6 +40,8 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_TIME_SLICE",
     "DEFAULT_ZERO_COPY",
+    "FINAL_FILES_KEPT",
+    "FINAL_JOBS_KEPT",
     "MAX_DESCRIPTION_LENGTH",
     "MAX_DISPLAY_NAME_LENGTH",
     "MAX_NOTIFY_PARAMETERS_LENGTH",
@@ -99,6 +101,13 @@ MAX_DISPLAY_NAME_LENGTH = 1024
 # Characters. SetNotifyCmdLine: program ≤ MAX_PATH (Linux PATH_MAX is 4,096), parameters ≤ 4,000.
 MAX_NOTIFY_PROGRAM_LENGTH = 4096
 MAX_NOTIFY_PARAMETERS_LENGTH = 4000
+# Ended jobs (Complete, Cancel) whose records stay in memory for the handles callers still
+# hold, in the engine and in each client Manager: the most recent ones, at most this many jobs
+# and this many files in all; older ones are forgotten, and their handles then answer
+# BG_E_NOT_FOUND, as get_job does at once. bitsd's choice: a daemon that runs for months, or a
+# client that ends thousands of jobs a day, must not keep every job it ever ended.
+FINAL_JOBS_KEPT = 1000
+FINAL_FILES_KEPT = 100_000
 # Policies (docs/policies.md). Bytes per second for all background jobs together; None = no
 # limit. BITS's MaxInternetBandwidth policy is not configured by default.
 DEFAULT_BANDWIDTH_LIMIT: float | None = None

@@ -256,6 +256,88 @@ async def test_suspend_keeps_progress_and_cancel_removes_the_job(
     assert job not in await backend.jobs()
 
 
+def keep_ended(monkeypatch: pytest.MonkeyPatch, jobs: int, files: int) -> None:
+    """Bound the ended jobs kept in memory to ``jobs`` jobs and ``files`` files, in the
+    in-process engine and in the client alike."""
+    import bitsd._client
+    import bitsd._engine
+
+    monkeypatch.setattr(bitsd._engine, "_FINAL_JOBS_KEPT", jobs)
+    monkeypatch.setattr(bitsd._engine, "_FINAL_FILES_KEPT", files)
+    monkeypatch.setattr(bitsd._client, "FINAL_JOBS_KEPT", jobs)
+    monkeypatch.setattr(bitsd._client, "FINAL_FILES_KEPT", files)
+
+
+async def ended_job(
+    backend: Backend, dest: Path, name: str, files: int, *, complete: bool
+) -> AnyJob:
+    """A job of ``files`` files (never resumed) that was completed or cancelled."""
+    job = await backend.create_job(name)
+    await job.add_file_set(
+        [(f"http://127.0.0.1:9/{name}/{i}", str(dest / f"{name}-{i}")) for i in range(files)]
+    )
+    await (job.complete() if complete else job.cancel())
+    return job
+
+
+async def assert_forgotten(job: AnyJob) -> None:
+    """The handle answers as for a job nobody knows: BG_E_NOT_FOUND, getters and verbs alike."""
+    not_found = (NotFoundError, codes.BG_E_NOT_FOUND)
+    assert await raised(job.get_state()) == not_found
+    assert await raised(job.files()) == not_found
+    assert await raised(job.snapshot()) == not_found
+    assert await raised(job.resume()) == not_found
+    assert await raised(job.cancel()) == not_found
+
+
+async def test_ended_jobs_kept_are_the_most_recent_ones(
+    backend: Backend, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Handles of ended jobs answer from memory for the most recent ended jobs only (here 2):
+    the newest answer their final state and files and refuse verbs with BG_E_INVALID_STATE;
+    the oldest is forgotten and answers BG_E_NOT_FOUND, so a long-lived client (or engine)
+    does not keep every job it ever ended."""
+    keep_ended(monkeypatch, jobs=2, files=1000)
+    oldest = await ended_job(backend, dest, "old", 2, complete=False)
+    kept = [
+        await ended_job(backend, dest, "acked", 2, complete=True),
+        await ended_job(backend, dest, "cancelled", 2, complete=False),
+    ]
+
+    await assert_forgotten(oldest)
+    for job, state in zip(kept, (JobState.ACKNOWLEDGED, JobState.CANCELLED), strict=True):
+        assert await job.get_state() is state
+        assert (await job.snapshot()).state is state
+        name = "acked" if state is JobState.ACKNOWLEDGED else "cancelled"
+        assert [f.local_name for f in await job.files()] == [
+            str(dest / f"{name}-{i}") for i in range(2)
+        ]
+        assert await raised(job.resume()) == (InvalidStateError, codes.BG_E_INVALID_STATE)
+
+
+async def test_ended_jobs_kept_are_bounded_by_their_files(
+    backend: Backend, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files of the ended jobs kept count too (here at most 5): the oldest jobs are
+    forgotten until the rest fit, and the job that ended last is kept even alone over the
+    bound, since its caller reads it right after."""
+    keep_ended(monkeypatch, jobs=100, files=5)
+    first = await ended_job(backend, dest, "first", 2, complete=False)
+    second = await ended_job(backend, dest, "second", 2, complete=False)
+    third = await ended_job(backend, dest, "third", 2, complete=False)
+
+    await assert_forgotten(first)
+    for job in (second, third):
+        assert await job.get_state() is JobState.CANCELLED
+        assert len(await job.files()) == 2
+
+    big = await ended_job(backend, dest, "big", 6, complete=True)
+    assert await big.get_state() is JobState.ACKNOWLEDGED
+    assert len(await big.files()) == 6
+    for job in (second, third):
+        await assert_forgotten(job)
+
+
 async def test_wait_returns_at_once_or_raises_timeout_error(backend: Backend) -> None:
     """wait() returns a state the job is in at once, takes one state or several, and raises
     TimeoutError when the timeout passes first."""

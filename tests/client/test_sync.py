@@ -127,6 +127,30 @@ def test_sync_errors_are_the_same_exceptions(manager: bitsd.Manager, dest: Path)
         job.set_description("y")
 
 
+def test_sync_ended_jobs_kept_are_the_most_recent_ones(
+    manager: bitsd.Manager, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the sync API too, a manager keeps what only its most recent ended jobs ended as
+    (here 1): the newest answers its final state and files, an older handle answers
+    BG_E_NOT_FOUND like a job nobody knows."""
+    import bitsd._client
+
+    monkeypatch.setattr(bitsd._client, "FINAL_JOBS_KEPT", 1)
+    jobs = []
+    for name in ("older", "newest"):
+        job = manager.create_job(name)
+        job.add_file(f"http://127.0.0.1:9/{name}", str(dest / name))
+        assert job.cancel() == codes.S_OK
+        jobs.append(job)
+    older, newest = jobs
+    assert newest.get_state() is JobState.CANCELLED
+    assert [f.local_name for f in newest.files()] == [str(dest / "newest")]
+    for call in (older.get_state, older.files, older.resume):
+        with pytest.raises(NotFoundError) as caught:
+            call()
+        assert caught.value.hresult == codes.BG_E_NOT_FOUND
+
+
 def test_plain_callback_runs_in_a_worker_thread_with_a_sync_job(
     manager: bitsd.Manager, server: FaultServer, dest: Path
 ) -> None:
