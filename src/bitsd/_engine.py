@@ -36,6 +36,7 @@ import os
 import re
 import shlex
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +89,8 @@ from bitsd._ondemand import OnDemand
 from bitsd._ondemand import check_file as _check_on_demand_file
 from bitsd._ondemand import check_property as _check_on_demand_property
 from bitsd._policy import (
+    FINAL_FILES_KEPT,
+    FINAL_JOBS_KEPT,
     MAX_DESCRIPTION_LENGTH,
     MAX_DISPLAY_NAME_LENGTH,
     MAX_NOTIFY_PARAMETERS_LENGTH,
@@ -165,12 +168,6 @@ _PUBLISH_DELAY = 0.01
 # a few microseconds, the worker-thread hop ~40. More files go to the thread, so a large job's
 # renames never hold the loop. bitsd's choice.
 _RENAMES_ON_LOOP = 16
-# Ended jobs (Complete, Cancel) whose records stay in memory for the handles callers still
-# hold: the most recent ones, at most this many jobs and this many files in all; older ones are
-# forgotten, and their handles then answer BG_E_NOT_FOUND, as get_job does at once. bitsd's
-# choice: a daemon that runs for months must not keep every job it ever ended.
-_FINAL_JOBS_KEPT = 1000
-_FINAL_FILES_KEPT = 100_000
 
 
 def _utc(ts: float) -> datetime:
@@ -275,7 +272,7 @@ class Engine:
         self._runner: CommandRunner = command_runner or _run_command
         self._jobs: dict[str, JobRecord] = {}
         self._files: dict[str, list[FileRecord]] = {}
-        self._final: dict[str, JobRecord] = {}
+        self._final: OrderedDict[str, JobRecord] = OrderedDict()
         self._final_files: dict[str, list[FileRecord]] = {}  # both oldest first
         self._final_file_count = 0
         self._runs: dict[str, _Run] = {}
@@ -736,13 +733,12 @@ class Engine:
             self._files[job.id] = list(files)
 
     def _forget_oldest_final(self) -> None:
-        """Drop the oldest ended jobs beyond ``_FINAL_JOBS_KEPT`` jobs or ``_FINAL_FILES_KEPT``
+        """Drop the oldest ended jobs beyond ``FINAL_JOBS_KEPT`` jobs or ``FINAL_FILES_KEPT``
         files; the job that ended last always stays (its caller reads it right after)."""
         while len(self._final) > 1 and (
-            len(self._final) > _FINAL_JOBS_KEPT or self._final_file_count > _FINAL_FILES_KEPT
+            len(self._final) > FINAL_JOBS_KEPT or self._final_file_count > FINAL_FILES_KEPT
         ):
-            oldest = next(iter(self._final))
-            del self._final[oldest]
+            oldest, _ = self._final.popitem(last=False)
             self._final_file_count -= len(self._final_files.pop(oldest, []))
 
     def _keep(self, job: JobRecord) -> None:

@@ -262,8 +262,8 @@ def keep_ended(monkeypatch: pytest.MonkeyPatch, jobs: int, files: int) -> None:
     import bitsd._client
     import bitsd._engine
 
-    monkeypatch.setattr(bitsd._engine, "_FINAL_JOBS_KEPT", jobs)
-    monkeypatch.setattr(bitsd._engine, "_FINAL_FILES_KEPT", files)
+    monkeypatch.setattr(bitsd._engine, "FINAL_JOBS_KEPT", jobs)
+    monkeypatch.setattr(bitsd._engine, "FINAL_FILES_KEPT", files)
     monkeypatch.setattr(bitsd._client, "FINAL_JOBS_KEPT", jobs)
     monkeypatch.setattr(bitsd._client, "FINAL_FILES_KEPT", files)
 

@@ -780,12 +780,12 @@ async def test_ended_jobs_kept_in_memory_are_bounded(
     make_engine: EngineFactory, dest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Handles of ended jobs answer from memory, for the most recent ended jobs only (at most
-    _FINAL_JOBS_KEPT jobs and _FINAL_FILES_KEPT files): an older one answers BG_E_NOT_FOUND,
+    FINAL_JOBS_KEPT jobs and FINAL_FILES_KEPT files): an older one answers BG_E_NOT_FOUND,
     so a long-running daemon does not keep every job it ever ended."""
     import bitsd._engine
 
-    monkeypatch.setattr(bitsd._engine, "_FINAL_JOBS_KEPT", 2)
-    monkeypatch.setattr(bitsd._engine, "_FINAL_FILES_KEPT", 5)
+    monkeypatch.setattr(bitsd._engine, "FINAL_JOBS_KEPT", 2)
+    monkeypatch.setattr(bitsd._engine, "FINAL_FILES_KEPT", 5)
     async with make_engine() as engine:
         jobs = []
         for n in range(3):
