@@ -8,7 +8,9 @@ Rules (bits-inventory §1.5):
 - Jobs of one level share time round-robin: a running job whose time slice has ended gives its
   place to a waiting job of the same level (it goes back to the end of the queue: the engine gives
   it a new ``queue_seq``).
-- Within a rank, order is first come first served (``queue_seq``).
+- Within a rank, order is first come first served (``queue_seq``), then by job id: the order
+  of the waiting line's heads (``bitsd._agenda``), so a plan over the heads is the plan over
+  every job even where two jobs share a ``queue_seq``.
 """
 
 from __future__ import annotations
@@ -69,11 +71,11 @@ def plan(
         same = [c for c in bg if c.priority is level]
         waiting = any(not c.running for c in same)
 
-        def rank(c: Candidate) -> tuple[int, int]:
+        def rank(c: Candidate) -> tuple[int, int, str]:
             if not c.running:
-                return (1, c.queue_seq)
+                return (1, c.queue_seq, c.job_id)
             expired = waiting and now - _started(c, now) >= time_slice
-            return (2 if expired else 0, c.queue_seq)
+            return (2 if expired else 0, c.queue_seq, c.job_id)
 
         ordered = sorted(same, key=rank)
         chosen.update(c.job_id for c in ordered[:max_background])
@@ -87,7 +89,7 @@ def plan(
             wake_at = min(ends) if ends else None
     start = tuple(
         c.job_id
-        for c in sorted(jobs, key=lambda c: (c.priority, c.queue_seq))
+        for c in sorted(jobs, key=lambda c: (c.priority, c.queue_seq, c.job_id))
         if not c.running and c.job_id in chosen
     )
     stop = tuple(c.job_id for c in jobs if c.running and c.job_id not in chosen)

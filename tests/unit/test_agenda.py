@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bitsd._agenda import Agenda, WaitingLine
@@ -78,6 +78,11 @@ def test_is_head_is_membership_of_heads(ops: list[tuple[object, ...]], n: int) -
     ),
     st.integers(1, 4),
     st.floats(0, 1200),
+)
+# Two jobs of a level with the same queue_seq, whose ids sort otherwise as strings ("j10" <
+# "j9") than in the list: found by Hypothesis.
+@example(
+    [(Priority.FOREGROUND, 0, False, 0.0)] * 9 + [(Priority.NORMAL, 0, False, 0.0)] * 3, 1, 0.0
 )
 def test_plan_over_the_heads_is_the_plan_over_every_job(
     jobs: list[tuple[Priority, int, bool, float]], max_background: int, now: float
