@@ -382,6 +382,30 @@ async def test_disallow_fails_with_the_redirect_status_and_url(
     assert sink.redirects == [server.url("/there?v=1")]
 
 
+@pytest.mark.parametrize(
+    ("host", "userinfo"),
+    [
+        ("example..test", ""),  # getaddrinfo's IDNA codec refuses an empty label
+        ("127.0.0.1", "%E2%82%AC:pw@"),  # aiohttp sends userinfo as Latin-1 Basic credentials
+        ("127.0.0.1", "us%3Aer:pw@"),  # and refuses a colon in the user name
+    ],
+    ids=["empty-label", "userinfo-not-latin-1", "colon-in-user"],
+)
+async def test_redirect_to_a_url_no_request_can_be_sent_to_is_the_redirect_error(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, host: str, userinfo: str
+) -> None:
+    """A redirect to a URL that add_file would refuse (a Location the server chose) is not
+    followed: the job fails with the redirect's own status (BG_E_HTTP_ERROR_302), fatal, as
+    for a Location that is no URL at all; not with an internal error (E_FAIL)."""
+    server.add("/f", b"data")
+    target = server.url("/f").replace("://127.0.0.1", f"://{userinfo}{host}")
+    server.set_fault("/go", Fault(status=302, location=target))
+    async with make_engine() as engine:
+        job = await download(engine, server.url("/go"), dest / "f")
+        await assert_error(job, codes.http_error(302), context=ErrorContext.REMOTE_FILE)
+    assert server.requests_for("/f") == []
+
+
 async def test_redirect_loops_and_chains_too_long_are_fatal(
     server: FaultServer, make_engine: EngineFactory, dest: Path
 ) -> None:
