@@ -488,6 +488,37 @@ async def test_credentials_answer_a_challenge(
     assert [r.status for r in server.requests_for("/secret")][-2:] == [401, 401]
 
 
+@both_clients
+async def test_an_authorization_header_is_sent_instead_of_the_urls_userinfo(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """A URL with userinfo (``http://u:p@host/f``, which aiohttp sends as Basic credentials)
+    and an Authorization header, the job's custom one or the answer to a Basic challenge:
+    the header is sent and the userinfo is not, instead of the internal error (E_FAIL) of
+    aiohttp refusing the two together."""
+    server.add("/custom", b"custom")
+    server.add("/challenged", b"challenged")
+    server.protect("/challenged", ("v", "w"))
+
+    def with_userinfo(path: str) -> str:
+        return server.url(path).replace("://", "://u:p@")
+
+    async def bearer(job: Job) -> None:
+        await job.set_custom_headers("Authorization: Bearer t\r\n")
+
+    async with make_engine() as engine:
+        job = await download(engine, with_userinfo("/custom"), dest / "custom", bearer)
+        await assert_done(job, dest / "custom", b"custom")
+        basic_vw = credentials(AuthScheme.BASIC, "v", "w")
+        job = await download(engine, with_userinfo("/challenged"), dest / "challenged", basic_vw)
+        await assert_done(job, dest / "challenged", b"challenged")
+    assert [r.headers.get("authorization") for r in server.requests_for("/custom")] == ["Bearer t"]
+    assert [r.headers.get("authorization") for r in server.requests_for("/challenged")] == [
+        "Basic dTpw",  # u:p, from the URL: refused with a challenge
+        "Basic djp3",  # v:w, the job's answer to it
+    ]
+
+
 async def test_strongest_offered_scheme_is_used(
     server: FaultServer, make_engine: EngineFactory, dest: Path
 ) -> None:

@@ -14,6 +14,10 @@ Rules:
   environment (the engine's session has ``trust_env=False``): those decisions are the job's.
 - Every request carries the job's custom headers except ``Authorization`` once a redirect has
   left the file's origin, then the transport's own headers (Range, If-Range).
+- A URL's userinfo is sent as Basic credentials (aiohttp's doing) unless the request carries
+  an ``Authorization`` header, the job's own or the answer to a challenge: that one is sent,
+  the userinfo is not (bitsd's own client never sends userinfo; aiohttp refuses the two
+  together).
 - The state of one fetch (the Digest middleware that learned a server's nonce) lives in a
   :class:`contextvars.ContextVar` set by :func:`conversation` around the fetch, so requests of
   the same file reuse it and concurrent fetches never share it.
@@ -355,6 +359,10 @@ class _Sender:
     proxy_authorization: str | None = dataclasses.field(default=None, repr=False)
 
     async def __call__(self, method: str, url: URL, headers: dict[str, str]) -> _Sent:
+        if (url.raw_user is not None or url.raw_password is not None) and any(
+            name.lower() == "authorization" for name in headers
+        ):
+            url = url.with_user(None)  # aiohttp refuses userinfo beside an Authorization
         unreachable: list[tuple[str, Exception]] = []
         for candidate in self.route:
             extra: dict[str, Any] = {}
