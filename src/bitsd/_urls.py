@@ -25,7 +25,13 @@ from yarl import URL
 from bitsd._errors import InvalidArgumentError
 from bitsd._policy import MAX_URL_LENGTH
 
-__all__ = ["RemoteKind", "check_remote_name", "http_url_problem", "remote_kind"]
+__all__ = [
+    "RemoteKind",
+    "check_remote_name",
+    "host_can_be_looked_up",
+    "http_url_problem",
+    "remote_kind",
+]
 
 # C0 controls and DEL: one regex search, not a Python check per character (a job of
 # thousands of files validates every name).
@@ -119,13 +125,8 @@ def http_url_problem(url: URL) -> str | None:
     host = url.raw_host
     if not host:
         return "the URL has no host"
-    try:
-        ipaddress.ip_address(host)  # an address: never looked up
-    except ValueError:
-        try:
-            host.encode("idna")  # what getaddrinfo does first to a name given as a str
-        except UnicodeError:
-            return "the URL's host is not a name that can be looked up"
+    if not host_can_be_looked_up(host):
+        return "the URL's host is not a name that can be looked up"
     if url.raw_user is not None or url.raw_password is not None:
         # aiohttp sends them as Basic credentials, "user:password" in Latin-1.
         user = url.user or ""
@@ -136,3 +137,17 @@ def http_url_problem(url: URL) -> str | None:
         except UnicodeEncodeError:
             return "the URL's user name or password is not Latin-1 text"
     return None
+
+
+def host_can_be_looked_up(host: str) -> bool:
+    """Whether ``host`` (a URL's host as yarl gives it) is an IP address or a name that
+    getaddrinfo can be asked about: one the IDNA codec encodes (no empty label, none over 63
+    characters), as getaddrinfo does first to a name given as a str, raising UnicodeError."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            return False
+    return True

@@ -728,6 +728,25 @@ async def test_preconfig_uses_the_environment_and_no_proxy_ignores_it(
     assert len(server.requests_for("/e")) == 4
 
 
+@pytest.mark.parametrize("host", ["proxy..example", "a" * 64], ids=["empty-label", "long-label"])
+async def test_environment_proxy_whose_name_cannot_be_looked_up_is_invalid_arg(
+    server: FaultServer,
+    make_engine: EngineFactory,
+    dest: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    host: str,
+) -> None:
+    """An ``http_proxy`` whose host getaddrinfo cannot be asked about (its IDNA codec refuses
+    an empty label or one over 63 characters) is a proxy URL bitsd cannot use: E_INVALIDARG
+    in GENERAL_TRANSPORT, as for a socks5:// one, not an internal error (E_FAIL)."""
+    server.add("/e", b"env")
+    monkeypatch.setenv("http_proxy", f"http://{host}:3128")
+    async with make_engine() as engine:
+        job = await download(engine, server.url("/e"), dest / "e")
+        await assert_error(job, codes.E_INVALIDARG, context=ErrorContext.GENERAL_TRANSPORT)
+    assert server.requests_for("/e") == []
+
+
 @pytest.mark.parametrize(
     ("proxy_list", "bypass"),
     [("http=", None), ("host:99999", None), ("ftp://host:21", None), ("ok:8080", "bad/entry")],
