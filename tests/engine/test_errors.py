@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import bitsd
+import bitsd._engine
 from bitsd import ErrorContext, FakeClock, JobState, codes
 from tests.engine.conftest import EngineFactory, advance, body, settle
 from tests.servers.faulty import Fault, FaultServer
@@ -152,6 +153,42 @@ async def test_resume_from_error_retries_at_once(
         assert await settle(job) is JobState.TRANSFERRED
         with pytest.raises(bitsd.ErrorInfoUnavailableError):
             await job.get_error()
+
+
+@pytest.mark.parametrize(
+    ("host", "userinfo"),
+    [
+        ("exa\\mple.test", ""),  # yarl refuses a backslash in the authority
+        ("example..test", ""),  # getaddrinfo's IDNA codec refuses an empty label
+        ("127.0.0.1", "%E2%82%AC:pw@"),  # aiohttp sends userinfo as Latin-1 Basic credentials
+    ],
+    ids=["backslash-in-host", "empty-label", "userinfo-not-latin-1"],
+)
+async def test_stored_remote_name_no_client_can_send_is_invalid_arg(
+    server: FaultServer,
+    make_engine: EngineFactory,
+    dest: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    host: str,
+    userinfo: str,
+) -> None:
+    """A remote name that add_file refuses now but an older bitsd stored (add_file's check
+    is skipped here) fails the job with E_INVALIDARG in REMOTE_FILE, fatal, on every HTTP
+    transport, not with an internal error (E_FAIL); nothing is sent."""
+    server.add("/f", b"data")
+    url = server.url("/f").replace("://127.0.0.1", f"://{userinfo}{host}")
+    monkeypatch.setattr(bitsd._engine, "check_remote_name", lambda name: name)
+    async with make_engine() as engine:
+        job = await engine.create_job("stored")
+        await job.add_file(url, str(dest / "f"))
+        await job.resume()
+        assert await settle(job) is JobState.ERROR
+        err = await job.get_error()
+        assert (codes.name_of(err.code), err.context) == (
+            "E_INVALIDARG",
+            ErrorContext.REMOTE_FILE,
+        ), err.description
+    assert server.requests_for("/f") == []
 
 
 async def test_connection_refused_is_transient(

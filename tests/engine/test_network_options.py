@@ -382,6 +382,30 @@ async def test_disallow_fails_with_the_redirect_status_and_url(
     assert sink.redirects == [server.url("/there?v=1")]
 
 
+@pytest.mark.parametrize(
+    ("host", "userinfo"),
+    [
+        ("example..test", ""),  # getaddrinfo's IDNA codec refuses an empty label
+        ("127.0.0.1", "%E2%82%AC:pw@"),  # aiohttp sends userinfo as Latin-1 Basic credentials
+        ("127.0.0.1", "us%3Aer:pw@"),  # and refuses a colon in the user name
+    ],
+    ids=["empty-label", "userinfo-not-latin-1", "colon-in-user"],
+)
+async def test_redirect_to_a_url_no_request_can_be_sent_to_is_the_redirect_error(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, host: str, userinfo: str
+) -> None:
+    """A redirect to a URL that add_file would refuse (a Location the server chose) is not
+    followed: the job fails with the redirect's own status (BG_E_HTTP_ERROR_302), fatal, as
+    for a Location that is no URL at all; not with an internal error (E_FAIL)."""
+    server.add("/f", b"data")
+    target = server.url("/f").replace("://127.0.0.1", f"://{userinfo}{host}")
+    server.set_fault("/go", Fault(status=302, location=target))
+    async with make_engine() as engine:
+        job = await download(engine, server.url("/go"), dest / "f")
+        await assert_error(job, codes.http_error(302), context=ErrorContext.REMOTE_FILE)
+    assert server.requests_for("/f") == []
+
+
 async def test_redirect_loops_and_chains_too_long_are_fatal(
     server: FaultServer, make_engine: EngineFactory, dest: Path
 ) -> None:
@@ -462,6 +486,37 @@ async def test_credentials_answer_a_challenge(
         )
         assert "wrong-pw" not in await assert_error(job, codes.http_error(401))
     assert [r.status for r in server.requests_for("/secret")][-2:] == [401, 401]
+
+
+@both_clients
+async def test_an_authorization_header_is_sent_instead_of_the_urls_userinfo(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """A URL with userinfo (``http://u:p@host/f``, which aiohttp sends as Basic credentials)
+    and an Authorization header, the job's custom one or the answer to a Basic challenge:
+    the header is sent and the userinfo is not, instead of the internal error (E_FAIL) of
+    aiohttp refusing the two together."""
+    server.add("/custom", b"custom")
+    server.add("/challenged", b"challenged")
+    server.protect("/challenged", ("v", "w"))
+
+    def with_userinfo(path: str) -> str:
+        return server.url(path).replace("://", "://u:p@")
+
+    async def bearer(job: Job) -> None:
+        await job.set_custom_headers("Authorization: Bearer t\r\n")
+
+    async with make_engine() as engine:
+        job = await download(engine, with_userinfo("/custom"), dest / "custom", bearer)
+        await assert_done(job, dest / "custom", b"custom")
+        basic_vw = credentials(AuthScheme.BASIC, "v", "w")
+        job = await download(engine, with_userinfo("/challenged"), dest / "challenged", basic_vw)
+        await assert_done(job, dest / "challenged", b"challenged")
+    assert [r.headers.get("authorization") for r in server.requests_for("/custom")] == ["Bearer t"]
+    assert [r.headers.get("authorization") for r in server.requests_for("/challenged")] == [
+        "Basic dTpw",  # u:p, from the URL: refused with a challenge
+        "Basic djp3",  # v:w, the job's answer to it
+    ]
 
 
 async def test_strongest_offered_scheme_is_used(
@@ -671,6 +726,25 @@ async def test_preconfig_uses_the_environment_and_no_proxy_ignores_it(
         job = await download(engine, server.url("/e"), dest / "e")
         await assert_error(job, codes.E_INVALIDARG)
     assert len(server.requests_for("/e")) == 4
+
+
+@pytest.mark.parametrize("host", ["proxy..example", "a" * 64], ids=["empty-label", "long-label"])
+async def test_environment_proxy_whose_name_cannot_be_looked_up_is_invalid_arg(
+    server: FaultServer,
+    make_engine: EngineFactory,
+    dest: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    host: str,
+) -> None:
+    """An ``http_proxy`` whose host getaddrinfo cannot be asked about (its IDNA codec refuses
+    an empty label or one over 63 characters) is a proxy URL bitsd cannot use: E_INVALIDARG
+    in GENERAL_TRANSPORT, as for a socks5:// one, not an internal error (E_FAIL)."""
+    server.add("/e", b"env")
+    monkeypatch.setenv("http_proxy", f"http://{host}:3128")
+    async with make_engine() as engine:
+        job = await download(engine, server.url("/e"), dest / "e")
+        await assert_error(job, codes.E_INVALIDARG, context=ErrorContext.GENERAL_TRANSPORT)
+    assert server.requests_for("/e") == []
 
 
 @pytest.mark.parametrize(

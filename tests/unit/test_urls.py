@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
+import urllib.parse
 
+import aiohttp
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from yarl import URL
 
 import bitsd
 import bitsd._urls
 from bitsd import codes
 from bitsd._errors import InvalidArgumentError
+from bitsd._transfer import rawhttp
+from bitsd._transfer.base import FileRequest
 from bitsd._urls import RemoteKind, check_remote_name, remote_kind
 
 PREFIX = "http://example.test/"
@@ -31,6 +38,12 @@ ACCEPTED = [
     "https://[::1]:8443/path",
     "https://user:secret@example.test/x",
     "http://example.test:65535/x",
+    "http://example.test./x",
+    "http://" + "a" * 63 + ".test/x",
+    "http://bücher.example/x",
+    "https://[fe80::1%25eth0]:8443/x",
+    "http://%C3%A9:p%40ss@example.test/x",
+    "http://user:pass:word@example.test/x",
     "file:///srv/data/file.bin",
     "file://localhost/srv/data/file.bin",
     "/srv/data/file.bin",
@@ -72,6 +85,19 @@ REJECTED = {
     "negative port": "http://example.test:-1/x",
     "unclosed IPv6 literal": "http://[::1/x",
     "IPv6 port out of range": "http://[::1]:99999/x",
+    # What urlsplit accepts and no HTTP client can send: each failed the transfer with E_FAIL
+    # (an internal error) or went to the local transport.
+    "leading space": " http://example.test/x",
+    "leading space file URL": " file:///srv/x",
+    "backslash in the host": "http://exa\\mple.test/x",
+    "brackets in the userinfo": "http://[::1]:80@example.test/x",
+    "soft hyphen in the host": "http://\xadexample.test/x",
+    "empty label": "http://example..test/x",
+    "leading dot": "http://.example.test/x",
+    "64-character label": "http://" + "a" * 64 + ".test/x",
+    "user not Latin-1": "http://%E2%82%AC:pass@example.test/x",
+    "password not Latin-1": "http://user:€@example.test/x",
+    "colon in the user name": "http://us%3Aer:pass@example.test/x",
 }
 
 
@@ -146,3 +172,112 @@ def test_the_plain_http_shortcut_decides_as_urlsplit_does(
         patch.setattr(bitsd._urls, "_PLAIN_HTTP", re.compile(r"(?!)"))  # matches nothing
         slow = outcome()
     assert fast == slow
+
+
+# URL-like strings made of the parts the parsers (urlsplit, yarl, aiohttp, getaddrinfo's IDNA
+# codec) read differently: a leading space, userinfo with "@", ":", "%", brackets and
+# non-Latin-1 characters, hosts that are names, IP literals, IDNA, empty or 64-character
+# labels, ports empty, huge or not digits, paths, queries and fragments with anything in them.
+_TEXT = st.sampled_from(
+    [
+        *"aZ09-._~!$&'()*+,;=:@%[]/?#\\ ",
+        "%40",
+        "%3A",
+        "%5B",
+        "%zz",
+        "%E2%82%AC",
+        "é",
+        "€",
+        "\xad",
+        "\u2100",
+        "\uff0e",
+    ]
+)
+_USERINFO = st.one_of(
+    st.just(""),
+    st.lists(_TEXT, max_size=5).map(lambda parts: "".join(parts) + "@"),
+)
+_HOST = st.lists(
+    st.sampled_from(
+        [
+            *"aZ09.-_%:@[]\\",
+            "example.org",
+            "127.0.0.1",
+            "[::1]",
+            "[::1%25eth0]",
+            "[v1.x]",
+            "::1",
+            "..",
+            "a" * 63,
+            "a" * 64,
+            "bücher",
+            "xn--",
+            "ＡＢ",
+            "\xad",
+            "\u2100",
+            "\u3002",
+            "\U0001f600",
+        ]
+    ),
+    max_size=4,
+).map("".join)
+_PORT = st.one_of(
+    st.just(""),
+    st.integers(0, 10**12).map(lambda n: f":{n}"),
+    st.text(alphabet="0123456789 +-:ab\u0663", max_size=6).map(lambda text: ":" + text),
+)
+_REST = st.lists(
+    st.sampled_from([*"/?#.%:@[]\\ a", "..", "%2F", "%zz", "é", "\u2100"]), max_size=8
+).map("".join)
+_URL_LIKE = st.one_of(
+    st.builds(
+        "".join,
+        st.tuples(
+            st.sampled_from(["", "", "", " "]),
+            st.sampled_from(["http", "https", "HTTP", "hTtPs"]),
+            st.sampled_from(["://", "://", "://", ":/", ":", "://\\"]),
+            _USERINFO,
+            _HOST,
+            _PORT,
+            _REST,
+        ),
+    ),
+    st.text(max_size=30).map(lambda text: "http://" + text),
+)
+
+
+@settings(deadline=None)
+@given(url=_URL_LIKE)
+def test_an_accepted_http_url_is_one_both_http_clients_can_send(url: str) -> None:
+    """Every remote name is refused with E_INVALIDARG or accepted; an accepted http(s) name
+    goes to an HTTP transport, whose functions run on it (the raw client's ``_origin_of``,
+    ``_origin_target``, ``_target_of``, ``applies``) raise nothing their callers do not
+    catch, and which can send its request: yarl parses it with a host that is an IP address
+    or a name getaddrinfo can encode (IDNA), and aiohttp can send its userinfo as Basic
+    credentials. A name that could never be fetched fails at add_file, not as an internal
+    error of the transfer."""
+    try:
+        check_remote_name(url)
+    except InvalidArgumentError:
+        return
+    is_http = urllib.parse.urlsplit(url).scheme.lower() in ("http", "https")
+    assert (remote_kind(url) is RemoteKind.HTTP) == is_http, url
+    if not is_http:
+        return
+    origin = rawhttp._origin_of(url)
+    assert origin is not None, url
+    with contextlib.suppress(ValueError, TypeError):  # caught by _direct_origin
+        rawhttp._origin_target(origin)
+    with contextlib.suppress(ValueError, TypeError):  # caught by fetch: aiohttp takes the URL
+        rawhttp._target_of(url)
+    rawhttp.RawHttpTransport.applies(FileRequest(url, 0, None, None), (None,) * 6)
+    parsed = URL(url)  # aiohttp's parse of the URL
+    host = parsed.raw_host
+    assert host, url
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        host.encode("idna")  # what getaddrinfo does to a name it is given as a str
+    auth = aiohttp.BasicAuth.from_url(parsed)
+    if auth is not None:
+        auth.encode()  # aiohttp's Authorization header from the userinfo

@@ -14,9 +14,17 @@ Rules:
   environment (the engine's session has ``trust_env=False``): those decisions are the job's.
 - Every request carries the job's custom headers except ``Authorization`` once a redirect has
   left the file's origin, then the transport's own headers (Range, If-Range).
+- A URL's userinfo is sent as Basic credentials (aiohttp's doing) unless the request carries
+  an ``Authorization`` header, the job's own or the answer to a challenge: that one is sent,
+  the userinfo is not (bitsd's own client never sends userinfo; aiohttp refuses the two
+  together).
 - The state of one fetch (the Digest middleware that learned a server's nonce) lives in a
   :class:`contextvars.ContextVar` set by :func:`conversation` around the fetch, so requests of
   the same file reuse it and concurrent fetches never share it.
+- The file's URL is parsed here, once: one yarl refuses, or that no request can be sent to
+  (``_urls.http_url_problem``; a remote name stored by an older bitsd), is aiohttp's
+  ``InvalidUrlClientError``. A redirect to such a URL is not followed: its 3xx answer is the
+  error, as for a Location that is no URL at all.
 - Errors of the options themselves (a bad proxy list, an unreadable certificate, a refused
   redirect, a scheme bitsd cannot answer, no proxy reachable) are classified here, through
   :func:`classify.from_option_error`; what aiohttp raises goes back to the transport, which
@@ -39,6 +47,7 @@ from bitsd._enums import AuthScheme, AuthTarget
 from bitsd._transfer import auth, classify, proxy, redirects
 from bitsd._transfer.base import FileRequest, HttpOptions, RedirectSink, Sink
 from bitsd._transfer.tls import TlsContexts, TlsSettings, TlsSetupError
+from bitsd._urls import http_url_problem
 
 __all__ = ["Exchanger", "conversation"]
 
@@ -152,7 +161,7 @@ class Exchanger:
         """The redirect layer."""
         options = request.options
         flags = options.security_flags
-        origin = URL(request.url)
+        origin = _parsed(request.url)
         url, method, same_origin = origin, options.method, True
         chain: tuple[URL, ...] = (origin,)
         while True:
@@ -190,8 +199,8 @@ class Exchanger:
                 if exc.reason is redirects.Refusal.DISALLOWED:
                     await _report(state, target)
                 raise
-            if hop is None:
-                return resp
+            if hop is None or http_url_problem(hop.url) is not None:
+                return resp  # not followed, or to a URL no request can be sent to
             resp.release()
             url, method, same_origin = hop.url, hop.method, hop.same_origin
             chain += (url,)
@@ -350,6 +359,10 @@ class _Sender:
     proxy_authorization: str | None = dataclasses.field(default=None, repr=False)
 
     async def __call__(self, method: str, url: URL, headers: dict[str, str]) -> _Sent:
+        if (url.raw_user is not None or url.raw_password is not None) and any(
+            name.lower() == "authorization" for name in headers
+        ):
+            url = url.with_user(None)  # aiohttp refuses userinfo beside an Authorization
         unreachable: list[tuple[str, Exception]] = []
         for candidate in self.route:
             extra: dict[str, Any] = {}
@@ -389,6 +402,24 @@ class _Sender:
                 continue
             return _Sent(resp, candidate)
         raise proxy.ProxyUnreachableError(unreachable)
+
+
+def _parsed(url: str) -> URL:
+    """The file's URL as yarl parses it, if a request can be sent to it.
+
+    Raises:
+        aiohttp.InvalidUrlClientError: what aiohttp raises for a URL it cannot parse, also
+            for one it could only fail on later (``http_url_problem``): a remote name that
+            ``add_file`` refuses now, stored by an older bitsd.
+    """
+    try:
+        parsed = URL(url)
+    except ValueError as exc:  # UnicodeError among them
+        raise aiohttp.InvalidUrlClientError(url, str(exc)) from exc
+    problem = http_url_problem(parsed)
+    if problem is not None:
+        raise aiohttp.InvalidUrlClientError(url, problem)
+    return parsed
 
 
 def _proxy_answer(

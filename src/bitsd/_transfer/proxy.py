@@ -39,6 +39,7 @@ import aiohttp
 from yarl import URL
 
 from bitsd._enums import ProxyUsage
+from bitsd._urls import host_can_be_looked_up
 
 __all__ = [
     "DEFAULT_PROXY_PORT",
@@ -159,6 +160,11 @@ def _from_environment(url: URL) -> tuple[Candidate, ...]:
     if parts.scheme != "http" or not parts.hostname:
         raise InvalidProxyInfoError(
             f"the {url.scheme}_proxy environment variable must name an http:// proxy",
+            from_environment=True,
+        )
+    if not host_can_be_looked_up(parts.hostname):
+        raise InvalidProxyInfoError(
+            f"the {url.scheme}_proxy environment variable names a host that cannot be looked up",
             from_environment=True,
         )
     proxy = _proxy_url(parts.hostname, port or DEFAULT_PROXY_PORT)

@@ -5,13 +5,14 @@ and the body moves from the connection straight into the temporary file — zero
 Rules:
 - The engine chooses this transport only where it behaves exactly like the aiohttp one
   (:meth:`RawHttpTransport.applies`): an ``http://`` or ``https://`` GET of a whole file (no
-  ranges, no dynamic content), reached directly (the job's proxy settings give no proxy for the
-  URL), with no saved credentials (so no challenge can need an answer) and only end-to-end
-  custom headers (none that frames or routes the message: Host, Connection, Content-Length,
-  Transfer-Encoding, TE, Upgrade, Expect, Keep-Alive, Proxy-*). Everything else goes through
-  aiohttp. The engine reads the proxy environment once per job run (``proxy_environment``):
-  a route decided for it holds for the run, and a change of http_proxy and the others
-  reaches the routes already decided at the job's next run.
+  ranges, no dynamic content) at a URL a request can be sent to (``_urls.http_url_problem``:
+  aiohttp reports what is wrong with any other), reached directly (the job's proxy settings
+  give no proxy for the URL), with no saved credentials (so no challenge can need an answer)
+  and only end-to-end custom headers (none that frames or routes the message: Host,
+  Connection, Content-Length, Transfer-Encoding, TE, Upgrade, Expect, Keep-Alive, Proxy-*).
+  Everything else goes through aiohttp. The engine reads the proxy environment once per job
+  run (``proxy_environment``): a route decided for it holds for the run, and a change of
+  http_proxy and the others reaches the routes already decided at the job's next run.
 - https: the job's SSL context comes from the cache the aiohttp path uses too
   (``tls.TlsContexts``), so trust, client certificates and the BG_SSL_IGNORE_* flags are decided
   in one place; a CA bundle or certificate that cannot be used is classified as on the aiohttp
@@ -74,6 +75,7 @@ from bitsd._transfer.resume import (
 from bitsd._transfer.splice import DEFAULT_PIPE_SIZE, PlainStream
 from bitsd._transfer.tls import TlsContexts, TlsSettings, TlsSetupError
 from bitsd._transfer.tlsstream import TlsStream
+from bitsd._urls import http_url_problem
 
 __all__ = ["DEFAULT_MAX_IDLE", "RawHttpTransport", "Stream", "proxy_environment"]
 
@@ -199,9 +201,10 @@ def _origin_of(url: str) -> str | None:
 
 @functools.lru_cache(maxsize=1024)
 def _origin_target(origin: str) -> tuple[str, str, int] | None:
-    """Scheme, host and port of an ``_origin_of`` origin, by yarl; None if it has no host."""
+    """Scheme, host and port of an ``_origin_of`` origin, by yarl; None if it has no host or
+    is one no request can be sent to (``http_url_problem``: aiohttp says why)."""
     url = URL(origin)
-    if not url.raw_host or url.scheme not in _DEFAULT_PORTS:
+    if not url.raw_host or url.scheme not in _DEFAULT_PORTS or http_url_problem(url) is not None:
         return None
     return url.scheme, url.raw_host, url.port or _DEFAULT_PORTS[url.scheme]
 
