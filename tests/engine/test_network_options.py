@@ -489,6 +489,24 @@ async def test_credentials_answer_a_challenge(
 
 
 @both_clients
+async def test_a_urls_userinfo_is_sent_as_basic_credentials(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """``http://u:p@host/f`` with no job credentials: the userinfo is sent as Basic
+    credentials, with zero copy on or off (bitsd's own client leaves such URLs to aiohttp,
+    which sends them), and the file transfers instead of failing with 401."""
+    server.add("/userinfo", b"behind basic")
+    server.protect("/userinfo", ("u", "p"))
+    url = server.url("/userinfo").replace("://", "://u:p@")
+    async with make_engine() as engine:
+        job = await download(engine, url, dest / "userinfo")
+        await assert_done(job, dest / "userinfo", b"behind basic")
+    assert [r.headers.get("authorization") for r in server.requests_for("/userinfo")] == [
+        "Basic dTpw"  # u:p
+    ]
+
+
+@both_clients
 async def test_an_authorization_header_is_sent_instead_of_the_urls_userinfo(
     server: FaultServer, make_engine: EngineFactory, dest: Path
 ) -> None:

@@ -112,7 +112,8 @@ def test_the_route_is_decided_on_the_host_and_port_yarl_finds_in_the_whole_url(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``applies`` decides the route from the URL's origin only (cached per origin): the
-    answer is the one a parse of the whole URL gives, for hosts bypassed and not."""
+    answer is the one a parse of the whole URL gives, for hosts bypassed and not; a URL with
+    userinfo goes to aiohttp (which sends it as Basic credentials)."""
     monkeypatch.setenv("http_proxy", "http://proxy.example:3128")
     monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
     for bypass in ("example.org,127.0.0.1,::1", "other.example"):
@@ -122,6 +123,7 @@ def test_the_route_is_decided_on_the_host_and_port_yarl_finds_in_the_whole_url(
             expected = (
                 whole.scheme in ("http", "https")
                 and bool(whole.raw_host)
+                and whole.raw_user is None
                 and (whole.raw_host or "") in bypass.split(",")
             )
         except ValueError:

@@ -8,9 +8,10 @@ Rules:
   ranges, no dynamic content) at a URL a request can be sent to (``_urls.http_url_problem``:
   aiohttp reports what is wrong with any other), reached directly (the job's proxy settings
   give no proxy for the URL), with no saved credentials (so no challenge can need an answer)
-  and only end-to-end custom headers (none that frames or routes the message: Host,
-  Connection, Content-Length, Transfer-Encoding, TE, Upgrade, Expect, Keep-Alive, Proxy-*).
-  Everything else goes through aiohttp. The engine reads the proxy environment once per job
+  and no userinfo in the URL (aiohttp sends it as Basic credentials), and only end-to-end
+  custom headers (none that frames or routes the message: Host, Connection, Content-Length,
+  Transfer-Encoding, TE, Upgrade, Expect, Keep-Alive, Proxy-*). Everything else goes through
+  aiohttp. The engine reads the proxy environment once per job
   run (``proxy_environment``): a route decided for it holds for the run, and a change of
   http_proxy and the others reaches the routes already decided at the job's next run.
 - https: the job's SSL context comes from the cache the aiohttp path uses too
@@ -219,7 +220,10 @@ def _direct_origin(
 ) -> bool:
     """Whether a URL of ``origin`` (``_origin_of``) with a host is reached without a proxy.
     Cached: the answer depends only on the arguments (``environment`` holds the proxy
-    variables it reads: http_proxy, https_proxy and no_proxy, in both cases)."""
+    variables it reads: http_proxy, https_proxy and no_proxy, in both cases). An origin with
+    userinfo (``u:p@``) is not: aiohttp sends it as Basic credentials, this client does not."""
+    if "@" in origin:
+        return False
     try:
         base = _origin_target(origin)
     except (ValueError, TypeError):
