@@ -34,7 +34,7 @@ from typing import Any, Protocol, TypeGuard
 from bitsd import codes
 from bitsd._clock import Clock
 from bitsd._enums import JobState, NotifyFlags
-from bitsd._model import PendingNotification
+from bitsd._model import PendingNotification, evolve
 from bitsd._store.base import Store
 
 __all__ = ["JOB_ERROR", "JOB_TRANSFERRED", "CommandRunner", "Host", "Notifier", "run_command"]
@@ -146,7 +146,7 @@ class Notifier:
         """Begin delivering, with the notifications a previous run left pending."""
         now = self._clock.monotonic()
         for n in pending:
-            self._pending[(n.job_id, n.kind)] = dataclasses.replace(n, next_at=now)
+            self._pending[(n.job_id, n.kind)] = evolve(n, next_at=now)
         self._loop_task = asyncio.create_task(self._loop(), name="bitsd-notifier")
 
     async def close(self) -> None:
@@ -174,7 +174,7 @@ class Notifier:
         now = self._clock.monotonic()
         for key, n in list(self._pending.items()):
             if key[0] == job_id and not n.cmdline_due:
-                self._pending[key] = dataclasses.replace(n, next_at=now)
+                self._pending[key] = evolve(n, next_at=now)
         self._wake.set()
 
     def retry_waiting(self, job_id: str) -> None:
@@ -183,7 +183,7 @@ class Notifier:
         now = self._clock.monotonic()
         for key, n in list(self._pending.items()):
             if key[0] == job_id and n.next_at == float("inf"):
-                self._pending[key] = dataclasses.replace(n, next_at=now)
+                self._pending[key] = evolve(n, next_at=now)
         self._wake.set()
 
     def callback_of(self, job_id: str) -> object | None:
@@ -202,7 +202,7 @@ class Notifier:
         if job_id not in self._callbacks and key not in self._busy:
             target = self._host.notify_target(job_id)
             if _wanted(target, n) and target.program is None:
-                self._pending[key] = dataclasses.replace(n, next_at=float("inf"))
+                self._pending[key] = evolve(n, next_at=float("inf"))
                 return
         self._pending[key] = n
         self._wake.set()
@@ -343,7 +343,7 @@ class Notifier:
                 if kind == JOB_ERROR:
                     args += (self._host.error_info(job_id),)
                 ok = await self._call(cb, kind, *args)
-                n = dataclasses.replace(n, attempts=n.attempts + 1)
+                n = evolve(n, attempts=n.attempts + 1)
                 if ok:
                     self._drop(key)
                     return
@@ -352,25 +352,21 @@ class Notifier:
                     return
                 if target.program is None:
                     interval = self._retry_interval or target.minimum_retry_delay
-                    self._reschedule(
-                        key, dataclasses.replace(n, next_at=self._clock.monotonic() + interval)
-                    )
+                    self._reschedule(key, evolve(n, next_at=self._clock.monotonic() + interval))
                     return
-                n = dataclasses.replace(n, cmdline_due=True)
+                n = evolve(n, cmdline_due=True)
             if target.program is None:
                 # Nobody to tell yet: wait for a callback to be registered.
-                self._reschedule(key, dataclasses.replace(n, next_at=float("inf")))
+                self._reschedule(key, evolve(n, next_at=float("inf")))
                 return
             if n.cmdline_due is False:
-                n = dataclasses.replace(n, cmdline_due=True)
+                n = evolve(n, cmdline_due=True)
             if await self._run_cmdline(job_id, target):
                 self._drop(key)
                 return
             self._reschedule(
                 key,
-                dataclasses.replace(
-                    n, next_at=self._clock.monotonic() + target.minimum_retry_delay
-                ),
+                evolve(n, next_at=self._clock.monotonic() + target.minimum_retry_delay),
             )
         finally:
             self._busy.discard(key)
@@ -380,7 +376,7 @@ class Notifier:
         if key not in self._pending:
             return  # dropped while we were delivering
         self._pending[key] = n
-        stored = dataclasses.replace(n, next_at=0.0) if n.next_at == float("inf") else n
+        stored = evolve(n, next_at=0.0) if n.next_at == float("inf") else n
         self._store.put_notification(stored)
 
     def _drop(self, key: tuple[str, str]) -> None:
