@@ -324,15 +324,16 @@ class Manager:
             NotSupportedError: upload jobs (not available yet in bitsd).
             InvalidArgumentError: a display name over 1,024 characters, or a file name
                 AddFileSet refuses.
+            NotSupportedError: a ``priority`` that is none (as SetPriority answers it).
             BitsError: what AddFileSet, SetPriority or Resume raise.
-            ValueError: ``job_type`` or ``priority`` is no member of its enum.
+            ValueError: ``job_type`` is no JobType value.
         """
         job_type = JobType(job_type)
         request: dict[str, object] = {"display_name": display_name, "type": job_type.name}
         if files is not None:
             request["files"] = _file_pairs(files)
         if priority is not None:
-            request["priority"] = Priority(priority).name
+            request["priority"] = _priority(priority).name
         if resume:
             request["resume"] = True
         body = await self._request(
@@ -475,6 +476,15 @@ def _json_or_none(data: bytes) -> Any:
         return json.loads(data)
     except ValueError:
         return None
+
+
+def _priority(value: Priority | int) -> Priority:
+    """``value`` as a Priority, refused as the engine refuses it (SetPriority with an unknown
+    value is E_NOTIMPL; the daemon would answer E_INVALIDARG)."""
+    try:
+        return Priority(value)
+    except ValueError:
+        raise NotSupportedError(f"{value!r} is not a priority") from None
 
 
 def _file_pairs(files: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
@@ -893,12 +903,7 @@ class RemoteJob:
 
     async def set_priority(self, priority: Priority) -> None:
         """Set the priority (SetPriority); the default is NORMAL."""
-        try:
-            value = Priority(priority)
-        except ValueError:
-            # As the engine answers it (SetPriority with an unknown value is E_NOTIMPL).
-            raise NotSupportedError(f"{priority!r} is not a priority") from None
-        await self._patch(priority=value.name)
+        await self._patch(priority=_priority(priority).name)
 
     async def get_priority(self) -> Priority:
         return _wire.enum_from_json(Priority, await self._field("priority"), "priority")

@@ -477,6 +477,7 @@ class Engine:
         Raises:
             InvalidArgumentError: a display name over 1,024 characters, or a file name
                 AddFileSet refuses.
+            NotSupportedError: a ``priority`` that is none (as SetPriority answers it).
             BitsError: what AddFileSet, SetPriority or Resume raise.
         """
         self._check_open()

@@ -104,6 +104,8 @@ def test_sync_create_job_sets_the_job_up_in_one_call(
     assert bad.value.hresult == codes.E_INVALIDARG
     with pytest.raises(EmptyJobError):
         manager.create_job("empty", resume=True)
+    with pytest.raises(bitsd.NotSupportedError):  # as set_priority and the engine answer it
+        manager.create_job("no priority", priority=7, files=[(server.url(path), str(dest / "n"))])  # type: ignore[arg-type]
     assert manager.jobs() == before
 
 
