@@ -1074,7 +1074,8 @@ class Gate:
     request (method, packet type, Content-Range, status, BITS-Received-Content-Range), cuts the
     connection of a fragment after ``cut_after`` body bytes (``cut_times`` times, fragments
     starting at ``cut_from`` or later: the server sees the bytes before the cut and then a
-    disconnect), and answers the next reply GETs with ``fail_gets`` statuses."""
+    disconnect), answers the next reply GETs with ``fail_gets`` statuses and puts the next of
+    ``reply_urls`` in an Ack's ``BITS-Reply-URL`` instead of the server's."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -1083,6 +1084,7 @@ class Gate:
         self.cut_from = 0
         self.cut_times = 1
         self.fail_gets: list[int] = []
+        self.reply_urls: list[str] = []
 
     def kinds(self) -> list[str]:
         return [e["type"] for e in self.log]
@@ -1133,9 +1135,15 @@ class Gate:
         async def recording_send(message: Any) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
+                out = []
                 for k, v in message.get("headers", []):
-                    if k.decode("latin-1").lower() == "bits-received-content-range":
+                    name = k.decode("latin-1").lower()
+                    if name == "bits-received-content-range":
                         entry["received"] = int(v)
+                    if name == "bits-reply-url" and self.reply_urls:
+                        v = self.reply_urls.pop(0).encode("latin-1")
+                    out.append((k, v))
+                message = {**message, "headers": out}
             await send(message)
 
         await self.app(scope, gated_receive, recording_send)
