@@ -1380,6 +1380,49 @@ async def test_interop_upload_reply(
     assert content(tmp_path / "reply.txt") == b"processed: ok"
 
 
+@pytest.mark.parametrize("value", ["ftp://127.0.0.1/reply"])
+async def test_interop_unsendable_reply_url_then_resume(
+    make_engine: EngineFactory,
+    source: Callable[..., Path],
+    root: Path,
+    tmp_path: Path,
+    value: str,
+) -> None:
+    """A final Ack whose BITS-Reply-URL no request can be sent to (put in by the Gate) is
+    BG_E_INVALID_SERVER_RESPONSE, fatal; Resume asks the bitsd server again with the file's
+    last byte, which it takes as the final fragment repeated, and the reply comes back."""
+    application = Application()
+    application.reply = b"processed: ok"
+    path = source(50_000)
+    async with (
+        serve(application) as app_server,
+        bitsd_server(root, notify_url=app_server.url("/app"), notify_type="by-value") as (
+            serving,
+            gate,
+        ),
+        make_engine() as engine,
+    ):
+        gate.reply_urls = [value]
+        job = await engine.create_job("reply", JobType.UPLOAD_REPLY)
+        await job.add_file(serving.url("/in/report.bin"), str(path))
+        await job.set_reply_file_name(str(tmp_path / "reply.txt"))
+        await job.resume()
+        assert await settle(job, ALL) is JobState.ERROR
+        err = await job.get_error()
+        assert (err.code, err.context) == (
+            codes.BG_E_INVALID_SERVER_RESPONSE,
+            ErrorContext.REMOTE_FILE,
+        )
+        assert "GET" not in gate.kinds()
+        gate.log.clear()
+        await job.resume()
+        state = await settle(job, ALL)
+        assert state is JobState.TRANSFERRED, await job.get_error()
+        assert await job.get_reply_data() == b"processed: ok"
+        assert gate.kinds() == ["Ping", "Fragment", "GET", "Close-Session"]
+    assert application.got == [path.read_bytes()], "the application ran once"
+
+
 async def test_interop_application_failure_is_remote_application(
     make_engine: EngineFactory, source: Callable[..., Path], root: Path
 ) -> None:

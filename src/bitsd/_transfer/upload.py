@@ -16,6 +16,10 @@ Rules (bits-upload-protocol §1–§2 and the client checklist of §7; docs/uplo
   time. The next fragment always starts at the Ack's ``BITS-Received-Content-Range``, on 200
   and on 416: the server's count, never ours. An empty file is one Fragment of no bytes,
   ``Content-Range: bytes */0``.
+- A file the server acknowledged whole whose upload is not done (its final Ack had an unusable
+  reply URL; a crash came before it was stored) sends its last byte again: a repeated final
+  fragment, which the server answers with its final Ack again (MC-BUP §3.2.5.1.2). A fragment
+  of no bytes at the end (``bytes 20000-19999/20000``) is no range; servers refuse it.
 - 413 halves the fragment, never below 5 KiB (Windows' floor); BG_E_SESSION_NOT_FOUND starts a
   new session from zero, at most three times in a conversation; eight Acks in a row that
   acknowledge nothing new are an invalid server response (a server that never moves).
@@ -391,6 +395,8 @@ class Conversation:
             if self.session.id is None:
                 await self._create()
                 offset = 0
+            elif offset == total > 0:
+                offset = total - 1  # the final fragment again: its last byte (module rules)
             restarts = idle = 0
             while True:
                 self._check_source()
