@@ -754,6 +754,64 @@ async def test_missing_reply_url_is_a_reply_error(
         assert (await job.get_reply_progress()).bytes_total != codes.SIZE_UNKNOWN
 
 
+# BITS-Reply-URL values no HTTP client can send a request to (yarl refuses them, or
+# bitsd._urls.http_url_problem names why): a broken server's answer, as a reply URL that is not
+# HTTP is.
+UNSENDABLE_REPLY_URLS = [
+    pytest.param("http://a..b/reply", id="empty-label"),
+    pytest.param("http://[::1/reply", id="unclosed-bracket"),
+    pytest.param(f"http://{'a' * 64}.example/reply", id="64-character-label"),
+    pytest.param("http://%E2%82%AC:p@127.0.0.1/reply", id="user-not-latin-1"),
+    pytest.param("http://a%3Ab:p@127.0.0.1/reply", id="colon-in-user"),
+    pytest.param("http://127.0.0.1:99999/reply", id="port-out-of-range"),
+    pytest.param("//a..b/reply", id="relative-to-a-bad-host"),
+    pytest.param("ftp://127.0.0.1/reply", id="not-http"),
+]
+
+
+@pytest.mark.parametrize("value", UNSENDABLE_REPLY_URLS)
+async def test_reply_url_no_request_can_be_sent_to_is_an_invalid_server_response(
+    bits: BitsUploadServer,
+    make_engine: EngineFactory,
+    source: Callable[..., Path],
+    tmp_path: Path,
+    value: str,
+) -> None:
+    """A final Ack whose BITS-Reply-URL no HTTP client can send a request to is a fatal
+    BG_E_INVALID_SERVER_RESPONSE in REMOTE_FILE naming the value, as one that is not HTTP: no
+    GET is tried. The server keeps the upload; Resume asks it again with the last fragment
+    (its bytes are not all sent again) and a usable answer brings the reply."""
+    bits.reply = b"the reply"
+    bits.reply_url_value = value
+    path = source(20_000)
+    async with make_engine() as engine:
+        job = await engine.create_job("bad reply URL", JobType.UPLOAD_REPLY)
+        await job.add_file(bits.url("/up/report.bin"), str(path))
+        await job.set_reply_file_name(str(tmp_path / "reply"))
+        await job.resume()
+        assert await settle(job, ALL) is JobState.ERROR
+        err = await job.get_error()
+        assert (err.code, err.context) == (
+            codes.BG_E_INVALID_SERVER_RESPONSE,
+            ErrorContext.REMOTE_FILE,
+        )
+        assert "the reply URL" in err.description  # (its userinfo is not shown)
+        assert bits.reply_requests == []
+        assert bits.posted == [("/up/report.bin", path.read_bytes())]
+        # The server answers with a usable URL now (it forgets the Ack it cached).
+        bits.reply_url_value = None
+        for session in bits.sessions.values():
+            session.final_ack = None
+        bits.packets.clear()
+        await job.resume()
+        assert await settle(job, ALL) is JobState.TRANSFERRED
+        assert bits.kinds() == ["Ping", "Fragment", "Close-Session"]
+        assert [p.content_range for p in bits.packets_of("Fragment")] == [
+            "bytes 19999-19999/20000"
+        ], "the last byte again, not the file"
+        assert await job.get_reply_data() == b"the reply"
+
+
 async def test_application_failure_is_remote_application_and_job_error(
     bits: BitsUploadServer, make_engine: EngineFactory, source: Callable[..., Path]
 ) -> None:
@@ -1380,7 +1438,7 @@ async def test_interop_upload_reply(
     assert content(tmp_path / "reply.txt") == b"processed: ok"
 
 
-@pytest.mark.parametrize("value", ["ftp://127.0.0.1/reply"])
+@pytest.mark.parametrize("value", ["ftp://127.0.0.1/reply", "http://a..b/reply"])
 async def test_interop_unsendable_reply_url_then_resume(
     make_engine: EngineFactory,
     source: Callable[..., Path],

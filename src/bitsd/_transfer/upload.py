@@ -29,6 +29,10 @@ Rules (bits-upload-protocol §1–§2 and the client checklist of §7; docs/uplo
 - ``BITS-Host-Id``: a failure while packets go to that host starts its fallback timer (wall
   time, persisted); an Ack resets it; a conversation that starts after the timeout goes back to
   the origin host (MC-BUP §3.1.6.3).
+- ``BITS-Reply-URL`` is checked where it is read, before the job stores it: a URL that is not
+  http(s), or that no request can be sent to (yarl refuses it, or ``_urls.http_url_problem``
+  names why), is BG_E_INVALID_SERVER_RESPONSE, fatal (the server would replay the same final
+  Ack), and the upload is not marked done, so a Resume asks the server again (the last byte).
 - Failures leave as :class:`~bitsd._errors.TransferError`, classified by ``classify``.
 """
 
@@ -45,6 +49,7 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import aiohttp.payload
+from yarl import URL
 
 from bitsd import codes
 from bitsd._clock import Clock
@@ -53,6 +58,7 @@ from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest, HttpOptions
 from bitsd._transfer.exchange import Exchanger, conversation
 from bitsd._transfer.tls import TlsContexts
+from bitsd._urls import http_url_problem
 
 __all__ = [
     "APPLICATION_TIMEOUT",
@@ -616,11 +622,17 @@ class Conversation:
         value = ack.headers.get("BITS-Reply-URL")
         if value is None or not value.strip():
             return value if value is None else ""
-        url = resolve_reply_url(self._request.url, value)
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        try:
+            url = resolve_reply_url(self._request.url, value)
+        except ValueError as exc:  # urljoin refuses it (an unclosed IPv6 bracket)
+            problem: str | None = str(exc)
+        else:
+            problem = _request_problem(url)
+        if problem is not None:
             raise classify.invalid_upload_ack(
-                self._request.url, f"the reply URL {value!r} is not an HTTP URL", transient=False
+                self._request.url,
+                f"the reply URL {value!r} is not one a request can be sent to: {problem}",
+                transient=False,
             )
         return url
 
@@ -632,6 +644,18 @@ class Conversation:
             now_wall=self._client._clock.wall(),
             packet=packet,
         )
+
+
+def _request_problem(url: str) -> str | None:
+    """Why no HTTP request can be sent to ``url``, a URL the server chose, or None: what yarl,
+    aiohttp or the resolver would raise only when the request is sent."""
+    try:
+        parsed = URL(url)
+    except ValueError as exc:  # UnicodeError among them; a port out of range
+        return str(exc)
+    if parsed.scheme not in ("http", "https"):
+        return "not an HTTP URL"
+    return http_url_problem(parsed)
 
 
 def _no_body() -> bytes:
