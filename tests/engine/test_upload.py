@@ -493,6 +493,39 @@ async def test_host_id_falls_back_to_the_origin_after_its_timeout(
     ]
 
 
+# BITS-Host-Id values that are not a host a request can be sent to: an empty label, a label
+# over 63 characters, an unclosed IPv6 bracket, a port out of range. They pass the header's
+# character check, but no request can go to them.
+UNSENDABLE_HOST_IDS = [
+    pytest.param("a..b", id="empty-label"),
+    pytest.param(f"{'a' * 64}.example", id="64-character-label"),
+    pytest.param("[::1", id="unclosed-bracket"),
+    pytest.param("localhost:99999", id="port-out-of-range"),
+    pytest.param("[::1]:99999", id="ipv6-port-out-of-range"),
+]
+
+
+@pytest.mark.parametrize("host_id", UNSENDABLE_HOST_IDS)
+async def test_host_id_no_request_can_be_sent_to_is_ignored(
+    bits: BitsUploadServer,
+    make_engine: EngineFactory,
+    source: Callable[..., Path],
+    host_id: str,
+) -> None:
+    """A BITS-Host-Id that no request can be sent to is not a host: it is ignored, as values
+    that are not a host name or address are, and the session goes on at the origin."""
+    bits.host_id = host_id
+    path = source(20_000)
+    async with make_engine() as engine:
+        job = await upload_job(engine, bits, path)
+        state = await settle(job, ALL)
+        err = await job.get_error() if state is not JobState.TRANSFERRED else None
+        assert state is JobState.TRANSFERRED, err
+    assert bits.files == {"/up/report.bin": path.read_bytes()}
+    origin = f"127.0.0.1:{bits.port}"
+    assert {p.host for p in bits.packets} == {origin}
+
+
 async def test_close_session_is_retried_on_5xx(
     bits: BitsUploadServer,
     make_engine: EngineFactory,

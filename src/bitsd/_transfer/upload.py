@@ -28,7 +28,9 @@ Rules (bits-upload-protocol §1–§2 and the client checklist of §7; docs/uplo
   with the same session from the server's offset.
 - ``BITS-Host-Id``: a failure while packets go to that host starts its fallback timer (wall
   time, persisted); an Ack resets it; a conversation that starts after the timeout goes back to
-  the origin host (MC-BUP §3.1.6.3).
+  the origin host (MC-BUP §3.1.6.3). A value that is no host a request can be sent to (the
+  URL it makes is one the reply URL's check refuses) is ignored, as other values that are no
+  host are: the session stays at the origin.
 - ``BITS-Reply-URL`` is checked where it is read, before the job stores it: a URL that is not
   http(s), or that no request can be sent to (yarl refuses it, or ``_urls.http_url_problem``
   names why), is BG_E_INVALID_SERVER_RESPONSE, fatal (the server would replay the same final
@@ -466,7 +468,10 @@ class Conversation:
                 self._request.url, f"the Ack for Create-Session has session id {session_id!r}"
             )
         host_id = (ack.headers.get("BITS-Host-Id") or "").strip() or None
-        if host_id is not None and not _HOST.match(host_id):
+        if host_id is not None and (
+            not _HOST.match(host_id)
+            or _request_problem(with_host(self._request.url, host_id)) is not None
+        ):
             host_id = None  # not a host: ignored rather than spliced into a URL
         fallback = None
         if host_id is not None:
@@ -647,8 +652,9 @@ class Conversation:
 
 
 def _request_problem(url: str) -> str | None:
-    """Why no HTTP request can be sent to ``url``, a URL the server chose, or None: what yarl,
-    aiohttp or the resolver would raise only when the request is sent."""
+    """Why no HTTP request can be sent to ``url``, a URL the server chose (a reply URL, the
+    upload URL on a Host-Id host), or None: what yarl, aiohttp or the resolver would raise
+    only when the request is sent."""
     try:
         parsed = URL(url)
     except ValueError as exc:  # UnicodeError among them; a port out of range
