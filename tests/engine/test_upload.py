@@ -493,6 +493,39 @@ async def test_host_id_falls_back_to_the_origin_after_its_timeout(
     ]
 
 
+# BITS-Host-Id values that are not a host a request can be sent to: an empty label, a label
+# over 63 characters, an unclosed IPv6 bracket, a port out of range. They pass the header's
+# character check, but no request can go to them.
+UNSENDABLE_HOST_IDS = [
+    pytest.param("a..b", id="empty-label"),
+    pytest.param(f"{'a' * 64}.example", id="64-character-label"),
+    pytest.param("[::1", id="unclosed-bracket"),
+    pytest.param("localhost:99999", id="port-out-of-range"),
+    pytest.param("[::1]:99999", id="ipv6-port-out-of-range"),
+]
+
+
+@pytest.mark.parametrize("host_id", UNSENDABLE_HOST_IDS)
+async def test_host_id_no_request_can_be_sent_to_is_ignored(
+    bits: BitsUploadServer,
+    make_engine: EngineFactory,
+    source: Callable[..., Path],
+    host_id: str,
+) -> None:
+    """A BITS-Host-Id that no request can be sent to is not a host: it is ignored, as values
+    that are not a host name or address are, and the session goes on at the origin."""
+    bits.host_id = host_id
+    path = source(20_000)
+    async with make_engine() as engine:
+        job = await upload_job(engine, bits, path)
+        state = await settle(job, ALL)
+        err = await job.get_error() if state is not JobState.TRANSFERRED else None
+        assert state is JobState.TRANSFERRED, err
+    assert bits.files == {"/up/report.bin": path.read_bytes()}
+    origin = f"127.0.0.1:{bits.port}"
+    assert {p.host for p in bits.packets} == {origin}
+
+
 async def test_close_session_is_retried_on_5xx(
     bits: BitsUploadServer,
     make_engine: EngineFactory,
@@ -752,6 +785,64 @@ async def test_missing_reply_url_is_a_reply_error(
             ErrorContext.REMOTE_FILE,
         )
         assert (await job.get_reply_progress()).bytes_total != codes.SIZE_UNKNOWN
+
+
+# BITS-Reply-URL values no HTTP client can send a request to (yarl refuses them, or
+# bitsd._urls.http_url_problem names why): a broken server's answer, as a reply URL that is not
+# HTTP is.
+UNSENDABLE_REPLY_URLS = [
+    pytest.param("http://a..b/reply", id="empty-label"),
+    pytest.param("http://[::1/reply", id="unclosed-bracket"),
+    pytest.param(f"http://{'a' * 64}.example/reply", id="64-character-label"),
+    pytest.param("http://%E2%82%AC:p@127.0.0.1/reply", id="user-not-latin-1"),
+    pytest.param("http://a%3Ab:p@127.0.0.1/reply", id="colon-in-user"),
+    pytest.param("http://127.0.0.1:99999/reply", id="port-out-of-range"),
+    pytest.param("//a..b/reply", id="relative-to-a-bad-host"),
+    pytest.param("ftp://127.0.0.1/reply", id="not-http"),
+]
+
+
+@pytest.mark.parametrize("value", UNSENDABLE_REPLY_URLS)
+async def test_reply_url_no_request_can_be_sent_to_is_an_invalid_server_response(
+    bits: BitsUploadServer,
+    make_engine: EngineFactory,
+    source: Callable[..., Path],
+    tmp_path: Path,
+    value: str,
+) -> None:
+    """A final Ack whose BITS-Reply-URL no HTTP client can send a request to is a fatal
+    BG_E_INVALID_SERVER_RESPONSE in REMOTE_FILE naming the value, as one that is not HTTP: no
+    GET is tried. The server keeps the upload; Resume asks it again with the last fragment
+    (its bytes are not all sent again) and a usable answer brings the reply."""
+    bits.reply = b"the reply"
+    bits.reply_url_value = value
+    path = source(20_000)
+    async with make_engine() as engine:
+        job = await engine.create_job("bad reply URL", JobType.UPLOAD_REPLY)
+        await job.add_file(bits.url("/up/report.bin"), str(path))
+        await job.set_reply_file_name(str(tmp_path / "reply"))
+        await job.resume()
+        assert await settle(job, ALL) is JobState.ERROR
+        err = await job.get_error()
+        assert (err.code, err.context) == (
+            codes.BG_E_INVALID_SERVER_RESPONSE,
+            ErrorContext.REMOTE_FILE,
+        )
+        assert "the reply URL" in err.description  # (its userinfo is not shown)
+        assert bits.reply_requests == []
+        assert bits.posted == [("/up/report.bin", path.read_bytes())]
+        # The server answers with a usable URL now (it forgets the Ack it cached).
+        bits.reply_url_value = None
+        for session in bits.sessions.values():
+            session.final_ack = None
+        bits.packets.clear()
+        await job.resume()
+        assert await settle(job, ALL) is JobState.TRANSFERRED
+        assert bits.kinds() == ["Ping", "Fragment", "Close-Session"]
+        assert [p.content_range for p in bits.packets_of("Fragment")] == [
+            "bytes 19999-19999/20000"
+        ], "the last byte again, not the file"
+        assert await job.get_reply_data() == b"the reply"
 
 
 async def test_application_failure_is_remote_application_and_job_error(
@@ -1074,7 +1165,8 @@ class Gate:
     request (method, packet type, Content-Range, status, BITS-Received-Content-Range), cuts the
     connection of a fragment after ``cut_after`` body bytes (``cut_times`` times, fragments
     starting at ``cut_from`` or later: the server sees the bytes before the cut and then a
-    disconnect), and answers the next reply GETs with ``fail_gets`` statuses."""
+    disconnect), answers the next reply GETs with ``fail_gets`` statuses and puts the next of
+    ``reply_urls`` in an Ack's ``BITS-Reply-URL`` instead of the server's."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -1083,6 +1175,7 @@ class Gate:
         self.cut_from = 0
         self.cut_times = 1
         self.fail_gets: list[int] = []
+        self.reply_urls: list[str] = []
 
     def kinds(self) -> list[str]:
         return [e["type"] for e in self.log]
@@ -1133,9 +1226,15 @@ class Gate:
         async def recording_send(message: Any) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
+                out = []
                 for k, v in message.get("headers", []):
-                    if k.decode("latin-1").lower() == "bits-received-content-range":
+                    name = k.decode("latin-1").lower()
+                    if name == "bits-received-content-range":
                         entry["received"] = int(v)
+                    if name == "bits-reply-url" and self.reply_urls:
+                        v = self.reply_urls.pop(0).encode("latin-1")
+                    out.append((k, v))
+                message = {**message, "headers": out}
             await send(message)
 
         await self.app(scope, gated_receive, recording_send)
@@ -1370,6 +1469,49 @@ async def test_interop_upload_reply(
         await job.complete()
     assert application.got == [path.read_bytes()]
     assert content(tmp_path / "reply.txt") == b"processed: ok"
+
+
+@pytest.mark.parametrize("value", ["ftp://127.0.0.1/reply", "http://a..b/reply"])
+async def test_interop_unsendable_reply_url_then_resume(
+    make_engine: EngineFactory,
+    source: Callable[..., Path],
+    root: Path,
+    tmp_path: Path,
+    value: str,
+) -> None:
+    """A final Ack whose BITS-Reply-URL no request can be sent to (put in by the Gate) is
+    BG_E_INVALID_SERVER_RESPONSE, fatal; Resume asks the bitsd server again with the file's
+    last byte, which it takes as the final fragment repeated, and the reply comes back."""
+    application = Application()
+    application.reply = b"processed: ok"
+    path = source(50_000)
+    async with (
+        serve(application) as app_server,
+        bitsd_server(root, notify_url=app_server.url("/app"), notify_type="by-value") as (
+            serving,
+            gate,
+        ),
+        make_engine() as engine,
+    ):
+        gate.reply_urls = [value]
+        job = await engine.create_job("reply", JobType.UPLOAD_REPLY)
+        await job.add_file(serving.url("/in/report.bin"), str(path))
+        await job.set_reply_file_name(str(tmp_path / "reply.txt"))
+        await job.resume()
+        assert await settle(job, ALL) is JobState.ERROR
+        err = await job.get_error()
+        assert (err.code, err.context) == (
+            codes.BG_E_INVALID_SERVER_RESPONSE,
+            ErrorContext.REMOTE_FILE,
+        )
+        assert "GET" not in gate.kinds()
+        gate.log.clear()
+        await job.resume()
+        state = await settle(job, ALL)
+        assert state is JobState.TRANSFERRED, await job.get_error()
+        assert await job.get_reply_data() == b"processed: ok"
+        assert gate.kinds() == ["Ping", "Fragment", "GET", "Close-Session"]
+    assert application.got == [path.read_bytes()], "the application ran once"
 
 
 async def test_interop_application_failure_is_remote_application(

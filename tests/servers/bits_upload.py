@@ -139,6 +139,7 @@ class BitsUploadServer:
             fragment (context 0x7) ``times`` times.
         reply: the application's reply (None: no application, no Reply-URL).
         reply_url_style: "relative" (IIS's backslashed form), "absolute", "empty", "none".
+        reply_url_value: a ``BITS-Reply-URL`` sent as is instead (a broken server's answer).
         reply_get_statuses: answers to the next reply GETs.
         echo_session_id: put ``BITS-Session-Id`` in every session Ack.
     """
@@ -171,6 +172,7 @@ class BitsUploadServer:
         self.app_error: tuple[int, int, int] | None = None
         self.reply: bytes | None = None
         self.reply_url_style: Literal["relative", "absolute", "empty", "none"] = "relative"
+        self.reply_url_value: str | None = None
         self.reply_get_statuses: list[int] = []
         self.echo_session_id = False
         self._port: int | None = None
@@ -426,7 +428,9 @@ class BitsUploadServer:
             ack = {"BITS-Received-Content-Range": str(session.received)}
             folder = session.path.rsplit("/", 1)[0]
             relative = f"BITS-Sessions\\Replies\\{session.id}\\responsefile.bin"
-            if self.reply_url_style == "relative":
+            if self.reply_url_value is not None:
+                ack["BITS-Reply-URL"] = self.reply_url_value
+            elif self.reply_url_style == "relative":
                 ack["BITS-Reply-URL"] = relative
             elif self.reply_url_style == "absolute":
                 ack["BITS-Reply-URL"] = (

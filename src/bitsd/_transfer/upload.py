@@ -16,6 +16,10 @@ Rules (bits-upload-protocol §1–§2 and the client checklist of §7; docs/uplo
   time. The next fragment always starts at the Ack's ``BITS-Received-Content-Range``, on 200
   and on 416: the server's count, never ours. An empty file is one Fragment of no bytes,
   ``Content-Range: bytes */0``.
+- A file the server acknowledged whole whose upload is not done (its final Ack had an unusable
+  reply URL; a crash came before it was stored) sends its last byte again: a repeated final
+  fragment, which the server answers with its final Ack again (MC-BUP §3.2.5.1.2). A fragment
+  of no bytes at the end (``bytes 20000-19999/20000``) is no range; servers refuse it.
 - 413 halves the fragment, never below 5 KiB (Windows' floor); BG_E_SESSION_NOT_FOUND starts a
   new session from zero, at most three times in a conversation; eight Acks in a row that
   acknowledge nothing new are an invalid server response (a server that never moves).
@@ -24,7 +28,13 @@ Rules (bits-upload-protocol §1–§2 and the client checklist of §7; docs/uplo
   with the same session from the server's offset.
 - ``BITS-Host-Id``: a failure while packets go to that host starts its fallback timer (wall
   time, persisted); an Ack resets it; a conversation that starts after the timeout goes back to
-  the origin host (MC-BUP §3.1.6.3).
+  the origin host (MC-BUP §3.1.6.3). A value that is no host a request can be sent to (the
+  URL it makes is one the reply URL's check refuses) is ignored, as other values that are no
+  host are: the session stays at the origin.
+- ``BITS-Reply-URL`` is checked where it is read, before the job stores it: a URL that is not
+  http(s), or that no request can be sent to (yarl refuses it, or ``_urls.http_url_problem``
+  names why), is BG_E_INVALID_SERVER_RESPONSE, fatal (the server would replay the same final
+  Ack), and the upload is not marked done, so a Resume asks the server again (the last byte).
 - Failures leave as :class:`~bitsd._errors.TransferError`, classified by ``classify``.
 """
 
@@ -41,6 +51,7 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import aiohttp.payload
+from yarl import URL
 
 from bitsd import codes
 from bitsd._clock import Clock
@@ -49,6 +60,7 @@ from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest, HttpOptions
 from bitsd._transfer.exchange import Exchanger, conversation
 from bitsd._transfer.tls import TlsContexts
+from bitsd._urls import http_url_problem
 
 __all__ = [
     "APPLICATION_TIMEOUT",
@@ -391,6 +403,8 @@ class Conversation:
             if self.session.id is None:
                 await self._create()
                 offset = 0
+            elif offset == total > 0:
+                offset = total - 1  # the final fragment again: its last byte (module rules)
             restarts = idle = 0
             while True:
                 self._check_source()
@@ -454,7 +468,10 @@ class Conversation:
                 self._request.url, f"the Ack for Create-Session has session id {session_id!r}"
             )
         host_id = (ack.headers.get("BITS-Host-Id") or "").strip() or None
-        if host_id is not None and not _HOST.match(host_id):
+        if host_id is not None and (
+            not _HOST.match(host_id)
+            or _request_problem(with_host(self._request.url, host_id)) is not None
+        ):
             host_id = None  # not a host: ignored rather than spliced into a URL
         fallback = None
         if host_id is not None:
@@ -610,11 +627,17 @@ class Conversation:
         value = ack.headers.get("BITS-Reply-URL")
         if value is None or not value.strip():
             return value if value is None else ""
-        url = resolve_reply_url(self._request.url, value)
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        try:
+            url = resolve_reply_url(self._request.url, value)
+        except ValueError as exc:  # urljoin refuses it (an unclosed IPv6 bracket)
+            problem: str | None = str(exc)
+        else:
+            problem = _request_problem(url)
+        if problem is not None:
             raise classify.invalid_upload_ack(
-                self._request.url, f"the reply URL {value!r} is not an HTTP URL", transient=False
+                self._request.url,
+                f"the reply URL {value!r} is not one a request can be sent to: {problem}",
+                transient=False,
             )
         return url
 
@@ -626,6 +649,19 @@ class Conversation:
             now_wall=self._client._clock.wall(),
             packet=packet,
         )
+
+
+def _request_problem(url: str) -> str | None:
+    """Why no HTTP request can be sent to ``url``, a URL the server chose (a reply URL, the
+    upload URL on a Host-Id host), or None: what yarl, aiohttp or the resolver would raise
+    only when the request is sent."""
+    try:
+        parsed = URL(url)
+    except ValueError as exc:  # UnicodeError among them; a port out of range
+        return str(exc)
+    if parsed.scheme not in ("http", "https"):
+        return "not an HTTP URL"
+    return http_url_problem(parsed)
 
 
 def _no_body() -> bytes:
