@@ -23,7 +23,12 @@ from tests.daemon.conftest import unix_session, write_config
 
 
 async def call(
-    api: aiohttp.ClientSession, method: str, path: str, body: Any = None, *, data: str | None = None
+    api: aiohttp.ClientSession,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    data: str | bytes | None = None,
 ) -> tuple[int, Any]:
     """(status, decoded JSON body) of one request."""
     async with api.request(method, path, json=body, data=data) as response:
@@ -362,6 +367,61 @@ async def test_caller_errors_and_the_daemon_goes_on(api: aiohttp.ClientSession) 
         answer, error = await call(api, method, path, body, data=data)
         assert (answer, error_of(error)[1]) == (status, name), (method, path, error)
         await still_serves(api)
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "data", "where"),
+    [
+        ("POST", "", b'{"display_name": "\\ud800"}', "display_name"),
+        ("PATCH", "/{id}", b'{"description": "a\\udfffb"}', "description"),
+        ("PATCH", "/{id}", b'{"custom_headers": "X-A: \\ud800\\r\\n"}', "custom_headers"),
+        ("PATCH", "/{id}", b'{"ca_bundle": "/\\ud800"}', "ca_bundle"),
+        ("PATCH", "/{id}", b'{"proxy": {"usage": 2, "list": "\\udc80"}}', "proxy.list"),
+        ("PATCH", "/{id}", b'{"display_name": "\xed\xa0\x80"}', "display_name"),  # as bytes
+        (
+            "POST",
+            "/{id}/files",
+            b'{"files": [{"remote_name": "https://example.org/a", "local_name": "/tmp/\\ud800"}]}',
+            "files[0].local_name",
+        ),
+        (
+            "PUT",
+            "/{id}/credentials",
+            b'{"target": 1, "scheme": 1, "user_name": "\\ud800", "password": "p"}',
+            "user_name",
+        ),
+        ("PUT", "/{id}/reply/file-name", b'{"path": "/tmp/\\udbff"}', "path"),
+    ],
+)
+async def test_a_lone_surrogate_is_400_naming_where_it_is(
+    api: aiohttp.ClientSession, method: str, route: str, data: bytes, where: str
+) -> None:
+    """A JSON string with a lone surrogate (``"\\ud800"``, or its UTF-8 bytes) is no Unicode
+    text: 400 E_INVALIDARG naming where it is, and nothing changes. (It answered 500 where it
+    was stored or quoted in an error, UnicodeEncodeError; credentials took it, to fail the
+    transfer that sends them.)"""
+    status, job = await call(
+        api, "POST", "/v1/jobs", {"display_name": "unchanged", "type": "UPLOAD_REPLY"}
+    )
+    path = "/v1/jobs" + route.format(id=job["id"])
+    status, body = await call(api, method, path, data=data)
+    assert (status, error_of(body)[1]) == (400, "E_INVALIDARG"), body
+    assert body["error"]["message"].startswith(f"{where} has a lone surrogate"), body
+    assert (await call(api, "GET", f"/v1/jobs/{job['id']}"))[1] == job
+    assert (await call(api, "GET", "/v1/jobs"))[1]["total"] == 1
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+async def test_a_body_nested_beyond_the_decoder_is_400(
+    api: aiohttp.ClientSession, depth: int
+) -> None:
+    """A body of ``depth`` nested lists, deeper than Python's JSON decoder goes, is malformed
+    JSON: 400 E_INVALIDARG. (It answered 500: RecursionError.)"""
+    job = await new_job(api)
+    for method, path in (("POST", "/v1/jobs"), ("PATCH", f"/v1/jobs/{job['id']}")):
+        status, body = await call(api, method, path, data="[" * depth + "]" * depth)
+        assert (status, error_of(body)[1]) == (400, "E_INVALIDARG"), body
+        assert "nests too deeply" in body["error"]["message"]
 
 
 async def test_wrong_method_lists_every_allowed_method(api: aiohttp.ClientSession) -> None:

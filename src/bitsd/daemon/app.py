@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import os
 import time
@@ -44,7 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import bitsd
 from bitsd import codes
 from bitsd._engine import Engine
-from bitsd._errors import BitsError, InvalidArgumentError
+from bitsd._errors import BitsError
 from bitsd._job import Job
 from bitsd._wire import (
     API_VERSION,
@@ -64,6 +63,7 @@ from bitsd.daemon.shapes import (
     job_brief_to_json,
     job_changes,
     job_to_json,
+    json_body,
     new_files,
     new_job,
     page_params,
@@ -366,11 +366,7 @@ async def _files_json(job: Job, start: int = 0) -> list[object]:
 
 
 async def _body(request: Request) -> object:
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise InvalidArgumentError(f"the body is not valid JSON: {exc}") from None
+    return json_body(await request.body())
 
 
 # -- errors --------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ Rules:
   :func:`brief_view`).
 - Every mistake is an InvalidArgumentError naming the field (400), or BG_E_STRING_TOO_LONG for a
   string over its limit, as the engine reports it.
+- A body is JSON (:func:`json_body`) whose strings are Unicode text: a lone surrogate
+  (``"\\ud800"``, or its bytes in a body Python's decoder takes with ``surrogatepass``) can be
+  neither stored nor sent, so it is refused there, for every route, naming where it is.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from __future__ import annotations
 import dataclasses
 import errno
 import functools
+import json
 import math
 import os
+import re
 import shlex
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -73,6 +78,7 @@ __all__ = [
     "job_brief_to_json",
     "job_changes",
     "job_to_json",
+    "json_body",
     "new_files",
     "new_job",
     "object_body",
@@ -128,6 +134,77 @@ def file_to_json(details: FileDetails) -> JSON:
     body["validated"] = validated
     body["filled_ranges"] = None if filled is None else ranges_to_json(filled)
     return body
+
+
+def json_body(raw: bytes) -> object:
+    """The JSON value of a request body.
+
+    Raises:
+        InvalidArgumentError: the body is not JSON (malformed, truncated, not UTF-8, -16 or -32,
+            nested deeper than the decoder goes), or one of its strings or field names has a
+            lone surrogate (it is no Unicode text: RFC 8259 section 8.2).
+    """
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidArgumentError("the body is not valid JSON: it nests too deeply") from None
+    if _may_hold_surrogates(raw):
+        _check_text(value)
+    return value
+
+
+# A surrogate (U+D800-U+DFFF) written as a \u escape; the same as UTF-8 bytes (which the
+# decoder takes: it decodes with "surrogatepass").
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_UTF8 = re.compile(rb"\xed[\xa0-\xbf]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _may_hold_surrogates(raw: bytes) -> bool:
+    """Whether a string of the JSON body ``raw`` may hold a surrogate (paired ones are fine:
+    the decoder joins them), found on the bytes: the common body, ASCII or UTF-8 without
+    surrogate escapes, is not walked."""
+    if _SURROGATE_ESCAPE.search(raw):
+        return True
+    if raw.isascii():
+        return False
+    return not json.detect_encoding(raw).startswith("utf-8") or bool(_SURROGATE_UTF8.search(raw))
+
+
+def _check_text(value: object) -> None:
+    """Refuse a lone surrogate in any string or field name of ``value``, naming where it is
+    (iteratively: a body may nest as deep as the decoder went)."""
+    # (value, where): where is None for the body itself, else (parent's where, key or index).
+    stack: list[tuple[object, tuple[Any, str | int] | None]] = [(value, None)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise InvalidArgumentError(
+                    f"{_path(where)} has a lone surrogate: a JSON string must be Unicode text"
+                )
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if _SURROGATE.search(key):
+                    raise InvalidArgumentError(
+                        f"the field name {key!r} in {_path(where)} has a lone surrogate: a JSON "
+                        "string must be Unicode text"
+                    )
+                stack.append((child, (where, key)))
+        elif isinstance(item, list):
+            stack.extend((child, (where, i)) for i, child in enumerate(item))
+
+
+def _path(where: tuple[Any, str | int] | None) -> str:
+    """``files[0].local_name`` for ``(((None, "files"), 0), "local_name")``; None is "the body"."""
+    parts: list[str] = []
+    while where is not None:
+        where, key = where
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    path = "".join(reversed(parts)).removeprefix(".")
+    return f"the body{path}" if path[:1] in ("", "[") else path
 
 
 def object_body(body: object) -> Mapping[str, Any]:
