@@ -215,6 +215,10 @@ async def test_patch_sets_every_property(api: aiohttp.ClientSession) -> None:
     [
         ({"description": "ok", "priority": "URGENT"}, 400, "E_INVALIDARG"),
         ({"display_name": "ok", "no_progress_timeout": -1}, 400, "E_INVALIDARG"),
+        # Integers beyond every float: they answered 500 (OverflowError).
+        ({"display_name": "ok", "minimum_retry_delay": 10**400}, 400, "E_INVALIDARG"),
+        ({"display_name": "ok", "no_progress_timeout": 10**309}, 400, "E_INVALIDARG"),
+        ({"display_name": "ok", "maximum_download_time": -(10**309)}, 400, "E_INVALIDARG"),
         ({"display_name": "ok", "colour": "red"}, 400, "E_INVALIDARG"),
         ({"display_name": "ok", "notify_flags": 0x40}, 400, "E_INVALIDARG"),
         ({"display_name": "ok", "notify_flags": True}, 400, "E_INVALIDARG"),

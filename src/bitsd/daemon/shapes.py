@@ -740,9 +740,13 @@ def _string(what: str, value: object, limit: int) -> str:
 def _seconds(what: str, value: object) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise InvalidArgumentError(f"{what} must be a number of seconds, not {_kind(value)}")
-    if not math.isfinite(value) or value < 0:
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer beyond every float (10**400): not finite either
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0:
         raise InvalidArgumentError(f"{what} must be a finite number >= 0, not {value!r}")
-    return float(value)
+    return seconds
 
 
 def _kind(value: object) -> str:
