@@ -91,6 +91,7 @@ from bitsd._ondemand import check_property as _check_on_demand_property
 from bitsd._policy import (
     FINAL_FILES_KEPT,
     FINAL_JOBS_KEPT,
+    MAX_BYTE_COUNT,
     MAX_DESCRIPTION_LENGTH,
     MAX_DISPLAY_NAME_LENGTH,
     MAX_NOTIFY_PARAMETERS_LENGTH,
@@ -892,7 +893,7 @@ class Engine:
                 value = bool(value)
             elif name == "maximum_download_size":
                 _before_resume(job, "the maximum download size")
-                if value is not None and (not _is_int(value) or value <= 0):
+                if value is not None and (not _is_int(value) or not 0 < value <= MAX_BYTE_COUNT):
                     raise BitsError(
                         f"invalid maximum download size {value!r}",
                         hresult=codes.BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE,
@@ -919,7 +920,7 @@ class Engine:
                     raise InvalidArgumentError(f"invalid transfer policy {value!r}")
                 value = int(value)
             elif name == "bandwidth_limit" and (
-                value is not None and (not _is_int(value) or value <= 0)
+                value is not None and (not _is_int(value) or not 0 < value <= MAX_BYTE_COUNT)
             ):
                 raise InvalidArgumentError("the bandwidth limit is a positive byte rate")
             out[name] = value

@@ -169,8 +169,8 @@ class Job:
 
         Raises:
             BitsError: BG_E_RANDOM_ACCESS_NOT_SUPPORTED (not an on-demand download job),
-                BG_E_INVALID_RANGE (beyond the file's size, once known), E_INVALIDARG (not
-                an integer >= 0).
+                BG_E_INVALID_RANGE (beyond the file's size, once known, or beyond any file:
+                over ``MAX_BYTE_COUNT``), E_INVALIDARG (not an integer >= 0).
         """
         await self._engine._on_demand.update_download_position(self.id, file, offset)
 

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_ZERO_COPY",
     "FINAL_FILES_KEPT",
     "FINAL_JOBS_KEPT",
+    "MAX_BYTE_COUNT",
     "MAX_DESCRIPTION_LENGTH",
     "MAX_DISPLAY_NAME_LENGTH",
     "MAX_NOTIFY_PARAMETERS_LENGTH",
@@ -92,6 +93,10 @@ DEFAULT_ZERO_COPY = True
 DEFAULT_CONNECT_TIMEOUT = 60.0
 # Seconds without a byte from the server before the read is abandoned (transient). bitsd's choice.
 DEFAULT_READ_TIMEOUT = 60.0
+# Bytes. The largest byte count or offset a job takes (a maximum download size, a bandwidth limit,
+# a download position): the largest file offset (off_t) and the largest integer the store holds.
+# BITS takes UINT64 values; no file is larger. bitsd's bound.
+MAX_BYTE_COUNT = 2**63 - 1
 # Characters. BG_FILE_INFO: a remote URL is at most 2,200 characters.
 MAX_URL_LENGTH = 2200
 # Characters. Start-BitsTransfer -Description; Wine returns BG_E_STRING_TOO_LONG above it.

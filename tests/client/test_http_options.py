@@ -208,17 +208,21 @@ async def test_replace_remote_prefix(backend: Backend, server: FaultServer, dest
 
 
 async def test_maximum_download_size(backend: Backend, server: FaultServer, dest: Path) -> None:
-    """The maximum download size round-trips, refuses 0 with
+    """The maximum download size round-trips, refuses 0 and sizes over 2**63 - 1 (which the
+    store cannot hold: they raised OverflowError, a 500 through the daemon) with
     BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE, fails a bigger job with
     BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED and is read-only after Resume."""
     path = unique_path("max")
     server.add(path, body(5000))
     job = await backend.create_job("max size")
     assert await job.get_maximum_download_size() is None
-    assert await raised(job.set_maximum_download_size(0)) == (
-        BitsError,
-        codes.BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE,
-    )
+    for size in (0, 2**63, 2**64 - 1):
+        assert await raised(job.set_maximum_download_size(size)) == (
+            BitsError,
+            codes.BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE,
+        )
+    await job.set_maximum_download_size(2**63 - 1)
+    assert await job.get_maximum_download_size() == 2**63 - 1
     await job.set_maximum_download_size(1000)
     assert await job.get_maximum_download_size() == 1000
     await job.add_file(server.url(path), str(dest / "m"))
@@ -452,7 +456,8 @@ async def test_tls_files_round_trip_and_are_checked(backend: Backend, tmp_path: 
 
 async def test_transfer_policy_and_bandwidth_limit(backend: Backend) -> None:
     """The transfer policy round-trips as CostStates (TRANSFER_STANDARD by default) and the
-    bandwidth limit as an int or None; values out of range are E_INVALIDARG."""
+    bandwidth limit as an int or None; values out of range are E_INVALIDARG (a bandwidth limit
+    over 2**63 - 1 raised OverflowError, a 500 through the daemon)."""
     job = await backend.create_job("policy")
     assert await job.get_transfer_policy() == CostStates.TRANSFER_STANDARD
     assert await job.get_bandwidth_limit() is None
@@ -468,9 +473,10 @@ async def test_transfer_policy_and_bandwidth_limit(backend: Backend) -> None:
                 job.set_transfer_policy(2**32),
                 job.set_bandwidth_limit(0),
                 job.set_bandwidth_limit(-5),
+                job.set_bandwidth_limit(2**63),
             ]
         )
-        == [(InvalidArgumentError, codes.E_INVALIDARG)] * 4
+        == [(InvalidArgumentError, codes.E_INVALIDARG)] * 5
     )
     await job.set_bandwidth_limit(None)
     assert await job.get_bandwidth_limit() is None

@@ -120,6 +120,26 @@ async def test_on_demand_errors_are_the_engines(
         await j.cancel()
 
 
+async def test_a_download_position_beyond_any_file_is_refused_and_changes_nothing(
+    backend: Backend, server: FaultServer, dest: Path
+) -> None:
+    """A download position over 2**63 - 1 (``MAX_BYTE_COUNT``, beyond any file) while the
+    file's size is unknown is BG_E_INVALID_RANGE, and the file's record stays as it was: its
+    ranges can still be requested. (It raised OverflowError, a 500 through the daemon, with
+    the position already in the live record, so every later write of the file failed too.)"""
+    job = await backend.create_job("far")
+    await job.set_on_demand(True)
+    await job.add_file(server.url(unique_path("far")), str(dest / "far"))
+    for offset in (2**63, 2**64 - 1, 2**70):
+        assert await raised(job.update_download_position(0, offset)) == (
+            bitsd.BitsError,
+            codes.BG_E_INVALID_RANGE,
+        )
+    await job.request_file_ranges(0, [(0, 1)])
+    await job.update_download_position(0, 2**63 - 1)
+    await job.cancel()
+
+
 def call(daemon: Daemon, method: str, path: str, body: object = None) -> tuple[int, Any]:
     return http_json(daemon.socket, method, path, body)
 

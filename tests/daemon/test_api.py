@@ -219,6 +219,14 @@ async def test_patch_sets_every_property(api: aiohttp.ClientSession) -> None:
         ({"display_name": "ok", "minimum_retry_delay": 10**400}, 400, "E_INVALIDARG"),
         ({"display_name": "ok", "no_progress_timeout": 10**309}, 400, "E_INVALIDARG"),
         ({"display_name": "ok", "maximum_download_time": -(10**309)}, 400, "E_INVALIDARG"),
+        # Byte counts the store cannot hold (over 2**63 - 1): they answered 500 (OverflowError)
+        # after the fields before them had been applied.
+        (
+            {"on_demand": False, "maximum_download_size": 2**63},
+            400,
+            "BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE",
+        ),
+        ({"display_name": "ok", "bandwidth_limit": 2**64}, 400, "E_INVALIDARG"),
         ({"display_name": "ok", "colour": "red"}, 400, "E_INVALIDARG"),
         ({"display_name": "ok", "notify_flags": 0x40}, 400, "E_INVALIDARG"),
         ({"display_name": "ok", "notify_flags": True}, 400, "E_INVALIDARG"),

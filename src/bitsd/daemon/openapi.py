@@ -32,7 +32,7 @@ from bitsd._httpopts import (
     MAX_PROXY_LIST_LENGTH,
     MAX_USER_NAME_LENGTH,
 )
-from bitsd._policy import MAX_DESCRIPTION_LENGTH, MAX_DISPLAY_NAME_LENGTH
+from bitsd._policy import MAX_BYTE_COUNT, MAX_DESCRIPTION_LENGTH, MAX_DISPLAY_NAME_LENGTH
 from bitsd._ranges import MAX_RANGES_PER_FILE
 from bitsd.daemon.events import NOTIFY_METHODS
 from bitsd.daemon.shapes import (
@@ -374,7 +374,12 @@ _SCHEMAS: JSON = {
                 "notify_flags": {"type": "integer", "minimum": 0, "maximum": 0x3F},
                 "notify_cmd_line": _ref("NotifyCmdLine"),
                 "maximum_download_size": _nullable(
-                    {"type": "integer", "minimum": 1, "description": "only before Resume"}
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_BYTE_COUNT,
+                        "description": "only before Resume",
+                    }
                 ),
                 "custom_headers": _nullable(
                     {
@@ -391,7 +396,9 @@ _SCHEMAS: JSON = {
                 "ca_bundle": _nullable(_PATH),
                 "client_certificate": _nullable(_ref("ClientCertificate")),
                 "transfer_policy": {**_UINT, "maximum": 0xFFFFFFFF},
-                "bandwidth_limit": _nullable({"type": "integer", "minimum": 1}),
+                "bandwidth_limit": _nullable(
+                    {"type": "integer", "minimum": 1, "maximum": MAX_BYTE_COUNT}
+                ),
             },
             required=(),
         ),
@@ -449,7 +456,7 @@ _SCHEMAS: JSON = {
             }
         }
     ),
-    "DownloadPosition": _object({"offset": _UINT}),
+    "DownloadPosition": _object({"offset": {**_UINT, "maximum": MAX_BYTE_COUNT}}),
     "RemotePrefix": _object(
         {
             "old": {"type": "string", "description": "case-sensitive"},

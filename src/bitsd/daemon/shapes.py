@@ -45,6 +45,7 @@ from bitsd._httpopts import (
 )
 from bitsd._job import Job
 from bitsd._policy import (
+    MAX_BYTE_COUNT,
     MAX_DESCRIPTION_LENGTH,
     MAX_DISPLAY_NAME_LENGTH,
     MAX_NOTIFY_PARAMETERS_LENGTH,
@@ -651,16 +652,18 @@ def _transfer_policy(value: object) -> Change:
 
 def _bandwidth_limit(value: object) -> Change:
     limit = _positive_or_none(
-        value, InvalidArgumentError("the bandwidth limit is a positive byte rate")
+        value,
+        InvalidArgumentError(f"the bandwidth limit is a positive byte rate up to {MAX_BYTE_COUNT}"),
     )
     return functools.partial(Job.set_bandwidth_limit, bytes_per_second=limit)
 
 
 def _positive_or_none(value: object, error: BitsError) -> int | None:
-    """``value`` if it is null or a positive integer; else raise ``error``."""
+    """``value`` if it is null or a positive integer a job takes as a byte count (at most
+    MAX_BYTE_COUNT); else raise ``error``."""
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_BYTE_COUNT:
         return value
     raise error
 
