@@ -266,6 +266,66 @@ async def test_patch_refused_by_the_state_changes_nothing(
     assert (await call(api, "GET", base))[1]["display_name"] == "original"
 
 
+@pytest.mark.parametrize(
+    ("job_type", "patch", "status", "name"),
+    [
+        # The second setter refused what the first had applied already (the job changed).
+        (
+            "DOWNLOAD",
+            {"on_demand": False, "dynamic_content": True},
+            409,
+            "BG_E_UNSUPPORTED_JOB_CONFIGURATION",
+        ),
+        (
+            "UPLOAD",
+            {"on_demand": False, "dynamic_content": True},
+            400,
+            "BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY",
+        ),
+        (
+            "UPLOAD",
+            {"dynamic_content": False, "http_method": "PUT"},
+            400,
+            "BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY",
+        ),
+        (
+            "UPLOAD_REPLY",
+            {"http_method": "get", "maximum_download_size": 5},
+            400,
+            "BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY",
+        ),
+    ],
+)
+async def test_patch_refused_by_the_jobs_files_or_type_changes_nothing(
+    api: aiohttp.ClientSession,
+    short_dir: Path,
+    job_type: str,
+    patch: dict[str, Any],
+    status: int,
+    name: str,
+) -> None:
+    """Dynamic content for a download job with a file added with ranges, and a download-only
+    property other than its default for an upload job, are refused before the fields that
+    come first (on_demand, dynamic_content, http_method set to their defaults) are applied:
+    the job is exactly as it was, modification time included."""
+    source = short_dir / "s"
+    source.write_bytes(b"x")
+    file: dict[str, Any] = {"remote_name": "https://example.org/up", "local_name": str(source)}
+    if job_type == "DOWNLOAD":
+        file = {
+            "remote_name": "https://example.org/r",
+            "local_name": str(short_dir / "r"),
+            "ranges": [[0, 10]],
+        }
+    job = (await call(api, "POST", "/v1/jobs", {"display_name": "j", "type": job_type}))[1]
+    base = f"/v1/jobs/{job['id']}"
+    assert (await call(api, "POST", f"{base}/files", {"files": [file]}))[0] == 200
+    before = await call(api, "GET", base)
+    answer, body = await call(api, "PATCH", base, patch)
+    assert (answer, error_of(body)[1]) == (status, name)
+    assert await call(api, "GET", base) == before
+
+
 async def test_add_files_is_all_or_none(api: aiohttp.ClientSession, short_dir: Path) -> None:
     """A set with one bad file adds none of them."""
     job = await new_job(api)

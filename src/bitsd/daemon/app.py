@@ -190,7 +190,7 @@ class _Api:
     async def patch_job(self, request: Request) -> Response:
         job = await self._job(request)
         body = await _body(request)
-        for change in job_changes(body, await job.snapshot()):
+        for change in await job_changes(body, job):
             await change(job)
         return JSONResponse(await job_to_json(job))
 

@@ -446,26 +446,55 @@ def wait_params(query: Mapping[str, str]) -> tuple[frozenset[JobState], float]:
     return states, min(timeout, WAIT_TIMEOUT_MAX)
 
 
-def job_changes(body: object, current: JobSnapshot) -> list[Change]:
+async def job_changes(body: object, job: Job) -> list[Change]:
     """The setter calls of a ``PATCH /v1/jobs/{id}`` body, after checking every field, and the
-    fields against each other and against ``current`` (the job now).
+    fields against each other and against ``job`` as it is now.
 
     The setters the job's state can refuse come first (``on_demand``, which the job's files can
     refuse too, ``dynamic_content``, ``http_method``, ``maximum_download_size``:
     BG_E_READ_ONLY_PROPERTY_AFTER_RESUME, all four alike; then ``priority``), so a refusal
-    comes before anything has changed.
+    comes before anything has changed. What else a setter after the first would refuse is
+    checked here (:func:`_check_conflicts`).
     """
     fields = object_body(body)
     _only(fields, tuple(_CHECKS))
     changes = [_CHECKS[name](fields[name]) for name in _CHECKS if name in fields]
-    _check_conflicts(fields, current)
+    current = await job.snapshot()
+    # Dynamic content, refused with file ranges, comes after on_demand: asked together, the
+    # files are looked at (one at a time, as the setter does; rare enough).
+    ranged = False
+    if fields.get("dynamic_content") is True and "on_demand" in fields:
+        files = range(current.progress.files_total)
+        ranged = any([await job.get_file_ranges(i) for i in files])
+    _check_conflicts(fields, current, ranged=ranged)
     return changes
 
 
-def _check_conflicts(fields: Mapping[str, Any], current: JobSnapshot) -> None:
+# The properties an upload job refuses unless they are set to their defaults (the engine's
+# Uploads.check_property): BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY.
+_DOWNLOAD_ONLY = ("on_demand", "dynamic_content", "http_method", "maximum_download_size")
+
+
+def _check_conflicts(fields: Mapping[str, Any], current: JobSnapshot, *, ranged: bool) -> None:
     """What the setters would refuse because of another field of the body or of the job: a
-    custom HTTP method with dynamic content, on-demand mode, or a priority other than
-    FOREGROUND; on-demand mode with dynamic content."""
+    download-only property on an upload job; dynamic content with files added with ranges
+    (``ranged``: only looked at when a setter comes before); a custom HTTP method with dynamic
+    content, on-demand mode, or a priority other than FOREGROUND; on-demand mode with dynamic
+    content. (The values are checked already.)"""
+    if current.type is not JobType.DOWNLOAD:
+        for name in _DOWNLOAD_ONLY:
+            value = fields.get(name)
+            default = name == "http_method" and check_http_method(value) is None
+            if value not in (None, False) and not default:
+                raise BitsError(
+                    f"{name.replace('_', ' ')} is a property of download jobs",
+                    hresult=codes.BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY,
+                )
+    if ranged:
+        raise BitsError(
+            "dynamic content does not go with file ranges",
+            hresult=codes.BG_E_UNSUPPORTED_JOB_CONFIGURATION,
+        )
     method = (
         check_http_method(fields["http_method"]) if "http_method" in fields else current.http_method
     )
