@@ -112,6 +112,7 @@ from bitsd._scheduler import Candidate, plan
 from bitsd._sink import FileSink, Flusher
 from bitsd._state import Event, apply
 from bitsd._store import SqliteStore, Store
+from bitsd._text import check_text
 from bitsd._transfer.base import FileRequest, HttpOptions, Transport
 from bitsd._transfer.http import HttpTransport
 from bitsd._transfer.local import LocalTransport
@@ -1977,6 +1978,7 @@ def _before_resume(job: JobRecord, what: str) -> None:
 def _readable_file(what: str, path: object) -> None:
     if not isinstance(path, str) or not os.path.isabs(path):
         raise InvalidArgumentError(f"the {what} must be an absolute path")
+    check_text(what, path)
     if not os.path.isfile(path) or not os.access(path, os.R_OK):
         raise BitsError(
             f"cannot read the {what} {path}", hresult=codes.hresult_from_errno(errno.ENOENT)
@@ -1984,8 +1986,7 @@ def _readable_file(what: str, path: object) -> None:
 
 
 def _check_length(what: str, value: object, limit: int) -> None:
-    if not isinstance(value, str):
-        raise InvalidArgumentError(f"the {what} must be a string")
+    value = check_text(what, value)
     if len(value) > limit:
         raise InvalidArgumentError(
             f"the {what} has {len(value)} characters; at most {limit}",

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from bitsd import codes
 from bitsd._errors import BitsError, InvalidArgumentError
+from bitsd._text import check_text
 
 __all__ = [
     "TEMP_SUFFIX",
@@ -63,12 +64,14 @@ def check_local_name(local_name: str, good_folders: set[str] | None = None) -> s
     folder checks it once) and gains this name's.
 
     Raises:
-        InvalidArgumentError: empty, relative, containing NUL, a folder, or a name with no file.
+        InvalidArgumentError: empty, relative, containing NUL or text that is not UTF-8 (a
+            lone surrogate: ``bitsd._text``), a folder, or a name with no file.
         BitsError: the folder does not exist (HRESULT_FROM_WIN32(ERROR_PATH_NOT_FOUND)) or is
             not writable (E_ACCESSDENIED).
     """
     if not local_name or "\x00" in local_name:
         raise InvalidArgumentError(f"invalid local name {local_name!r}")
+    check_text("local name", local_name)
     if not os.path.isabs(local_name):
         raise InvalidArgumentError(f"the local name must be an absolute path: {local_name!r}")
     if local_name.endswith(os.sep):

@@ -12,6 +12,8 @@ Rules:
   for syntax when used (BG_E_INVALID_PROXY_INFO, a run-time error as in BITS).
 - Credentials: user names up to 300 characters, passwords up to 65,535, one per (target,
   scheme); PASSPORT is not supported.
+- Every text given (headers, lists, user names, passwords) is a ``str`` of UTF-8 text
+  (``bitsd._text``); anything else is E_INVALIDARG.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 from bitsd import codes
 from bitsd._enums import AuthScheme, AuthTarget, ProxyUsage, SecurityFlags
 from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError
+from bitsd._text import check_text
 
 __all__ = [
     "MAX_CUSTOM_HEADERS_LENGTH",
@@ -57,8 +60,7 @@ def check_custom_headers(value: str | None) -> str | None:
     """Validate SetCustomHeaders' argument; returns None for "no headers"."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        raise InvalidArgumentError("custom headers must be a string")
+    check_text("custom headers", value)
     if len(value) + 1 > MAX_CUSTOM_HEADERS_LENGTH:
         raise InvalidArgumentError(
             f"custom headers have {len(value)} characters; at most {MAX_CUSTOM_HEADERS_LENGTH - 1}",
@@ -130,8 +132,8 @@ def check_proxy_settings(
         kind = ProxyUsage(usage)
     except ValueError:
         raise NotSupportedError(f"invalid proxy usage {usage!r}") from None
-    proxy_list = proxy_list or None
-    bypass_list = bypass_list or None
+    proxy_list = _text_or_none("proxy list", proxy_list)
+    bypass_list = _text_or_none("proxy bypass list", bypass_list)
     if kind is ProxyUsage.OVERRIDE:
         if proxy_list is None:
             raise InvalidArgumentError("OVERRIDE needs a proxy list")
@@ -144,6 +146,11 @@ def check_proxy_settings(
             "the proxy bypass list is too long", hresult=codes.BG_E_PROXY_BYPASS_LIST_TOO_LARGE
         )
     return kind, proxy_list, bypass_list
+
+
+def _text_or_none(what: str, value: object) -> str | None:
+    """``value`` as text, or None for None and "" (no list)."""
+    return None if value is None else check_text(what, value) or None
 
 
 def check_credentials(
@@ -164,8 +171,8 @@ def check_credentials(
         ) from None
     if auth_scheme is AuthScheme.PASSPORT:
         raise NotSupportedError("Passport authentication is not supported")
-    user_name = user_name or ""
-    password = password or ""
+    user_name = "" if user_name is None else check_text("user name", user_name)
+    password = "" if password is None else check_text("password", password)
     if len(user_name) > MAX_USER_NAME_LENGTH:
         raise BitsError("the user name is too long", hresult=codes.BG_E_USERNAME_TOO_LARGE)
     if len(password) > MAX_PASSWORD_LENGTH:

@@ -54,6 +54,7 @@ from bitsd._model import FileRecord, JobRecord
 from bitsd._records import ReplyProgress
 from bitsd._sink import Throttle
 from bitsd._state import Event
+from bitsd._text import check_text
 from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest, HttpOptions
 from bitsd._transfer.upload import (
@@ -743,7 +744,7 @@ def _upload_source(local: str) -> tuple[str, int]:
     Returns the normalised path and the file's size."""
     if not local or "\x00" in local or not os.path.isabs(local):
         raise InvalidArgumentError(f"the local name must be an absolute path: {local!r}")
-    path = os.path.normpath(local)
+    path = os.path.normpath(check_text("local name", local))
     try:
         stat = os.stat(path)
     except OSError as exc:

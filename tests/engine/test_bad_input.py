@@ -1,0 +1,106 @@
+"""Inputs the engine once answered with another exception than a BitsError, or took and kept
+half: each found by the properties of test_input_fuzz.py, each named here with the code the
+caller now gets and the proof that the job did not change."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bitsd
+from bitsd import AuthScheme, AuthTarget, JobType, ProxyUsage, codes
+from bitsd.aio import Engine, Job
+from tests.engine.conftest import EngineFactory
+
+JobCall = Callable[[Job, Path], Awaitable[Any]]
+CA_NOT_UTF8 = os.fsdecode(b"ca\xff.pem")  # "ca\udcff.pem": a file name that is not UTF-8
+
+
+async def refused(engine: Engine, job: Job, call: Awaitable[Any], code: int) -> None:
+    """``call`` raises a BitsError with ``code`` and changes nothing of ``job``; the engine's
+    store holds what the engine holds."""
+    before = (await job.snapshot(), await job.files())
+    with pytest.raises(bitsd.BitsError) as info:
+        await call
+    assert info.value.hresult == code, info.value
+    assert (await job.snapshot(), await job.files()) == before
+    stored = engine._store.load()
+    assert [j for j in stored.jobs if j.id == job.id] == [engine._to_disk(engine._jobs[job.id])]
+
+
+# -- text that is not UTF-8 --------------------------------------------------------------------
+
+NOT_UTF8: list[tuple[str, JobCall]] = [
+    ("display name", lambda j, d: j.set_display_name("\ud800")),
+    ("description", lambda j, d: j.set_description("caf\udce9")),
+    ("notify program", lambda j, d: j.set_notify_cmd_line("/bin/\ud800", None)),
+    ("notify parameters", lambda j, d: j.set_notify_cmd_line("/bin/true", "true \udcff")),
+    ("custom headers", lambda j, d: j.set_custom_headers("X-A: \ud800\r\n")),
+    (
+        "proxy bypass list",
+        lambda j, d: j.set_proxy_settings(ProxyUsage.OVERRIDE, "http://p:3128", "\udcff"),
+    ),
+    (
+        "user name",
+        lambda j, d: j.set_credentials(AuthTarget.SERVER, AuthScheme.BASIC, "\ud800", "pw"),
+    ),
+    ("http remote name", lambda j, d: j.add_file("http://h/\ud800", str(d / "a"))),
+    ("path remote name", lambda j, d: j.add_file(f"{d}/source\udcff", str(d / "a"))),
+    ("local name", lambda j, d: j.add_file("http://h/f", f"{d}/\udcff")),
+    ("lone surrogate local name", lambda j, d: j.add_file("http://h/f", f"{d}/\ud800")),
+    ("new remote prefix", lambda j, d: j.replace_remote_prefix("http://h/", "http://h/\ud800/")),
+    ("ca bundle", lambda j, d: j.set_ca_bundle(str(d / CA_NOT_UTF8))),
+]
+
+
+@pytest.mark.parametrize("call", [c for _, c in NOT_UTF8], ids=[n for n, _ in NOT_UTF8])
+async def test_text_that_is_not_utf8_is_invalid_argument(
+    make_engine: EngineFactory, dest: Path, call: JobCall
+) -> None:
+    """A lone surrogate (``"\\ud800"``; ``"\\udcff"`` is how Python shows a file name's byte
+    that is not UTF-8) in any text a job keeps is E_INVALIDARG, and the job is unchanged. It
+    was a UnicodeEncodeError from the store (or, in credentials, taken and failing every
+    transfer)."""
+    (dest / "source\udcff").write_bytes(b"x")
+    (dest / CA_NOT_UTF8).write_bytes(b"not read here")
+    async with make_engine() as engine:
+        job = await engine.create_job("text")
+        await job.add_file("http://h/f", str(dest / "f"))
+        await refused(engine, job, call(job, dest), codes.E_INVALIDARG)
+        await job.set_display_name("still usable")
+
+
+async def test_a_display_name_that_is_not_utf8_creates_no_job(make_engine: EngineFactory) -> None:
+    """create_job("\\ud800") is E_INVALIDARG and creates nothing (it was a UnicodeEncodeError
+    from the store)."""
+    async with make_engine() as engine:
+        with pytest.raises(bitsd.InvalidArgumentError) as info:
+            await engine.create_job("\ud800")
+        assert info.value.hresult == codes.E_INVALIDARG
+        assert await engine.jobs() == []
+        assert engine._store.load().jobs == []
+
+
+async def test_upload_and_reply_names_that_are_not_utf8_are_invalid_argument(
+    make_engine: EngineFactory, dest: Path
+) -> None:
+    """The file to upload and the reply file name are local names too: a lone surrogate is
+    E_INVALIDARG (the file to upload's was a UnicodeEncodeError from os.stat)."""
+    source = dest / "up.bin"
+    source.write_bytes(b"x" * 10)
+    async with make_engine() as engine:
+        upload = await engine.create_job("up", JobType.UPLOAD_REPLY)
+        await refused(
+            engine,
+            upload,
+            upload.add_file("http://h/up", f"{dest}/\ud800"),
+            codes.E_INVALIDARG,
+        )
+        await upload.add_file("http://h/up", str(source))
+        await refused(
+            engine, upload, upload.set_reply_file_name(f"{dest}/\udcff"), codes.E_INVALIDARG
+        )
