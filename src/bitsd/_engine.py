@@ -508,7 +508,7 @@ class Engine:
         if files is not None or resume:
             try:
                 if files is not None:
-                    await self._add_files(job.id, list(files))
+                    await self._add_files(job.id, files)
                 if resume:
                     await self._resume(job.id)
             except BaseException:
@@ -940,12 +940,13 @@ class Engine:
     async def _add_files(
         self,
         job_id: str,
-        pairs: Sequence[tuple[str, str]],
+        files: Iterable[tuple[str, str]],
         *,
         sha256: str | None = None,
-        ranges: Sequence[tuple[int, int]] | None = None,
+        ranges: Iterable[tuple[int, int]] | None = None,
     ) -> None:
         job = self._live(job_id)
+        pairs = _file_pairs(files)
         if is_upload(job):
             await self._uploads.add_files(job_id, pairs, sha256=sha256, ranges=ranges)
             return
@@ -963,12 +964,10 @@ class Engine:
                     hresult=codes.BG_E_UNSUPPORTED_JOB_CONFIGURATION,
                 )
             checked_ranges = check_ranges(ranges, limit=self.config.max_ranges_per_file)
-        if sha256 is not None and not _SHA256.match(sha256):
+        if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256)):
             raise InvalidArgumentError(f"not a SHA-256 in hex: {sha256!r}")
         folders: set[str] = set()
         for remote, local in pairs:
-            if not isinstance(remote, str) or not isinstance(local, str):
-                raise InvalidArgumentError("remote and local names must be strings")
             remote = check_remote_name(remote)
             local = check_local_name(local, folders)
             if checked_ranges is not None and remote_kind(remote) is not RemoteKind.HTTP:
@@ -1159,6 +1158,8 @@ class Engine:
         job = self._live(job_id)
         if is_upload(job):
             raise NotSupportedError("an upload job's remote name has no prefix to replace")
+        if not isinstance(old, str) or not isinstance(new, str):
+            raise InvalidArgumentError("both prefixes must be strings")
         if not old or not new:
             raise InvalidArgumentError("both prefixes must be non-empty")
         changed: list[FileRecord] = []
@@ -1963,6 +1964,30 @@ def _http_options(job: JobRecord) -> HttpOptions:
         proxy_bypass=job.proxy_bypass,
         credentials=job.credentials,
     )
+
+
+def _file_pairs(files: object) -> list[tuple[str, str]]:
+    """AddFileSet's ``files`` as a list of (remote name, local name) pairs of strings.
+
+    Raises:
+        InvalidArgumentError: not an iterable of pairs of strings.
+    """
+    try:
+        items = iter(files)  # type: ignore[call-overload]
+    except TypeError:
+        raise InvalidArgumentError("the files must be (remote name, local name) pairs") from None
+    pairs = []
+    for item in items:
+        try:
+            remote, local = item
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(
+                f"a file must be a (remote name, local name) pair, not {item!r}"
+            ) from None
+        if not isinstance(remote, str) or not isinstance(local, str):
+            raise InvalidArgumentError("remote and local names must be strings")
+        pairs.append((remote, local))
+    return pairs
 
 
 def _is_int(value: object) -> bool:

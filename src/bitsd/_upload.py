@@ -31,7 +31,7 @@ import dataclasses
 import errno
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bitsd import codes
@@ -171,7 +171,7 @@ class Uploads:
         pairs: Sequence[tuple[str, str]],
         *,
         sha256: str | None,
-        ranges: Sequence[tuple[int, int]] | None,
+        ranges: Iterable[tuple[int, int]] | None,
     ) -> None:
         """AddFile / AddFileSet / AddFileWithRanges on an upload job."""
         engine = self._engine
@@ -185,9 +185,7 @@ class Uploads:
         existing = engine._files[job_id]
         if len(existing) + len(pairs) > 1:
             raise BitsError("an upload job has exactly one file", hresult=codes.BG_E_TOO_MANY_FILES)
-        remote, local = pairs[0]
-        if not isinstance(remote, str) or not isinstance(local, str):
-            raise InvalidArgumentError("remote and local names must be strings")
+        remote, local = pairs[0]  # strings: the engine's _file_pairs checked them
         remote = check_remote_name(remote)
         if remote_kind(remote) is not RemoteKind.HTTP:
             raise InvalidArgumentError(f"an upload goes to an http:// or https:// URL: {remote!r}")

@@ -104,3 +104,67 @@ async def test_upload_and_reply_names_that_are_not_utf8_are_invalid_argument(
         await refused(
             engine, upload, upload.set_reply_file_name(f"{dest}/\udcff"), codes.E_INVALIDARG
         )
+
+
+# -- arguments of the wrong type ---------------------------------------------------------------
+
+WRONG_TYPE: list[tuple[str, JobCall]] = [
+    ("file set not iterable", lambda j, d: j.add_file_set(5)),  # type: ignore[arg-type]
+    ("file set of a number", lambda j, d: j.add_file_set([5])),  # type: ignore[list-item]
+    ("file set of a 1-tuple", lambda j, d: j.add_file_set([("http://h/a",)])),  # type: ignore[list-item]
+    ("sha256 not a string", lambda j, d: j.add_file("http://h/a", str(d / "a"), sha256=True)),  # type: ignore[arg-type]
+    (
+        "ranges not iterable",
+        lambda j, d: j.add_file_with_ranges("http://h/a", str(d / "a"), 5),  # type: ignore[arg-type]
+    ),
+    ("old prefix not a string", lambda j, d: j.replace_remote_prefix(5, "http://g/")),  # type: ignore[arg-type]
+    ("new prefix not a string", lambda j, d: j.replace_remote_prefix("http://h/", 5)),  # type: ignore[arg-type]
+    (
+        "proxy list not a string",
+        lambda j, d: j.set_proxy_settings(ProxyUsage.OVERRIDE, 1.0),  # type: ignore[arg-type]
+    ),
+    (
+        "user name not a string",
+        lambda j, d: j.set_credentials(AuthTarget.SERVER, AuthScheme.BASIC, 5, "pw"),  # type: ignore[arg-type]
+    ),
+    (
+        "password not a string",
+        lambda j, d: j.set_credentials(AuthTarget.SERVER, AuthScheme.BASIC, "u", b"pw"),  # type: ignore[arg-type]
+    ),
+]
+
+
+@pytest.mark.parametrize("call", [c for _, c in WRONG_TYPE], ids=[n for n, _ in WRONG_TYPE])
+async def test_arguments_of_the_wrong_type_are_invalid_argument(
+    make_engine: EngineFactory, dest: Path, call: JobCall
+) -> None:
+    """A file set, ranges, a checksum, a prefix, a proxy list or credentials of the wrong type
+    are E_INVALIDARG, and the job is unchanged; each was a TypeError or ValueError (from
+    list(), unpacking, a regex, str.startswith or len)."""
+    async with make_engine() as engine:
+        job = await engine.create_job("types")
+        await job.add_file("http://h/f", str(dest / "f"))
+        await refused(engine, job, call(job, dest), codes.E_INVALIDARG)
+
+
+async def test_requested_ranges_of_the_wrong_type_are_invalid_argument(
+    make_engine: EngineFactory, dest: Path
+) -> None:
+    """request_file_ranges(0, 5) on an on-demand job is E_INVALIDARG (it was a TypeError from
+    list())."""
+    async with make_engine() as engine:
+        job = await engine.create_job("on demand")
+        await job.set_on_demand(True)
+        await job.add_file("http://h/f", str(dest / "f"))
+        await refused(engine, job, job.request_file_ranges(0, 5), codes.E_INVALIDARG)  # type: ignore[arg-type]
+
+
+async def test_create_job_with_files_that_are_no_pairs_leaves_no_job(
+    make_engine: EngineFactory,
+) -> None:
+    """create_job("x", files=5) is E_INVALIDARG and leaves no job behind (it was a TypeError
+    from list(), after the job was made and then cancelled)."""
+    async with make_engine() as engine:
+        with pytest.raises(bitsd.InvalidArgumentError):
+            await engine.create_job("x", files=5)  # type: ignore[arg-type]
+        assert await engine.jobs() == []
