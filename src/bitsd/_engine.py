@@ -32,6 +32,7 @@ import dataclasses
 import errno
 import functools
 import logging
+import math
 import os
 import re
 import shlex
@@ -91,6 +92,7 @@ from bitsd._ondemand import check_property as _check_on_demand_property
 from bitsd._policy import (
     FINAL_FILES_KEPT,
     FINAL_JOBS_KEPT,
+    MAX_BYTE_COUNT,
     MAX_DESCRIPTION_LENGTH,
     MAX_DISPLAY_NAME_LENGTH,
     MAX_NOTIFY_PARAMETERS_LENGTH,
@@ -871,6 +873,8 @@ class Engine:
             elif name in ("no_progress_timeout", "maximum_download_time"):
                 value = float(_non_negative(name, value))
             elif name == "notify_flags":
+                if not isinstance(value, int):
+                    raise InvalidArgumentError(f"notify flags must be an integer, not {value!r}")
                 value = int(value)
                 if value & ~0x3F or value < 0:
                     raise NotSupportedError(f"invalid notify flags 0x{value:X}")
@@ -893,7 +897,7 @@ class Engine:
                 value = bool(value)
             elif name == "maximum_download_size":
                 _before_resume(job, "the maximum download size")
-                if value is not None and (not _is_int(value) or value <= 0):
+                if value is not None and not _is_byte_count(value):
                     raise BitsError(
                         f"invalid maximum download size {value!r}",
                         hresult=codes.BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE,
@@ -919,9 +923,7 @@ class Engine:
                 if not _is_int(value) or not 0 <= value <= 0xFFFFFFFF:
                     raise InvalidArgumentError(f"invalid transfer policy {value!r}")
                 value = int(value)
-            elif name == "bandwidth_limit" and (
-                value is not None and (not _is_int(value) or value <= 0)
-            ):
+            elif name == "bandwidth_limit" and value is not None and not _is_byte_count(value):
                 raise InvalidArgumentError("the bandwidth limit is a positive byte rate")
             out[name] = value
         if (
@@ -1995,6 +1997,11 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_byte_count(value: object) -> bool:
+    """A positive integer a job can keep as a byte count (at most ``MAX_BYTE_COUNT``)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_BYTE_COUNT
+
+
 def _before_resume(job: JobRecord, what: str) -> None:
     if job.ever_resumed:
         raise ReadOnlyPropertyError(f"{what} can be set only before the first Resume")
@@ -2019,13 +2026,17 @@ def _check_length(what: str, value: object, limit: int) -> None:
         )
 
 
-def _non_negative(what: str, value: Any) -> float:
+def _non_negative(what: str, value: object) -> float:
+    """``value`` as seconds: an int or a float (not a bool, not a string), finite and >= 0, as
+    the daemon's control API takes it."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise InvalidArgumentError(f"{what} must be a number of seconds, not {value!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{what} must be a number of seconds") from None
-    if number < 0 or number != number:
-        raise InvalidArgumentError(f"{what} must be >= 0")
+    except OverflowError:  # an int beyond the floats
+        number = math.inf
+    if not math.isfinite(number) or number < 0:
+        raise InvalidArgumentError(f"{what} must be a finite number >= 0, not {value!r}")
     return number
 
 

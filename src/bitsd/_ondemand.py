@@ -40,6 +40,7 @@ from bitsd._errors import BitsError, InvalidArgumentError, TransferError
 from bitsd._httpopts import check_http_method
 from bitsd._intervals import EOF_END, Span, gaps, next_gap, remove, request, resolve, union
 from bitsd._model import FileRecord, JobRecord
+from bitsd._policy import MAX_BYTE_COUNT
 from bitsd._ranges import check_requested
 from bitsd._rangesink import RangeSink, keep
 from bitsd._records import FileInfo
@@ -177,6 +178,10 @@ class OnDemand:
             raise BitsError(
                 f"the position {offset} is beyond the remote file of {size} bytes",
                 hresult=codes.BG_E_INVALID_RANGE,
+            )
+        if offset > MAX_BYTE_COUNT:  # no file has such an offset (off_t), nor can it be stored
+            raise BitsError(
+                f"the position {offset} is beyond any file", hresult=codes.BG_E_INVALID_RANGE
             )
         if offset != record.download_position:
             self._store(dataclasses.replace(record, download_position=offset))

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_ZERO_COPY",
     "FINAL_FILES_KEPT",
     "FINAL_JOBS_KEPT",
+    "MAX_BYTE_COUNT",
     "MAX_DESCRIPTION_LENGTH",
     "MAX_DISPLAY_NAME_LENGTH",
     "MAX_NOTIFY_PARAMETERS_LENGTH",
@@ -92,6 +93,10 @@ DEFAULT_ZERO_COPY = True
 DEFAULT_CONNECT_TIMEOUT = 60.0
 # Seconds without a byte from the server before the read is abandoned (transient). bitsd's choice.
 DEFAULT_READ_TIMEOUT = 60.0
+# Bytes (or bytes per second). The largest byte count, offset or rate a job keeps: file offsets
+# (off_t) and the store's integers are signed 64-bit, so a larger value could be neither a
+# position in a file nor stored. Larger values are refused when given.
+MAX_BYTE_COUNT = 2**63 - 1
 # Characters. BG_FILE_INFO: a remote URL is at most 2,200 characters.
 MAX_URL_LENGTH = 2200
 # Characters. Start-BitsTransfer -Description; Wine returns BG_E_STRING_TOO_LONG above it.

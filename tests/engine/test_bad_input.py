@@ -4,6 +4,7 @@ caller now gets and the proof that the job did not change."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -168,3 +169,73 @@ async def test_create_job_with_files_that_are_no_pairs_leaves_no_job(
         with pytest.raises(bitsd.InvalidArgumentError):
             await engine.create_job("x", files=5)  # type: ignore[arg-type]
         assert await engine.jobs() == []
+
+
+# -- numbers -----------------------------------------------------------------------------------
+
+SECONDS = ["set_minimum_retry_delay", "set_no_progress_timeout", "set_maximum_download_time"]
+
+
+@pytest.mark.parametrize("setter", SECONDS)
+@pytest.mark.parametrize(
+    "value",
+    [pytest.param(10**400, id="10**400"), math.inf, "5", b"5", True],
+    ids=repr,
+)
+async def test_seconds_that_are_no_finite_number_are_invalid_argument(
+    make_engine: EngineFactory, setter: str, value: object
+) -> None:
+    """The seconds setters take an int or a float, finite and >= 0, as the daemon's control API
+    does: 10**400 was an OverflowError (from float()), and infinities, strings, bytes and bools
+    were taken (float("5") is 5.0, True 1.0)."""
+    async with make_engine() as engine:
+        job = await engine.create_job("seconds")
+        await refused(engine, job, getattr(job, setter)(value), codes.E_INVALIDARG)
+        await getattr(job, setter)(60)
+        await getattr(job, setter)(2**70)  # huge but finite: taken
+
+
+@pytest.mark.parametrize("flags", [None, "3", 1.0, math.inf, math.nan, [1]], ids=repr)
+async def test_notify_flags_that_are_no_integer_are_invalid_argument(
+    make_engine: EngineFactory, flags: object
+) -> None:
+    """Notify flags that are not an int are E_INVALIDARG (bits outside 0x3F stay E_NOTIMPL):
+    None and lists were TypeError, NaN ValueError, infinity OverflowError (all from int()),
+    and "3" and 1.0 were taken."""
+    async with make_engine() as engine:
+        job = await engine.create_job("flags")
+        await refused(engine, job, job.set_notify_flags(flags), codes.E_INVALIDARG)  # type: ignore[arg-type]
+        await job.set_notify_flags(bitsd.NotifyFlags.JOB_MODIFICATION)
+
+
+async def test_byte_counts_beyond_what_a_job_can_keep_are_refused(
+    make_engine: EngineFactory,
+) -> None:
+    """A maximum download size or a bandwidth limit over 2**63 - 1 (what a file offset and the
+    store's integers hold) is refused with the property's code; both were an OverflowError
+    from the store."""
+    async with make_engine() as engine:
+        job = await engine.create_job("bytes")
+        size = job.set_maximum_download_size(2**63)
+        await refused(engine, job, size, codes.BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE)
+        await refused(engine, job, job.set_bandwidth_limit(2**64), codes.E_INVALIDARG)
+        await job.set_maximum_download_size(2**63 - 1)
+        await job.set_bandwidth_limit(2**63 - 1)
+
+
+async def test_a_download_position_beyond_any_file_is_refused_and_not_kept(
+    make_engine: EngineFactory, dest: Path
+) -> None:
+    """update_download_position(0, 2**63) before the size is known is BG_E_INVALID_RANGE. It
+    was an OverflowError from the store after the engine had kept the new position in memory:
+    the file's record then differed from its stored row, and every later store of the file
+    (a range request, a checkpoint) failed the same way."""
+    async with make_engine() as engine:
+        job = await engine.create_job("position")
+        await job.set_on_demand(True)
+        await job.add_file("http://h/f", str(dest / "f"))
+        position = job.update_download_position(0, 2**63)
+        await refused(engine, job, position, codes.BG_E_INVALID_RANGE)
+        assert engine._files[job.id][0].download_position == 0
+        await job.request_file_ranges(0, [(0, 10)])
+        assert engine._store.load().files[job.id] == engine._files[job.id]
