@@ -478,13 +478,16 @@ class Engine:
         refused, the job is cancelled and that error is raised.
 
         Raises:
-            InvalidArgumentError: a display name over 1,024 characters, or a file name
-                AddFileSet refuses.
+            InvalidArgumentError: a ``job_type`` that is no JobType value, a display name over
+                1,024 characters, or a file name AddFileSet refuses.
             NotSupportedError: a ``priority`` that is none (as SetPriority answers it).
             BitsError: what AddFileSet, SetPriority or Resume raise.
         """
         self._check_open()
-        job_type = JobType(job_type)
+        try:
+            job_type = JobType(job_type)
+        except ValueError:
+            raise InvalidArgumentError(f"{job_type!r} is not a job type") from None
         _check_length("display name", display_name, MAX_DISPLAY_NAME_LENGTH)
         check_job_count(len(self._jobs), self.config.max_jobs_per_user)
         now = self.clock.wall()
@@ -1089,8 +1092,14 @@ class Engine:
         return codes.BG_S_PARTIAL_COMPLETE if partial else codes.S_OK
 
     async def _wait(
-        self, job_id: str, states: frozenset[JobState], timeout: float | None
+        self, job_id: str, wanted: Iterable[JobState] | JobState, timeout: float | None
     ) -> JobState:
+        states = _job_states(wanted)
+        if timeout is not None and (
+            not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout != timeout
+        ):
+            raise InvalidArgumentError(f"the timeout must be None or seconds, not {timeout!r}")
+
         async def until() -> JobState:
             while True:
                 state = self._record(job_id).state
@@ -1990,6 +1999,29 @@ def _file_pairs(files: object) -> list[tuple[str, str]]:
             raise InvalidArgumentError("remote and local names must be strings")
         pairs.append((remote, local))
     return pairs
+
+
+_STATE_VALUES = frozenset(int(s) for s in JobState)
+
+
+def _job_states(states: object) -> frozenset[JobState]:
+    """``wait``'s states: one JobState, or an iterable of JobState values.
+
+    Raises:
+        InvalidArgumentError: anything else.
+    """
+    if isinstance(states, JobState):
+        return frozenset([states])
+    try:
+        items = iter(states)  # type: ignore[call-overload]
+    except TypeError:
+        raise InvalidArgumentError(f"not a JobState or an iterable of them: {states!r}") from None
+    wanted = set()
+    for state in items:
+        if not _is_int(state) or state not in _STATE_VALUES:
+            raise InvalidArgumentError(f"not a JobState: {state!r}")
+        wanted.add(JobState(state))
+    return frozenset(wanted)
 
 
 def _is_int(value: object) -> bool:

@@ -225,9 +225,10 @@ class Job:
 
         Raises:
             TimeoutError: ``timeout`` seconds (real time) passed first.
+            InvalidArgumentError: ``states`` is not a JobState or an iterable of JobState
+                values, or ``timeout`` is neither None nor a number (NaN is none).
         """
-        wanted = frozenset([states] if isinstance(states, JobState) else states)
-        return await self._engine._wait(self.id, wanted, timeout)
+        return await self._engine._wait(self.id, states, timeout)
 
     # -- state and progress ----------------------------------------------------------------
 

@@ -239,3 +239,47 @@ async def test_a_download_position_beyond_any_file_is_refused_and_not_kept(
         assert engine._files[job.id][0].download_position == 0
         await job.request_file_ranges(0, [(0, 10)])
         assert engine._store.load().files[job.id] == engine._files[job.id]
+
+
+# -- create_job and wait -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("job_type", [9, None, "DOWNLOAD"], ids=repr)
+async def test_create_job_of_no_job_type_is_invalid_argument(
+    make_engine: EngineFactory, job_type: object
+) -> None:
+    """create_job with a job type that is no JobType value is E_INVALIDARG (still a
+    ValueError, as the docs said, but now a BitsError too) and creates nothing."""
+    async with make_engine() as engine:
+        with pytest.raises(bitsd.InvalidArgumentError) as info:
+            await engine.create_job("typed", job_type)  # type: ignore[arg-type]
+        assert info.value.hresult == codes.E_INVALIDARG
+        assert isinstance(info.value, ValueError)
+        assert await engine.jobs() == []
+
+
+@pytest.mark.parametrize(
+    ("states", "timeout"),
+    [
+        (5, 0.01),
+        (["SUSPENDED"], 0.01),
+        ([99], 0.01),
+        ([True], 0.01),
+        ([bitsd.JobState.QUEUED], "1"),
+        ([bitsd.JobState.QUEUED], math.nan),
+    ],
+    ids=repr,
+)
+async def test_wait_for_no_states_or_with_no_timeout_is_invalid_argument(
+    make_engine: EngineFactory, states: object, timeout: object
+) -> None:
+    """wait() with states that are not JobState values, or a timeout that is neither None nor
+    a number, is E_INVALIDARG at once: 5 and "1" were a TypeError (leaving a coroutine never
+    awaited); "SUSPENDED", 99 and True could never be reached (only the timeout ended the
+    wait), and a NaN timeout ended it at once."""
+    async with make_engine() as engine:
+        job = await engine.create_job("waiting")
+        with pytest.raises(bitsd.InvalidArgumentError):
+            await job.wait(states, timeout)  # type: ignore[arg-type]
+        assert await job.wait([3], 0.01) is bitsd.JobState.SUSPENDED  # type: ignore[list-item]
+        assert await job.wait(bitsd.JobState.SUSPENDED) is bitsd.JobState.SUSPENDED
