@@ -4,6 +4,7 @@ caller now gets and the proof that the job did not change."""
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from collections.abc import Awaitable, Callable
@@ -283,3 +284,47 @@ async def test_wait_for_no_states_or_with_no_timeout_is_invalid_argument(
             await job.wait(states, timeout)  # type: ignore[arg-type]
         assert await job.wait([3], 0.01) is bitsd.JobState.SUSPENDED  # type: ignore[list-item]
         assert await job.wait(bitsd.JobState.SUSPENDED) is bitsd.JobState.SUSPENDED
+
+
+# -- local names too long for a file -----------------------------------------------------------
+
+FILENAME_EXCED_RANGE = codes.hresult_from_errno(errno.ENAMETOOLONG)
+
+
+@pytest.mark.parametrize("name", ["x" * 256, "é" * 128], ids=["256 ASCII", "128 two-byte"])
+async def test_a_local_name_over_name_max_is_refused(
+    make_engine: EngineFactory, dest: Path, name: str
+) -> None:
+    """A local name whose last part is over NAME_MAX (255 bytes, counted in UTF-8) is
+    HRESULT_FROM_WIN32(ERROR_FILENAME_EXCED_RANGE) at add_file. It was taken: the temporary
+    file (whose name keeps only 180 bytes of it) filled, and then every Complete failed with
+    that code, so the job's bytes could never reach their name."""
+    async with make_engine() as engine:
+        job = await engine.create_job("long")
+        await refused(
+            engine, job, job.add_file("http://h/f", f"{dest}/{name}"), FILENAME_EXCED_RANGE
+        )
+        await job.add_file("http://h/f", f"{dest}/{name[: len(name) - 1]}")  # 255 bytes: taken
+
+
+def _deep_folder(root: Path, length: int) -> Path:
+    """A new folder under ``root`` whose path is ``length`` bytes long."""
+    folder = str(root)
+    while len(folder) < length:
+        part = "d" * min(200, length - len(folder) - 1)
+        folder = f"{folder}/{part}"
+        os.mkdir(folder)
+    return Path(folder)
+
+
+async def test_a_local_name_whose_temporary_file_would_reach_path_max_is_refused(
+    make_engine: EngineFactory, dest: Path
+) -> None:
+    """A local name under PATH_MAX whose temporary file's path (the name's first 180 bytes and
+    about 55 more) would reach it is refused as well: that file could never be created, and
+    each Resume failed in LOCAL_FILE. A shorter folder takes the same name."""
+    deep = _deep_folder(dest, 4060)
+    async with make_engine() as engine:
+        job = await engine.create_job("deep")
+        await refused(engine, job, job.add_file("http://h/f", f"{deep}/f"), FILENAME_EXCED_RANGE)
+        await job.add_file("http://h/f", f"{deep.parent}/f")
