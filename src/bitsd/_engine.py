@@ -1095,10 +1095,7 @@ class Engine:
         self, job_id: str, wanted: Iterable[JobState] | JobState, timeout: float | None
     ) -> JobState:
         states = _job_states(wanted)
-        if timeout is not None and (
-            not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout != timeout
-        ):
-            raise InvalidArgumentError(f"the timeout must be None or seconds, not {timeout!r}")
+        timeout = _wait_timeout(timeout)
 
         async def until() -> JobState:
             while True:
@@ -1999,6 +1996,24 @@ def _file_pairs(files: object) -> list[tuple[str, str]]:
             raise InvalidArgumentError("remote and local names must be strings")
         pairs.append((remote, local))
     return pairs
+
+
+def _wait_timeout(timeout: object) -> float | None:
+    """``wait``'s timeout as the event loop takes it: None (no timeout) for None and for
+    numbers too large to be a time (infinity, an int beyond the floats).
+
+    Raises:
+        InvalidArgumentError: not None, an int or a float (a bool is none), or NaN.
+    """
+    if timeout is None:
+        return None
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout != timeout:
+        raise InvalidArgumentError(f"the timeout must be None or seconds, not {timeout!r}")
+    try:
+        seconds = float(timeout)
+    except OverflowError:  # an int beyond the floats
+        return None
+    return None if seconds == math.inf else seconds
 
 
 _STATE_VALUES = frozenset(int(s) for s in JobState)

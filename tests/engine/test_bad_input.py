@@ -4,6 +4,7 @@ caller now gets and the proof that the job did not change."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import math
 import os
@@ -328,3 +329,20 @@ async def test_a_local_name_whose_temporary_file_would_reach_path_max_is_refused
         job = await engine.create_job("deep")
         await refused(engine, job, job.add_file("http://h/f", f"{deep}/f"), FILENAME_EXCED_RANGE)
         await job.add_file("http://h/f", f"{deep.parent}/f")
+
+
+async def test_wait_with_a_timeout_too_large_for_the_loop_waits_without_one(
+    make_engine: EngineFactory, dest: Path
+) -> None:
+    """A wait timeout of 10**400 (an int beyond the floats) means no timeout, as infinity
+    does; it was an OverflowError from the event loop (and a coroutine never awaited)."""
+    timeout = 10**400
+    async with make_engine() as engine:
+        job = await engine.create_job("forever")
+        await job.add_file("http://h/f", str(dest / "f"))
+        await job.resume()
+        waiting = asyncio.ensure_future(job.wait([bitsd.JobState.SUSPENDED], timeout))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        await job.suspend()
+        assert await asyncio.wait_for(waiting, 5) is bitsd.JobState.SUSPENDED
