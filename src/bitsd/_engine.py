@@ -1257,6 +1257,9 @@ class Engine:
                 )
             if parameters is not None:
                 _check_length("notify parameters", parameters, MAX_NOTIFY_PARAMETERS_LENGTH)
+            if "\x00" in program or (parameters is not None and "\x00" in parameters):
+                # No program path or argument can hold one: exec() would refuse it each time.
+                raise InvalidArgumentError("a notify command line cannot contain NUL")
             try:
                 shlex.split(parameters or "")
             except ValueError as exc:
