@@ -3,7 +3,9 @@
 Rules:
 - Custom headers are CRLF-terminated ``Name: value`` lines, at most 16,384 characters including
   the terminating NUL of BITS's string; a CR, LF or NUL inside a line is refused (no header
-  injection). An empty string or None removes them.
+  injection), and so is any character neither HTTP client can send: another control character
+  but tab (aiohttp refuses them) or one beyond Latin-1 (bitsd's own client writes Latin-1).
+  An empty string or None removes them.
 - A custom HTTP method is an RFC 9110 token; "GET" is the default verb and setting it is a no-op.
 - Security flags accept only the BG_SSL_* bits and the redirect policies ALLOW_SILENT,
   ALLOW_REPORT, DISALLOW (with ALLOW_HTTPS_TO_HTTP); anything else is E_NOTIMPL, as in BITS.
@@ -48,6 +50,9 @@ MAX_USER_NAME_LENGTH = 300
 MAX_PASSWORD_LENGTH = 65_535
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# What a header line may not hold: controls but tab (aiohttp refuses them) and characters
+# beyond Latin-1 (bitsd's own client writes its requests in Latin-1).
+_NOT_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
 _SSL_BITS = 0x1F
 _REDIRECT_VALUES = (
     SecurityFlags.REDIRECT_POLICY_ALLOW_SILENT,
@@ -69,6 +74,13 @@ def check_custom_headers(value: str | None) -> str | None:
     if not value.endswith("\r\n"):
         raise InvalidArgumentError("each custom header must end with CR/LF")
     parse_custom_headers(value)
+    # Checked when set, not when used: headers an older bitsd stored still go out as before.
+    bad = _NOT_IN_HEADER.search(value.replace("\r\n", ""))
+    if bad is not None:
+        raise InvalidArgumentError(
+            f"a custom header contains {bad.group()!r}, which an HTTP client cannot send "
+            "(a control character, or one beyond Latin-1)"
+        )
     return value
 
 

@@ -346,3 +346,22 @@ async def test_wait_with_a_timeout_too_large_for_the_loop_waits_without_one(
         assert not waiting.done()
         await job.suspend()
         assert await asyncio.wait_for(waiting, 5) is bitsd.JobState.SUSPENDED
+
+
+# -- accepted, then failing every transfer -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers", ["X-A: \u4e2d\r\n", "X-A: \x01\r\n", "X-A: b\x7f\r\n"], ids=repr
+)
+async def test_custom_headers_no_http_client_can_send_are_invalid_argument(
+    make_engine: EngineFactory, headers: str
+) -> None:
+    """A custom header with a control character other than tab, or a character beyond
+    Latin-1, is E_INVALIDARG when set. They were taken, and every transfer then failed as an
+    internal error (E_FAIL in GENERAL_QUEUE_MANAGER, logged as a bug): bitsd's own client
+    writes Latin-1 (UnicodeEncodeError), aiohttp refuses controls (ValueError)."""
+    async with make_engine() as engine:
+        job = await engine.create_job("headers")
+        await refused(engine, job, job.set_custom_headers(headers), codes.E_INVALIDARG)
+        await job.set_custom_headers("X-A: caf\u00e9\tand tab\r\n")  # Latin-1 and tab: taken
