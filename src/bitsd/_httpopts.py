@@ -13,7 +13,9 @@ Rules:
 - Proxy lists are checked for size at set time (BG_E_PROXY_LIST_TOO_LARGE / _BYPASS_LIST_) and
   for syntax when used (BG_E_INVALID_PROXY_INFO, a run-time error as in BITS).
 - Credentials: user names up to 300 characters, passwords up to 65,535, one per (target,
-  scheme); PASSPORT is not supported.
+  scheme); PASSPORT is not supported. A user name has no control character, and for BASIC
+  and DIGEST no colon: they could not be sent (Basic joins "user:password", Digest writes
+  the name into a header).
 - Every text given (headers, lists, user names, passwords) is a ``str`` of UTF-8 text
   (``bitsd._text``); anything else is E_INVALIDARG.
 """
@@ -53,6 +55,7 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # What a header line may not hold: controls but tab (aiohttp refuses them) and characters
 # beyond Latin-1 (bitsd's own client writes its requests in Latin-1).
 _NOT_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SSL_BITS = 0x1F
 _REDIRECT_VALUES = (
     SecurityFlags.REDIRECT_POLICY_ALLOW_SILENT,
@@ -191,4 +194,11 @@ def check_credentials(
         raise BitsError("the password is too long", hresult=codes.BG_E_PASSWORD_TOO_LARGE)
     if any(ch in user_name + password for ch in "\r\n\x00"):
         raise InvalidArgumentError("credentials must not contain CR, LF or NUL")
+    if _CONTROL.search(user_name):
+        # Digest sends the user name as it is, in a header no client writes controls into.
+        raise InvalidArgumentError("a user name must not contain control characters")
+    if ":" in user_name and auth_scheme in (AuthScheme.BASIC, AuthScheme.DIGEST):
+        # Basic joins "user:password" (RFC 7617: no colon in the user name); aiohttp's
+        # Digest refuses one. add_file refuses it in a URL's userinfo alike.
+        raise InvalidArgumentError(f"a {auth_scheme.name} user name must not contain a colon")
     return auth_target, auth_scheme, user_name, password

@@ -365,3 +365,27 @@ async def test_custom_headers_no_http_client_can_send_are_invalid_argument(
         job = await engine.create_job("headers")
         await refused(engine, job, job.set_custom_headers(headers), codes.E_INVALIDARG)
         await job.set_custom_headers("X-A: caf\u00e9\tand tab\r\n")  # Latin-1 and tab: taken
+
+
+@pytest.mark.parametrize(
+    ("scheme", "user"),
+    [
+        (AuthScheme.DIGEST, "a:b"),
+        (AuthScheme.BASIC, "a:b"),
+        (AuthScheme.DIGEST, "a\x18b"),
+        (AuthScheme.NTLM, "a\tb"),
+    ],
+    ids=repr,
+)
+async def test_user_names_no_scheme_can_send_are_invalid_argument(
+    make_engine: EngineFactory, scheme: AuthScheme, user: str
+) -> None:
+    """A user name with a control character, or with a colon for BASIC or DIGEST, is
+    E_INVALIDARG at set_credentials. They were taken: with Digest each transfer then failed
+    as an internal error (aiohttp refuses a colon in the user name, and controls in a
+    header), with Basic the server read "a" as the user ("a:b:password") and answered 401."""
+    async with make_engine() as engine:
+        job = await engine.create_job("users")
+        call = job.set_credentials(AuthTarget.SERVER, scheme, user, "pw")
+        await refused(engine, job, call, codes.E_INVALIDARG)
+        await job.set_credentials(AuthTarget.SERVER, AuthScheme.NTLM, "DOMAIN\\a:b", "pw")
