@@ -439,6 +439,7 @@ PROXY_LISTS = st.sampled_from(
         *("127.0.0.1:9", "http://127.0.0.1:9", "http=127.0.0.1:9", "https=127.0.0.1:9"),
         *("127.0.0.1:99999", "http://[::1", "127.0.0.1:9/x", "ftp=127.0.0.1:9", "\x01"),
         *("http://u:p@127.0.0.1:9", "127.0.0.1:-1", "=", ":", "http://", "[::1]:9"),
+        *("a" * 64 + ":9", "a..b:9", "é:9", "\ud800:9"),  # names refused before any lookup
     ]
 )
 
@@ -641,7 +642,7 @@ def test_what_a_setter_accepts_never_fails_a_transfer_as_an_internal_error(
     exception it did not expect), and nothing fails in the loop's background."""
     path = data.draw(st.sampled_from(["/f", "/basic", "/digest"]), label="path")
     name = data.draw(st.sampled_from(RUN_SETTERS), label="setter")
-    what, call = data.draw(RUN_CREDENTIALS if name == "set_credentials" else bench.calls[name])
+    what, call = data.draw(RUN_CALLS.get(name, bench.calls[name]), label="call")
     bench.run(_transfer(bench, path, what, call))
 
 
@@ -650,14 +651,28 @@ def _credentials(target: Any, scheme: Any, user: Any, password: Any) -> Named:
     return what, lambda job: job.set_credentials(target, scheme, user, password)
 
 
-# Credentials the server's challenge makes a transfer use: odd user names and passwords.
-RUN_CREDENTIALS = st.builds(
-    _credentials,
-    st.just(AuthTarget.SERVER),
-    st.sampled_from([AuthScheme.BASIC, AuthScheme.DIGEST]),
-    st.one_of(st.just(ACCOUNT[0]), ODD_TEXT),
-    st.one_of(st.just(ACCOUNT[1]), ODD_TEXT),
-)
+def _proxies(usage: Any, proxy_list: Any, bypass_list: Any) -> Named:
+    what = f"set_proxy_settings({usage!r}, {proxy_list!r}, {bypass_list!r})"
+    return what, lambda job: job.set_proxy_settings(usage, proxy_list, bypass_list)
+
+
+# The transfer property's own arguments where the general ones would not do: credentials the
+# server's challenge makes a transfer use, and proxy lists that never name a host to look up.
+RUN_CALLS = {
+    "set_credentials": st.builds(
+        _credentials,
+        st.just(AuthTarget.SERVER),
+        st.sampled_from([AuthScheme.BASIC, AuthScheme.DIGEST]),
+        st.one_of(st.just(ACCOUNT[0]), ODD_TEXT),
+        st.one_of(st.just(ACCOUNT[1]), ODD_TEXT),
+    ),
+    "set_proxy_settings": st.builds(
+        _proxies,
+        st.sampled_from(list(ProxyUsage)),
+        st.one_of(st.none(), PROXY_LISTS),
+        st.one_of(st.none(), st.sampled_from(["<local>", "*", "127.0.0.1", "\x01", "a/b"])),
+    ),
+}
 
 
 async def _transfer(bench: Bench, path: str, what: str, call: Call) -> None:
