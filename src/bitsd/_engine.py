@@ -32,6 +32,7 @@ import dataclasses
 import errno
 import functools
 import logging
+import math
 import os
 import re
 import shlex
@@ -113,6 +114,7 @@ from bitsd._scheduler import Candidate, plan
 from bitsd._sink import FileSink, Flusher
 from bitsd._state import Event, apply
 from bitsd._store import SqliteStore, Store
+from bitsd._text import check_text
 from bitsd._transfer.base import FileRequest, HttpOptions, Transport
 from bitsd._transfer.http import HttpTransport
 from bitsd._transfer.local import LocalTransport
@@ -476,13 +478,16 @@ class Engine:
         refused, the job is cancelled and that error is raised.
 
         Raises:
-            InvalidArgumentError: a display name over 1,024 characters, or a file name
-                AddFileSet refuses.
+            InvalidArgumentError: a ``job_type`` that is no JobType value, a display name over
+                1,024 characters, or a file name AddFileSet refuses.
             NotSupportedError: a ``priority`` that is none (as SetPriority answers it).
             BitsError: what AddFileSet, SetPriority or Resume raise.
         """
         self._check_open()
-        job_type = JobType(job_type)
+        try:
+            job_type = JobType(job_type)
+        except ValueError:
+            raise InvalidArgumentError(f"{job_type!r} is not a job type") from None
         _check_length("display name", display_name, MAX_DISPLAY_NAME_LENGTH)
         check_job_count(len(self._jobs), self.config.max_jobs_per_user)
         now = self.clock.wall()
@@ -508,7 +513,7 @@ class Engine:
         if files is not None or resume:
             try:
                 if files is not None:
-                    await self._add_files(job.id, list(files))
+                    await self._add_files(job.id, files)
                 if resume:
                     await self._resume(job.id)
             except BaseException:
@@ -871,6 +876,8 @@ class Engine:
             elif name in ("no_progress_timeout", "maximum_download_time"):
                 value = float(_non_negative(name, value))
             elif name == "notify_flags":
+                if not isinstance(value, int):
+                    raise InvalidArgumentError(f"notify flags must be an integer, not {value!r}")
                 value = int(value)
                 if value & ~0x3F or value < 0:
                     raise NotSupportedError(f"invalid notify flags 0x{value:X}")
@@ -893,7 +900,7 @@ class Engine:
                 value = bool(value)
             elif name == "maximum_download_size":
                 _before_resume(job, "the maximum download size")
-                if value is not None and (not _is_int(value) or not 0 < value <= MAX_BYTE_COUNT):
+                if value is not None and not _is_byte_count(value):
                     raise BitsError(
                         f"invalid maximum download size {value!r}",
                         hresult=codes.BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE,
@@ -919,9 +926,7 @@ class Engine:
                 if not _is_int(value) or not 0 <= value <= 0xFFFFFFFF:
                     raise InvalidArgumentError(f"invalid transfer policy {value!r}")
                 value = int(value)
-            elif name == "bandwidth_limit" and (
-                value is not None and (not _is_int(value) or not 0 < value <= MAX_BYTE_COUNT)
-            ):
+            elif name == "bandwidth_limit" and value is not None and not _is_byte_count(value):
                 raise InvalidArgumentError("the bandwidth limit is a positive byte rate")
             out[name] = value
         if (
@@ -940,12 +945,13 @@ class Engine:
     async def _add_files(
         self,
         job_id: str,
-        pairs: Sequence[tuple[str, str]],
+        files: Iterable[tuple[str, str]],
         *,
         sha256: str | None = None,
-        ranges: Sequence[tuple[int, int]] | None = None,
+        ranges: Iterable[tuple[int, int]] | None = None,
     ) -> None:
         job = self._live(job_id)
+        pairs = _file_pairs(files)
         if is_upload(job):
             await self._uploads.add_files(job_id, pairs, sha256=sha256, ranges=ranges)
             return
@@ -963,12 +969,10 @@ class Engine:
                     hresult=codes.BG_E_UNSUPPORTED_JOB_CONFIGURATION,
                 )
             checked_ranges = check_ranges(ranges, limit=self.config.max_ranges_per_file)
-        if sha256 is not None and not _SHA256.match(sha256):
+        if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256)):
             raise InvalidArgumentError(f"not a SHA-256 in hex: {sha256!r}")
         folders: set[str] = set()
         for remote, local in pairs:
-            if not isinstance(remote, str) or not isinstance(local, str):
-                raise InvalidArgumentError("remote and local names must be strings")
             remote = check_remote_name(remote)
             local = check_local_name(local, folders)
             if checked_ranges is not None and remote_kind(remote) is not RemoteKind.HTTP:
@@ -1088,8 +1092,11 @@ class Engine:
         return codes.BG_S_PARTIAL_COMPLETE if partial else codes.S_OK
 
     async def _wait(
-        self, job_id: str, states: frozenset[JobState], timeout: float | None
+        self, job_id: str, wanted: Iterable[JobState] | JobState, timeout: float | None
     ) -> JobState:
+        states = _job_states(wanted)
+        timeout = _wait_timeout(timeout)
+
         async def until() -> JobState:
             while True:
                 state = self._record(job_id).state
@@ -1159,6 +1166,8 @@ class Engine:
         job = self._live(job_id)
         if is_upload(job):
             raise NotSupportedError("an upload job's remote name has no prefix to replace")
+        if not isinstance(old, str) or not isinstance(new, str):
+            raise InvalidArgumentError("both prefixes must be strings")
         if not old or not new:
             raise InvalidArgumentError("both prefixes must be non-empty")
         changed: list[FileRecord] = []
@@ -1248,6 +1257,9 @@ class Engine:
                 )
             if parameters is not None:
                 _check_length("notify parameters", parameters, MAX_NOTIFY_PARAMETERS_LENGTH)
+            if "\x00" in program or (parameters is not None and "\x00" in parameters):
+                # No program path or argument can hold one: exec() would refuse it each time.
+                raise InvalidArgumentError("a notify command line cannot contain NUL")
             try:
                 shlex.split(parameters or "")
             except ValueError as exc:
@@ -1965,9 +1977,79 @@ def _http_options(job: JobRecord) -> HttpOptions:
     )
 
 
+def _file_pairs(files: object) -> list[tuple[str, str]]:
+    """AddFileSet's ``files`` as a list of (remote name, local name) pairs of strings.
+
+    Raises:
+        InvalidArgumentError: not an iterable of pairs of strings.
+    """
+    try:
+        items = iter(files)  # type: ignore[call-overload]
+    except TypeError:
+        raise InvalidArgumentError("the files must be (remote name, local name) pairs") from None
+    pairs = []
+    for item in items:
+        try:
+            remote, local = item
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(
+                f"a file must be a (remote name, local name) pair, not {item!r}"
+            ) from None
+        if not isinstance(remote, str) or not isinstance(local, str):
+            raise InvalidArgumentError("remote and local names must be strings")
+        pairs.append((remote, local))
+    return pairs
+
+
+def _wait_timeout(timeout: object) -> float | None:
+    """``wait``'s timeout as the event loop takes it: None (no timeout) for None and for
+    numbers too large to be a time (infinity, an int beyond the floats).
+
+    Raises:
+        InvalidArgumentError: not None, an int or a float (a bool is none), or NaN.
+    """
+    if timeout is None:
+        return None
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout != timeout:
+        raise InvalidArgumentError(f"the timeout must be None or seconds, not {timeout!r}")
+    try:
+        seconds = float(timeout)
+    except OverflowError:  # an int beyond the floats
+        return None
+    return None if seconds == math.inf else seconds
+
+
+_STATE_VALUES = frozenset(int(s) for s in JobState)
+
+
+def _job_states(states: object) -> frozenset[JobState]:
+    """``wait``'s states: one JobState, or an iterable of JobState values.
+
+    Raises:
+        InvalidArgumentError: anything else.
+    """
+    if isinstance(states, JobState):
+        return frozenset([states])
+    try:
+        items = iter(states)  # type: ignore[call-overload]
+    except TypeError:
+        raise InvalidArgumentError(f"not a JobState or an iterable of them: {states!r}") from None
+    wanted = set()
+    for state in items:
+        if not _is_int(state) or state not in _STATE_VALUES:
+            raise InvalidArgumentError(f"not a JobState: {state!r}")
+        wanted.add(JobState(state))
+    return frozenset(wanted)
+
+
 def _is_int(value: object) -> bool:
     """An integer that is not a bool (True is not a byte count)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_byte_count(value: object) -> bool:
+    """A positive integer a job can keep as a byte count (at most ``MAX_BYTE_COUNT``)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_BYTE_COUNT
 
 
 def _before_resume(job: JobRecord, what: str) -> None:
@@ -1978,6 +2060,7 @@ def _before_resume(job: JobRecord, what: str) -> None:
 def _readable_file(what: str, path: object) -> None:
     if not isinstance(path, str) or not os.path.isabs(path):
         raise InvalidArgumentError(f"the {what} must be an absolute path")
+    check_text(what, path)
     if not os.path.isfile(path) or not os.access(path, os.R_OK):
         raise BitsError(
             f"cannot read the {what} {path}", hresult=codes.hresult_from_errno(errno.ENOENT)
@@ -1985,8 +2068,7 @@ def _readable_file(what: str, path: object) -> None:
 
 
 def _check_length(what: str, value: object, limit: int) -> None:
-    if not isinstance(value, str):
-        raise InvalidArgumentError(f"the {what} must be a string")
+    value = check_text(what, value)
     if len(value) > limit:
         raise InvalidArgumentError(
             f"the {what} has {len(value)} characters; at most {limit}",
@@ -1994,13 +2076,17 @@ def _check_length(what: str, value: object, limit: int) -> None:
         )
 
 
-def _non_negative(what: str, value: Any) -> float:
+def _non_negative(what: str, value: object) -> float:
+    """``value`` as seconds: an int or a float (not a bool, not a string), finite and >= 0, as
+    the daemon's control API takes it."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise InvalidArgumentError(f"{what} must be a number of seconds, not {value!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{what} must be a number of seconds") from None
-    if number < 0 or number != number:
-        raise InvalidArgumentError(f"{what} must be >= 0")
+    except OverflowError:  # an int beyond the floats
+        number = math.inf
+    if not math.isfinite(number) or number < 0:
+        raise InvalidArgumentError(f"{what} must be a finite number >= 0, not {value!r}")
     return number
 
 

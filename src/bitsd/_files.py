@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from bitsd import codes
 from bitsd._errors import BitsError, InvalidArgumentError
+from bitsd._text import check_text
 
 __all__ = [
     "TEMP_SUFFIX",
@@ -46,6 +47,13 @@ __all__ = [
 TEMP_SUFFIX = ".bitsd-tmp"
 # Bytes of the local name kept in its temporary name (255 - dot, id, index and suffix).
 _VISIBLE_NAME_BYTES = 180
+# Bytes. Linux's NAME_MAX (one name in a folder: ext4, xfs, btrfs, tmpfs) and PATH_MAX (a whole
+# path, with its terminating NUL).
+_NAME_MAX = 255
+_PATH_MAX = 4096
+# Bytes a temporary name adds to the visible part of the local name: the two dots, the job id's
+# 32 hex digits, "-", an index of up to 10 digits and the suffix (temp_name_for).
+_TEMP_NAME_EXTRA = 2 + 32 + 1 + 10 + len(TEMP_SUFFIX)
 
 
 def temp_name_for(local_name: str, job_id: str, index: int) -> str:
@@ -63,17 +71,23 @@ def check_local_name(local_name: str, good_folders: set[str] | None = None) -> s
     folder checks it once) and gains this name's.
 
     Raises:
-        InvalidArgumentError: empty, relative, containing NUL, a folder, or a name with no file.
+        InvalidArgumentError: empty, relative, containing NUL or text that is not UTF-8 (a
+            lone surrogate: ``bitsd._text``), a folder, or a name with no file; with hresult
+            HRESULT_FROM_WIN32(ERROR_FILENAME_EXCED_RANGE), a name longer than NAME_MAX or
+            one whose path, or its temporary file's, would reach PATH_MAX (no file could be
+            made there: the transfer or Complete would fail).
         BitsError: the folder does not exist (HRESULT_FROM_WIN32(ERROR_PATH_NOT_FOUND)) or is
             not writable (E_ACCESSDENIED).
     """
     if not local_name or "\x00" in local_name:
         raise InvalidArgumentError(f"invalid local name {local_name!r}")
+    check_text("local name", local_name)
     if not os.path.isabs(local_name):
         raise InvalidArgumentError(f"the local name must be an absolute path: {local_name!r}")
     if local_name.endswith(os.sep):
         raise InvalidArgumentError(f"the local name names a folder: {local_name!r}")
     normalised = os.path.normpath(local_name)
+    _check_name_length(normalised)
     folder = os.path.dirname(normalised)
     known = good_folders is not None and folder in good_folders
     if not known and not os.path.isdir(folder):
@@ -88,6 +102,18 @@ def check_local_name(local_name: str, good_folders: set[str] | None = None) -> s
     if good_folders is not None:
         good_folders.add(folder)
     return normalised
+
+
+def _check_name_length(normalised: str) -> None:
+    """Refuse a normalised local name the kernel would refuse (ENAMETOOLONG): one whose last
+    name is over NAME_MAX bytes, or whose path or temporary file's path reaches PATH_MAX."""
+    folder, name = os.path.split(normalised.encode())
+    temp_path = len(folder) + 1 + min(len(name), _VISIBLE_NAME_BYTES) + _TEMP_NAME_EXTRA
+    if len(name) > _NAME_MAX or max(len(folder) + 1 + len(name), temp_path) >= _PATH_MAX:
+        raise InvalidArgumentError(
+            f"the local name is too long for a file name: {normalised!r}",
+            hresult=codes.hresult_from_errno(errno.ENAMETOOLONG),
+        )
 
 
 def open_temp(temp_name: str, keep: int | None) -> tuple[int, int]:

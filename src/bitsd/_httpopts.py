@@ -3,7 +3,9 @@
 Rules:
 - Custom headers are CRLF-terminated ``Name: value`` lines, at most 16,384 characters including
   the terminating NUL of BITS's string; a CR, LF or NUL inside a line is refused (no header
-  injection). An empty string or None removes them.
+  injection), and so is any character neither HTTP client can send: another control character
+  but tab (aiohttp refuses them) or one beyond Latin-1 (bitsd's own client writes Latin-1).
+  An empty string or None removes them.
 - A custom HTTP method is an RFC 9110 token; "GET" is the default verb and setting it is a no-op.
 - Security flags accept only the BG_SSL_* bits and the redirect policies ALLOW_SILENT,
   ALLOW_REPORT, DISALLOW (with ALLOW_HTTPS_TO_HTTP); anything else is E_NOTIMPL, as in BITS.
@@ -11,7 +13,11 @@ Rules:
 - Proxy lists are checked for size at set time (BG_E_PROXY_LIST_TOO_LARGE / _BYPASS_LIST_) and
   for syntax when used (BG_E_INVALID_PROXY_INFO, a run-time error as in BITS).
 - Credentials: user names up to 300 characters, passwords up to 65,535, one per (target,
-  scheme); PASSPORT is not supported.
+  scheme); PASSPORT is not supported. A user name has no control character, and for BASIC
+  and DIGEST no colon: they could not be sent (Basic joins "user:password", Digest writes
+  the name into a header).
+- Every text given (headers, lists, user names, passwords) is a ``str`` of UTF-8 text
+  (``bitsd._text``); anything else is E_INVALIDARG.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import re
 from bitsd import codes
 from bitsd._enums import AuthScheme, AuthTarget, ProxyUsage, SecurityFlags
 from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError
+from bitsd._text import check_text
 
 __all__ = [
     "MAX_CUSTOM_HEADERS_LENGTH",
@@ -45,6 +52,10 @@ MAX_USER_NAME_LENGTH = 300
 MAX_PASSWORD_LENGTH = 65_535
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# What a header line may not hold: controls but tab (aiohttp refuses them) and characters
+# beyond Latin-1 (bitsd's own client writes its requests in Latin-1).
+_NOT_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SSL_BITS = 0x1F
 _REDIRECT_VALUES = (
     SecurityFlags.REDIRECT_POLICY_ALLOW_SILENT,
@@ -57,8 +68,7 @@ def check_custom_headers(value: str | None) -> str | None:
     """Validate SetCustomHeaders' argument; returns None for "no headers"."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        raise InvalidArgumentError("custom headers must be a string")
+    check_text("custom headers", value)
     if len(value) + 1 > MAX_CUSTOM_HEADERS_LENGTH:
         raise InvalidArgumentError(
             f"custom headers have {len(value)} characters; at most {MAX_CUSTOM_HEADERS_LENGTH - 1}",
@@ -67,6 +77,13 @@ def check_custom_headers(value: str | None) -> str | None:
     if not value.endswith("\r\n"):
         raise InvalidArgumentError("each custom header must end with CR/LF")
     parse_custom_headers(value)
+    # Checked when set, not when used: headers an older bitsd stored still go out as before.
+    bad = _NOT_IN_HEADER.search(value.replace("\r\n", ""))
+    if bad is not None:
+        raise InvalidArgumentError(
+            f"a custom header contains {bad.group()!r}, which an HTTP client cannot send "
+            "(a control character, or one beyond Latin-1)"
+        )
     return value
 
 
@@ -130,8 +147,8 @@ def check_proxy_settings(
         kind = ProxyUsage(usage)
     except ValueError:
         raise NotSupportedError(f"invalid proxy usage {usage!r}") from None
-    proxy_list = proxy_list or None
-    bypass_list = bypass_list or None
+    proxy_list = _text_or_none("proxy list", proxy_list)
+    bypass_list = _text_or_none("proxy bypass list", bypass_list)
     if kind is ProxyUsage.OVERRIDE:
         if proxy_list is None:
             raise InvalidArgumentError("OVERRIDE needs a proxy list")
@@ -144,6 +161,11 @@ def check_proxy_settings(
             "the proxy bypass list is too long", hresult=codes.BG_E_PROXY_BYPASS_LIST_TOO_LARGE
         )
     return kind, proxy_list, bypass_list
+
+
+def _text_or_none(what: str, value: object) -> str | None:
+    """``value`` as text, or None for None and "" (no list)."""
+    return None if value is None else check_text(what, value) or None
 
 
 def check_credentials(
@@ -164,12 +186,19 @@ def check_credentials(
         ) from None
     if auth_scheme is AuthScheme.PASSPORT:
         raise NotSupportedError("Passport authentication is not supported")
-    user_name = user_name or ""
-    password = password or ""
+    user_name = "" if user_name is None else check_text("user name", user_name)
+    password = "" if password is None else check_text("password", password)
     if len(user_name) > MAX_USER_NAME_LENGTH:
         raise BitsError("the user name is too long", hresult=codes.BG_E_USERNAME_TOO_LARGE)
     if len(password) > MAX_PASSWORD_LENGTH:
         raise BitsError("the password is too long", hresult=codes.BG_E_PASSWORD_TOO_LARGE)
     if any(ch in user_name + password for ch in "\r\n\x00"):
         raise InvalidArgumentError("credentials must not contain CR, LF or NUL")
+    if _CONTROL.search(user_name):
+        # Digest sends the user name as it is, in a header no client writes controls into.
+        raise InvalidArgumentError("a user name must not contain control characters")
+    if ":" in user_name and auth_scheme in (AuthScheme.BASIC, AuthScheme.DIGEST):
+        # Basic joins "user:password" (RFC 7617: no colon in the user name); aiohttp's
+        # Digest refuses one. add_file refuses it in a URL's userinfo alike.
+        raise InvalidArgumentError(f"a {auth_scheme.name} user name must not contain a colon")
     return auth_target, auth_scheme, user_name, password

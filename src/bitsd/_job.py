@@ -94,7 +94,7 @@ class Job:
                 BG_E_TOO_MANY_RANGES_IN_FILE (more than 500), BG_E_UNSUPPORTED_JOB_CONFIGURATION
                 (a dynamic-content job).
         """
-        await self._engine._add_files(self.id, [(remote_url, local_path)], ranges=list(ranges))
+        await self._engine._add_files(self.id, [(remote_url, local_path)], ranges=ranges)
 
     async def get_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
         """The ranges of a file added with ranges, or [] (IBackgroundCopyFile2::GetFileRanges).
@@ -150,7 +150,7 @@ class Job:
                 than 500 waiting).
             InvalidArgumentError: no ranges, or not pairs of integers.
         """
-        await self._engine._on_demand.request_file_ranges(self.id, file, list(ranges))
+        await self._engine._on_demand.request_file_ranges(self.id, file, ranges)
 
     async def get_filled_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
         """The (offset, length) ranges of a file held in its temporary file, merged and by
@@ -175,8 +175,13 @@ class Job:
         await self._engine._on_demand.update_download_position(self.id, file, offset)
 
     async def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
-        """Add several files at once, all or none (AddFileSet)."""
-        await self._engine._add_files(self.id, list(files))
+        """Add several files at once, all or none (AddFileSet).
+
+        Raises:
+            InvalidArgumentError: ``files`` is empty or not an iterable of (remote name, local
+                name) pairs of strings; and what ``add_file`` raises, for any of them.
+        """
+        await self._engine._add_files(self.id, files)
 
     async def files(self) -> list[FileInfo]:
         """The job's files, in transfer order (EnumFiles)."""
@@ -220,9 +225,10 @@ class Job:
 
         Raises:
             TimeoutError: ``timeout`` seconds (real time) passed first.
+            InvalidArgumentError: ``states`` is not a JobState or an iterable of JobState
+                values, or ``timeout`` is neither None nor a number (NaN is none).
         """
-        wanted = frozenset([states] if isinstance(states, JobState) else states)
-        return await self._engine._wait(self.id, wanted, timeout)
+        return await self._engine._wait(self.id, states, timeout)
 
     # -- state and progress ----------------------------------------------------------------
 

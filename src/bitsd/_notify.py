@@ -320,6 +320,12 @@ class Notifier:
             self.max_seen_in_flight = max(self.max_seen_in_flight, self.in_flight)
             try:
                 status = await self._runner(target.program, argv or [target.program])
+            except Exception:
+                # A runner that raises (a command line an older bitsd stored with a NUL, a
+                # caller's command_runner) is a failed run, retried after the delay: left to
+                # escape, the notification stayed due and was delivered again at once, forever.
+                log.warning("notify command of job %s could not run", job_id, exc_info=True)
+                return False
             finally:
                 self.in_flight -= 1
         log.info("notify command of job %s exited with status %d", job_id, status)

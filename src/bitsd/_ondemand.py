@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from bitsd import codes
@@ -129,7 +129,7 @@ class OnDemand:
         return engine._files[job_id][engine._file_index(job_id, file)]
 
     async def request_file_ranges(
-        self, job_id: str, file: int | FileInfo, ranges: Sequence[tuple[int, int]]
+        self, job_id: str, file: int | FileInfo, ranges: Iterable[tuple[int, int]]
     ) -> None:
         """Queue ranges of a file (RequestFileRanges); see the module's rules."""
         record = self._on_demand_file(job_id, file)
@@ -179,7 +179,7 @@ class OnDemand:
                 f"the position {offset} is beyond the remote file of {size} bytes",
                 hresult=codes.BG_E_INVALID_RANGE,
             )
-        if offset > MAX_BYTE_COUNT:
+        if offset > MAX_BYTE_COUNT:  # no file has such an offset (off_t), nor can it be stored
             raise BitsError(
                 f"the position {offset} is beyond any file", hresult=codes.BG_E_INVALID_RANGE
             )

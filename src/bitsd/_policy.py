@@ -93,9 +93,9 @@ DEFAULT_ZERO_COPY = True
 DEFAULT_CONNECT_TIMEOUT = 60.0
 # Seconds without a byte from the server before the read is abandoned (transient). bitsd's choice.
 DEFAULT_READ_TIMEOUT = 60.0
-# Bytes. The largest byte count or offset a job takes (a maximum download size, a bandwidth limit,
-# a download position): the largest file offset (off_t) and the largest integer the store holds.
-# BITS takes UINT64 values; no file is larger. bitsd's bound.
+# Bytes (or bytes per second). The largest byte count, offset or rate a job keeps: file offsets
+# (off_t) and the store's integers are signed 64-bit, so a larger value could be neither a
+# position in a file nor stored. Larger values are refused when given.
 MAX_BYTE_COUNT = 2**63 - 1
 # Characters. BG_FILE_INFO: a remote URL is at most 2,200 characters.
 MAX_URL_LENGTH = 2200

@@ -18,7 +18,7 @@ Rules (bits-inventory §5.5):
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from bitsd import codes
 from bitsd._enums import ErrorContext
@@ -46,10 +46,10 @@ def _exact_int(value: object) -> int:
     raise TypeError(value)
 
 
-def _pairs(ranges: Sequence[tuple[int, int]]) -> Ranges:
+def _pairs(ranges: Iterable[tuple[int, int]]) -> Ranges:
     """``ranges`` as a tuple of (int, int); at least one."""
     try:
-        checked = tuple((_exact_int(o), _exact_int(n)) for o, n in ranges)
+        checked = tuple((_exact_int(o), _exact_int(n)) for o, n in iter(ranges))
     except (TypeError, ValueError):
         raise InvalidArgumentError("ranges must be (offset, length) pairs of integers") from None
     if not checked:
@@ -57,7 +57,7 @@ def _pairs(ranges: Sequence[tuple[int, int]]) -> Ranges:
     return checked
 
 
-def check_ranges(ranges: Sequence[tuple[int, int]], *, limit: int = MAX_RANGES_PER_FILE) -> Ranges:
+def check_ranges(ranges: Iterable[tuple[int, int]], *, limit: int = MAX_RANGES_PER_FILE) -> Ranges:
     """Validate AddFileWithRanges' ranges and return them as a tuple, in the given order.
 
     Args:
@@ -88,7 +88,7 @@ def check_ranges(ranges: Sequence[tuple[int, int]], *, limit: int = MAX_RANGES_P
     return checked
 
 
-def check_requested(ranges: Sequence[tuple[int, int]], size: int | None) -> Ranges:
+def check_requested(ranges: Iterable[tuple[int, int]], size: int | None) -> Ranges:
     """Validate RequestFileRanges' ranges for a file of ``size`` bytes (None: not known yet).
 
     Returns:

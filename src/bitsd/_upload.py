@@ -31,7 +31,7 @@ import dataclasses
 import errno
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bitsd import codes
@@ -54,6 +54,7 @@ from bitsd._model import FileRecord, JobRecord
 from bitsd._records import ReplyProgress
 from bitsd._sink import Throttle
 from bitsd._state import Event
+from bitsd._text import check_text
 from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest, HttpOptions
 from bitsd._transfer.upload import (
@@ -170,7 +171,7 @@ class Uploads:
         pairs: Sequence[tuple[str, str]],
         *,
         sha256: str | None,
-        ranges: Sequence[tuple[int, int]] | None,
+        ranges: Iterable[tuple[int, int]] | None,
     ) -> None:
         """AddFile / AddFileSet / AddFileWithRanges on an upload job."""
         engine = self._engine
@@ -184,9 +185,7 @@ class Uploads:
         existing = engine._files[job_id]
         if len(existing) + len(pairs) > 1:
             raise BitsError("an upload job has exactly one file", hresult=codes.BG_E_TOO_MANY_FILES)
-        remote, local = pairs[0]
-        if not isinstance(remote, str) or not isinstance(local, str):
-            raise InvalidArgumentError("remote and local names must be strings")
+        remote, local = pairs[0]  # strings: the engine's _file_pairs checked them
         remote = check_remote_name(remote)
         if remote_kind(remote) is not RemoteKind.HTTP:
             raise InvalidArgumentError(f"an upload goes to an http:// or https:// URL: {remote!r}")
@@ -743,7 +742,7 @@ def _upload_source(local: str) -> tuple[str, int]:
     Returns the normalised path and the file's size."""
     if not local or "\x00" in local or not os.path.isabs(local):
         raise InvalidArgumentError(f"the local name must be an absolute path: {local!r}")
-    path = os.path.normpath(local)
+    path = os.path.normpath(check_text("local name", local))
     try:
         stat = os.stat(path)
     except OSError as exc:

@@ -3,9 +3,9 @@
 Rules (bits-inventory §2.13, §5.2):
 - http:// and https:// URLs with a host; file:// URLs on this machine (no host, or localhost);
   absolute local paths. Anything else is E_INVALIDARG at ``add_file``, never a run-time error.
-- At most 2,200 characters; no control characters (they would end up in request lines); no
-  leading space (urlsplit would skip it, the transports would not: `` http://h/f`` would be
-  read as a relative path).
+- At most 2,200 characters; UTF-8 text (``bitsd._text``); no control characters (they would
+  end up in request lines); no leading space (urlsplit would skip it, the transports would
+  not: `` http://h/f`` would be read as a relative path).
 - An http(s) URL is one both HTTP clients can send a request to (``http_url_problem``): yarl
   (which both parse with) reads it, its host is an IP address or a name getaddrinfo can look
   up (IDNA-encodable: no empty label, none over 63 characters), and its userinfo, if any, is
@@ -24,6 +24,7 @@ from yarl import URL
 
 from bitsd._errors import InvalidArgumentError
 from bitsd._policy import MAX_URL_LENGTH
+from bitsd._text import check_text
 
 __all__ = [
     "RemoteKind",
@@ -63,10 +64,10 @@ def check_remote_name(url: str) -> str:
     """Validate a remote name and return it unchanged.
 
     Raises:
-        InvalidArgumentError: empty, too long, with control characters or a leading space, an
-            unsupported scheme, an HTTP URL with no host, a bad port or that no HTTP client
-            can send (``http_url_problem``), a file:// URL on another host, or a relative
-            path.
+        InvalidArgumentError: empty, too long, with control characters, text that is not
+            UTF-8 (a lone surrogate: ``bitsd._text``) or a leading space, an unsupported
+            scheme, an HTTP URL with no host, a bad port or that no HTTP client can send
+            (``http_url_problem``), a file:// URL on another host, or a relative path.
     """
     if not isinstance(url, str) or not url:
         raise InvalidArgumentError("the remote name is empty")
@@ -76,6 +77,7 @@ def check_remote_name(url: str) -> str:
         )
     if _CONTROL.search(url):
         raise InvalidArgumentError("the remote name contains control characters")
+    check_text("remote name", url)
     if url.startswith(" "):
         raise InvalidArgumentError(f"the remote name starts with a space: {url!r}")
     if url.startswith("/"):

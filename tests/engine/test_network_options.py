@@ -767,7 +767,14 @@ async def test_environment_proxy_whose_name_cannot_be_looked_up_is_invalid_arg(
 
 @pytest.mark.parametrize(
     ("proxy_list", "bypass"),
-    [("http=", None), ("host:99999", None), ("ftp://host:21", None), ("ok:8080", "bad/entry")],
+    [
+        ("http=", None),
+        ("host:99999", None),
+        ("ftp://host:21", None),
+        ("ok:8080", "bad/entry"),
+        # A label getaddrinfo refuses: it was an internal error (UnicodeError from IDNA).
+        pytest.param("a" * 64 + ":3128", None, id="long-label"),
+    ],
 )
 async def test_invalid_proxy_lists_fail_at_run_time(
     server: FaultServer,

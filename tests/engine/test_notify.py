@@ -380,3 +380,50 @@ async def test_unparsable_command_line_is_refused(make_engine: EngineFactory) ->
         with pytest.raises(bitsd.InvalidArgumentError):
             await job.set_notify_cmd_line("/bin/true", "true 'unbalanced")
         assert await job.get_notify_cmd_line() == (None, None)
+
+
+async def test_command_line_with_a_nul_is_refused(make_engine: EngineFactory) -> None:
+    """A NUL in the program or the parameters is E_INVALIDARG at set_notify_cmd_line: no exec()
+    takes it. It was taken, and each delivery then raised ValueError inside the notifier."""
+    import pytest
+
+    import bitsd
+
+    async with make_engine() as engine:
+        job = await engine.create_job("nul")
+        with pytest.raises(bitsd.InvalidArgumentError):
+            await job.set_notify_cmd_line("/bin/tr\x00ue", None)
+        with pytest.raises(bitsd.InvalidArgumentError):
+            await job.set_notify_cmd_line("/bin/true", "true a\x00b")
+        assert await job.get_notify_cmd_line() == (None, None)
+
+
+async def test_a_command_runner_that_raises_is_a_failed_run(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, clock: FakeClock
+) -> None:
+    """A command runner that raises counts as a run that failed: the command line runs again
+    after the minimum retry delay. The exception escaped the notifier, which left the
+    notification due and delivered it again at once, thousands of times a second."""
+    server.add("/ok", b"ok")
+    runs: list[str] = []
+
+    async def runner(program: str, argv: list[str]) -> int:
+        runs.append(program)
+        if len(runs) < 2:
+            raise ValueError("embedded null byte")
+        return 0
+
+    async with make_engine(command_runner=runner) as engine:
+        job = await engine.create_job("runner raises")
+        await job.set_minimum_retry_delay(30)
+        await job.set_notify_cmd_line("/bin/true", None)
+        await job.add_file(server.url("/ok"), str(dest / "ok"))
+        await job.resume()
+        await until(lambda: len(runs) >= 1)
+        await asyncio.sleep(0.1)
+        assert len(runs) == 1  # not again before the delay
+        await advance(clock, 30)
+        await until(lambda: len(runs) == 2)
+        await advance(clock, 60)
+        await asyncio.sleep(0.05)
+    assert runs == ["/bin/true"] * 2

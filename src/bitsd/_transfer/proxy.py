@@ -227,6 +227,8 @@ def _host_port(text: str, item: str) -> tuple[str, int]:
         port = _port(port_text, bad)
     if not host or not all(_HOST_LABEL.match(label) for label in host.split(".")):
         raise bad
+    if not host_can_be_looked_up(host):  # a label over 63 characters: getaddrinfo refuses it
+        raise bad
     return host, port
 
 
