@@ -52,6 +52,7 @@ from bitsd._policy import (
     MAX_NOTIFY_PROGRAM_LENGTH,
 )
 from bitsd._records import JobSnapshot
+from bitsd._text import is_utf8
 from bitsd._wire import (
     JSON,
     enum_from_json,
@@ -160,7 +161,6 @@ def json_body(raw: bytes) -> object:
 # decoder takes: it decodes with "surrogatepass").
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE_UTF8 = re.compile(rb"\xed[\xa0-\xbf]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _may_hold_surrogates(raw: bytes) -> bool:
@@ -175,20 +175,21 @@ def _may_hold_surrogates(raw: bytes) -> bool:
 
 
 def _check_text(value: object) -> None:
-    """Refuse a lone surrogate in any string or field name of ``value``, naming where it is
-    (iteratively: a body may nest as deep as the decoder went)."""
+    """Refuse a lone surrogate in any string or field name of ``value`` (``bitsd._text``: no
+    UTF-8 text), naming where it is (iteratively: a body may nest as deep as the decoder
+    went)."""
     # (value, where): where is None for the body itself, else (parent's where, key or index).
     stack: list[tuple[object, tuple[Any, str | int] | None]] = [(value, None)]
     while stack:
         item, where = stack.pop()
         if isinstance(item, str):
-            if _SURROGATE.search(item):
+            if not is_utf8(item):
                 raise InvalidArgumentError(
                     f"{_path(where)} has a lone surrogate: a JSON string must be Unicode text"
                 )
         elif isinstance(item, dict):
             for key, child in item.items():
-                if _SURROGATE.search(key):
+                if not is_utf8(key):
                     raise InvalidArgumentError(
                         f"the field name {key!r} in {_path(where)} has a lone surrogate: a JSON "
                         "string must be Unicode text"
