@@ -119,6 +119,7 @@ from bitsd._transfer.base import FileRequest, HttpOptions, Transport
 from bitsd._transfer.http import HttpTransport
 from bitsd._transfer.local import LocalTransport
 from bitsd._transfer.rawhttp import RawHttpTransport, proxy_environment
+from bitsd._transfer.splicehelper import SpliceHelper
 from bitsd._transfer.tls import TlsContexts
 from bitsd._upload import Uploads, is_upload
 from bitsd._urls import RemoteKind, check_remote_name, remote_kind
@@ -339,6 +340,7 @@ class Engine:
             chunk_size=self.config.chunk_size,
             connect_timeout=self.config.connect_timeout,
             read_timeout=self.config.read_timeout,
+            helper=SpliceHelper() if self.config.splice_helper else None,
         )
         self._flusher = Flusher()
         # Offset from this run's monotonic clock to wall time, fixed for the whole run.

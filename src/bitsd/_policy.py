@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_MINIMUM_RETRY_DELAY",
     "DEFAULT_NO_PROGRESS_TIMEOUT",
     "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_SPLICE_HELPER",
     "DEFAULT_TIME_SLICE",
     "DEFAULT_ZERO_COPY",
     "FINAL_FILES_KEPT",
@@ -89,6 +90,10 @@ DEFAULT_FILE_CONCURRENCY = 8
 # bodies are decrypted into large buffers. bitsd's choice; False keeps every HTTP(S) transfer on
 # aiohttp.
 DEFAULT_ZERO_COPY = True
+# Whether large zero-copy http:// bodies move in a helper process, so the kernel's copy into the
+# file runs on another core than the daemon's event loop (bitsd._transfer.splicehelper). bitsd's
+# choice; False splices on the loop's thread.
+DEFAULT_SPLICE_HELPER = True
 # Seconds to wait for a TCP/TLS connection. bitsd's choice (WinHTTP's default is 60).
 DEFAULT_CONNECT_TIMEOUT = 60.0
 # Seconds without a byte from the server before the read is abandoned (transient). bitsd's choice.
@@ -199,6 +204,8 @@ class EngineConfig:
             a maximum download size transfers one at a time.
         zero_copy: use bitsd's own HTTP client (zero-copy http, large-buffer https) where it
             applies.
+        splice_helper: with ``zero_copy``, move large http:// bodies in a helper process (on
+            another core than the event loop's).
         bandwidth_limit: bytes per second for all background jobs together (None: no limit,
             0: background jobs are blocked).
         bandwidth_schedule: a weekly limit for all background jobs together, one limit in
@@ -231,6 +238,7 @@ class EngineConfig:
     chunk_size: int = 1024 * 1024
     file_concurrency: int = DEFAULT_FILE_CONCURRENCY
     zero_copy: bool = DEFAULT_ZERO_COPY
+    splice_helper: bool = DEFAULT_SPLICE_HELPER
     # -- policies (bitsd._bandwidth, _courtesy, _limits, _cost; docs/policies.md) --
     bandwidth_limit: float | None = DEFAULT_BANDWIDTH_LIMIT
     bandwidth_schedule: BandwidthSchedule | None = None

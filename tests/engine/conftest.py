@@ -79,8 +79,10 @@ def state_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def transport(request: pytest.FixtureRequest) -> str:
     """How downloads from the ``server`` fixture travel: "raw" (bitsd's own HTTP client over
-    plain HTTP, zero-copy: the engine's default), "raw-tls" (the same client over HTTPS) or
-    "aiohttp" (``zero_copy=False``). Modules that pin several parametrize it indirectly."""
+    plain HTTP, zero-copy: the engine's default, bodies of ``splice.HELPER_MIN`` bytes and more
+    spliced by the splice helper process), "raw-inloop" (the same, with every body spliced on
+    the event loop's thread: ``splice_helper=False``), "raw-tls" (the same client over HTTPS)
+    or "aiohttp" (``zero_copy=False``). Modules that pin several parametrize it indirectly."""
     return str(getattr(request, "param", "raw"))
 
 
@@ -95,6 +97,7 @@ def make_engine(state_dir: Path, clock: FakeClock, transport: str) -> EngineFact
             "read_timeout": 5.0,
             "chunk_size": 64 * 1024,
             "zero_copy": transport != "aiohttp",
+            "splice_helper": transport != "raw-inloop",
         }
         settings.update(overrides)
         return Engine(state_dir, clock=clock, **settings)

@@ -17,8 +17,11 @@ from tests.engine.conftest import EngineFactory, advance, body, settle
 from tests.servers.faulty import Fault, FaultServer
 
 # The key download behaviours hold on every HTTP transport: bitsd's own client over HTTP
-# (zero-copy) and over HTTPS, and aiohttp.
-pytestmark = pytest.mark.parametrize("transport", ["raw", "raw-tls", "aiohttp"], indirect=True)
+# (zero-copy: large bodies spliced by the splice helper process, or all on the event loop's
+# thread) and over HTTPS, and aiohttp.
+pytestmark = pytest.mark.parametrize(
+    "transport", ["raw", "raw-inloop", "raw-tls", "aiohttp"], indirect=True
+)
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ __all__ = [
     "kill_left_running",
     "new_seed",
     "sha256",
+    "splice_helpers",
     "temp_files",
 ]
 
@@ -57,6 +58,32 @@ def final_names(folder: Path) -> list[str]:
     return sorted(p for p in os.listdir(folder) if not p.endswith(bitsd._files.TEMP_SUFFIX))
 
 
+def splice_helpers(pid: int) -> list[int]:
+    """The splice helper processes (``bitsd._transfer.splicehelper``) of the process ``pid``."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    found = []
+    for child in children:
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"splicehelper_child.py" in command:
+            found.append(int(child))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead and not reaped yet, does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status and "\nState:\tX" not in status
+
+
 def kill_left_running(since: int) -> None:
     """SIGKILL the daemon processes started after ``STARTED[since]`` that still run (a test
     that failed half-way); the reliability conftest calls it after each test."""
@@ -78,6 +105,7 @@ class KillableDaemon(Daemon):
     def __init__(self, root: Path, config: str = "", env: dict[str, str] | None = None) -> None:
         super().__init__(root, config)
         self.extra_env = dict(env or {})
+        self.helpers_killed = 0  # splice helpers seen die with the daemon
 
     def env(self) -> dict[str, str]:
         return {**super().env(), **self.extra_env}
@@ -103,10 +131,18 @@ class KillableDaemon(Daemon):
         self.wait_ready()
 
     def kill(self) -> None:
-        """SIGKILL, then reap; the process must not have exited by itself before."""
+        """SIGKILL, then reap; the process must not have exited by itself before. Its splice
+        helper process, if it had one, must die with it (PR_SET_PDEATHSIG): a helper left
+        running could write into a file the next daemon resumes."""
         assert self.proc is not None
         assert self.proc.poll() is None, f"the daemon exited by itself: {self.log_text()}"
+        helpers = splice_helpers(self.proc.pid)
         super().kill()
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in helpers):
+            assert time.monotonic() < deadline, f"splice helpers {helpers} outlived the daemon"
+            time.sleep(0.01)
+        self.helpers_killed += len(helpers)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

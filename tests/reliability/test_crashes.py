@@ -176,6 +176,7 @@ async def test_kill_storm_loses_and_corrupts_nothing(seed: int, held: Held) -> N
             assert max(twice) <= CHECKPOINT_BYTES + most_in_flight + SLACK, (name, seed)
         log = daemon.log_text()
         assert daemon.stop() == 0
+        assert daemon.helpers_killed > 0, "no kill found a splice helper at work"
     for bad in ("event=http.bug", "unexpected failure", "Traceback"):
         assert bad not in log
     held(
@@ -187,7 +188,8 @@ async def test_kill_storm_loses_and_corrupts_nothing(seed: int, held: Held) -> N
         f"disk and right ({checked} files checked); every file SHA-256-identical; progress "
         f"equal to the truth; a kill cost at most {worst} refetched bytes beyond the kernel's "
         f"socket buffers (checkpoint interval {CHECKPOINT_BYTES}; server's request log; up to "
-        f"8 files in transfer at once); "
+        f"8 files in transfer at once); the splice helper process died with the daemon "
+        f"({daemon.helpers_killed} helpers); "
         f"job_transferred arrived in the test process through the event stream "
         f"({arrivals.transferred}x)",
         kills,

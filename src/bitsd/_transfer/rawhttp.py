@@ -74,6 +74,7 @@ from bitsd._transfer.resume import (
     range_headers,
 )
 from bitsd._transfer.splice import DEFAULT_PIPE_SIZE, PlainStream
+from bitsd._transfer.splicehelper import SpliceHelper
 from bitsd._transfer.tls import TlsContexts, TlsSettings, TlsSetupError
 from bitsd._transfer.tlsstream import TlsStream
 from bitsd._urls import http_url_problem
@@ -342,6 +343,8 @@ class RawHttpTransport:
         connect_timeout, read_timeout: seconds; a stalled read is a transient BG_E_TIMEOUT.
         pipe_size: bytes asked for the splice pipe (F_SETPIPE_SZ); the kernel may give less.
         max_idle: idle connections kept per (host, port, SSL context).
+        helper: the splice helper for large http:// bodies (None: they move in process); the
+            transport closes it in :meth:`aclose`.
     """
 
     def __init__(
@@ -355,8 +358,10 @@ class RawHttpTransport:
         read_timeout: float,
         pipe_size: int = DEFAULT_PIPE_SIZE,
         max_idle: int = DEFAULT_MAX_IDLE,
+        helper: SpliceHelper | None = None,
     ) -> None:
         self._clock = clock
+        self._helper = helper
         self._fallback = fallback
         self._tls = tls
         self._chunk = chunk_size
@@ -407,6 +412,8 @@ class RawHttpTransport:
             for stream in streams:
                 stream.close()
         self._idle.clear()
+        if self._helper is not None:
+            self._helper.close()
 
     async def fetch(self, request: FileRequest, sink: Sink) -> None:
         try:
@@ -633,6 +640,7 @@ class RawHttpTransport:
             read_timeout=self._read_timeout,
             chunk_size=self._chunk,
             pipe_size=self._pipe_size,
+            helper=self._helper,
         )
         if context is None:
             return plain

@@ -7,6 +7,8 @@ Rules:
 - A body (:meth:`PlainStream.pour`) larger than ``_SPLICE_MIN`` moves with ``os.splice`` in steps
   of up to the pipe's size (raised with F_SETPIPE_SZ); a smaller one is read into memory and
   written through the sink (a pipe costs three system calls to set up, more than a small copy).
+  One of at least ``HELPER_MIN`` bytes is spliced by the stream's splice helper, if it has one
+  (``splicehelper.py``: another process, so the copy runs on another core), the same way.
 - The sink hears of spliced bytes through ``sink.advance`` at least every ``chunk_size`` bytes
   and before every wait, so progress, checkpoints and bandwidth pacing work as on the aiohttp
   path (a throttled sink, :class:`ThrottledSink`, bounds each step by its ``piece()``).
@@ -23,13 +25,16 @@ import contextlib
 import fcntl
 import os
 import socket
-from typing import Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from bitsd._deadline import Deadline
 from bitsd._transfer import classify
 from bitsd._transfer.base import Sink
 
-__all__ = ["DEFAULT_PIPE_SIZE", "PlainStream", "ThrottledSink", "write_all"]
+if TYPE_CHECKING:
+    from bitsd._transfer.splicehelper import SpliceHelper
+
+__all__ = ["DEFAULT_PIPE_SIZE", "HELPER_MIN", "PlainStream", "ThrottledSink", "write_all"]
 
 # Bytes. The pipe between socket and file: one splice step moves at most this much. 1 MiB is
 # Linux's default /proc/sys/fs/pipe-max-size (what an unprivileged process may ask for); 16
@@ -37,6 +42,9 @@ __all__ = ["DEFAULT_PIPE_SIZE", "PlainStream", "ThrottledSink", "write_all"]
 DEFAULT_PIPE_SIZE = 1024 * 1024
 # Bytes. A body at most this large is read into memory instead of spliced.
 _SPLICE_MIN = 64 * 1024
+# Bytes. A body at least this large is spliced by the splice helper, when the stream has one:
+# below, the messages to and from the helper cost the loop about what the copy would.
+HELPER_MIN = 256 * 1024
 # Bytes read from the socket at once into memory (heads, small bodies).
 _READ = 64 * 1024
 _F_SETPIPE_SZ: Final = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -64,11 +72,13 @@ class PlainStream:
         read_timeout: seconds any wait for the server may last.
         chunk_size: bytes between two progress reports of a spliced body.
         pipe_size: bytes asked for the pipe (F_SETPIPE_SZ); the kernel may give less.
+        helper: the splice helper that moves large bodies (None: they move in process).
     """
 
     __slots__ = (
         "_chunk",
         "_deadline",
+        "_helper",
         "_loop",
         "_pipe_size",
         "_read_timeout",
@@ -84,8 +94,10 @@ class PlainStream:
         read_timeout: float,
         chunk_size: int,
         pipe_size: int = DEFAULT_PIPE_SIZE,
+        helper: SpliceHelper | None = None,
     ) -> None:
         self.sock = sock
+        self._helper = helper
         self._read_timeout = read_timeout
         self._chunk = chunk_size
         self._pipe_size = pipe_size
@@ -196,6 +208,17 @@ class PlainStream:
     async def pour(self, sink: Sink, count: int) -> int:
         """Move up to ``count`` body bytes into the sink's file. Returns the bytes left (0
         unless the server closed the connection early)."""
+        if count >= HELPER_MIN and self._helper is not None:
+            self._stop_reading()  # the helper reads the socket now: no wake-ups of the loop
+            left = await self._helper.pour(
+                self.sock.fileno(),
+                sink,
+                count,
+                chunk=self._chunk,
+                read_timeout=self._read_timeout,
+            )
+            if left is not None:
+                return left
         if count > _SPLICE_MIN:
             count = await self._splice(sink, count)
         while count:

@@ -1,0 +1,347 @@
+"""The splice helper: a child process that moves large plain-HTTP bodies into their files on a
+core of its own, while the daemon's one thread goes on with everything else.
+
+Why: with zero copy (``splice.PlainStream``) the cost of a plain-HTTP download is the kernel's
+copy into the file, paid inside ``os.splice`` on the daemon's event-loop thread; with many jobs
+at once (scenario 4 of bench/suite.py) that copy and the jobs' own work (requests, state
+changes, the store) take turns on one core while the machine's other cores idle. A thread does
+not help: it needs the GIL back after every system call and waits for it while the loop runs
+Python (measured, docs/performance.md). A process has no GIL to wait for.
+
+Rules:
+- The parent's side of the protocol of ``splicehelper_child.py``: one helper per
+  :class:`SpliceHelper`, started at its first pour; the helper gets duplicates of the socket's
+  and the file's descriptors (SCM_RIGHTS), so it writes at the file's position, as the
+  in-process path does, and the parent learns of the bytes through PROGRESS messages, which it
+  passes to ``sink.advance`` in order.
+- Grants keep the helper at most :data:`WINDOW_CHUNKS` chunks ahead of what the sink has taken:
+  a checkpoint the sink waits for, or the bandwidth pacing of a throttled sink (each grant is
+  then the sink's ``piece()``), holds the helper back as it holds the in-process path back.
+- A pour that ends in the parent for any reason (cancelled, an error of the sink) cancels the
+  helper's pour and waits for its answer, so no descriptor of a pour is used after
+  :meth:`SpliceHelper.pour` returns or raises.
+- Failures mean what they mean on the in-process path: a silent server is ``TimeoutError``, a
+  failed write of the file the LOCAL_FILE error of ``classify``, another socket error the
+  ``OSError``. A helper that dies fails its pours with :class:`SpliceHelperError` (an
+  ``OSError``: a transient BG_E_UNKNOWN_ERROR; the next pour starts a new helper).
+- A helper that cannot start, or does not say HELLO within ``_START_TIMEOUT`` (an interpreter
+  that cannot run the program), or has died ``_DEATHS_TOLERATED`` times, makes
+  :meth:`SpliceHelper.pour` return None from then on, having moved nothing: the caller splices
+  in process.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import collections
+import contextlib
+import itertools
+import logging
+import os
+import socket
+import subprocess
+import sys
+from typing import Final
+
+from bitsd._transfer import classify
+from bitsd._transfer.base import Sink
+from bitsd._transfer.splice import ThrottledSink
+from bitsd._transfer.splicehelper_child import (
+    CANCEL,
+    DONE,
+    FAILED,
+    FILE_ERROR,
+    GRANT,
+    HELLO,
+    MESSAGE,
+    PROGRESS,
+    START,
+    TIMED_OUT,
+)
+
+__all__ = ["WINDOW_CHUNKS", "SpliceHelper", "SpliceHelperError"]
+
+log = logging.getLogger(__name__)
+
+# Chunks the helper may move beyond what the sink has taken: one the parent is taking, one
+# being moved, so the helper never waits for the parent's grant while the parent keeps up.
+WINDOW_CHUNKS: Final = 2
+# Seconds a new helper has to say HELLO; one that does not (an interpreter that cannot run
+# the program) leaves the splicing in process.
+_START_TIMEOUT: Final = 10.0
+# Helpers that may die in an engine's life before the splicing stays in process: each death
+# fails the transfers it served (transient errors), so a helper killed again and again must not
+# keep failing them.
+_DEATHS_TOLERATED: Final = 3
+_PROGRAM: Final = os.path.join(os.path.dirname(os.path.abspath(__file__)), "splicehelper_child.py")
+_Message = tuple[int, int, int]  # kind, a, b
+
+
+class SpliceHelperError(OSError):
+    """The helper process ended while it moved a body (its bytes are then unknown)."""
+
+
+class _Pour:
+    """The parent's end of one pour: the helper's messages, in order."""
+
+    __slots__ = ("inbox", "waiter")
+
+    def __init__(self) -> None:
+        self.inbox: collections.deque[_Message] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def put(self, message: _Message) -> None:
+        self.inbox.append(message)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> _Message:
+        while not self.inbox:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return self.inbox.popleft()
+
+
+class SpliceHelper:
+    """One helper process and the pours it serves (see the module rules)."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pours: dict[int, _Pour] = {}
+        self._ids = itertools.count(1)
+        # Done when the control socket can take a message again: shared by every sender that
+        # found it full (one writer callback per descriptor), and by the helper's end.
+        self._writable: asyncio.Future[None] | None = None
+        self._unavailable = False  # no helper any more: splice in process
+        self._hello: asyncio.Future[bool] | None = None  # while a new helper starts
+        self._starting: asyncio.Lock | None = None
+        self._deaths = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The helper's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    def close(self) -> None:
+        """Stop the helper (its pours fail) and reap it."""
+        self._gone("the splice helper was closed")
+
+    async def pour(
+        self, sock: int, sink: Sink, count: int, *, chunk: int, read_timeout: float
+    ) -> int | None:
+        """Move up to ``count`` body bytes from the socket ``sock`` into the sink's file, the
+        sink hearing of them through ``sink.advance``. Returns the bytes the server did not
+        send (0 unless it closed the connection early), or None if there is no helper (then
+        nothing was moved)."""
+        control = self._control
+        if control is None:
+            control = await self._start()
+            if control is None:
+                return None
+        loop = asyncio.get_running_loop()
+        pour_id = next(self._ids)
+        pour = self._pours[pour_id] = _Pour()
+        throttle = sink if isinstance(sink, ThrottledSink) else None
+        window = WINDOW_CHUNKS * chunk
+        grant = (throttle.piece() if throttle is not None else None) or window
+        ended = False
+        try:
+            await self._send(
+                loop,
+                control,
+                MESSAGE.pack(START, pour_id, count, grant, chunk, round(read_timeout * 1e6)),
+                (sock, sink.fd),
+            )
+            outstanding = grant  # granted and not reported
+            while True:
+                kind, a, b = await pour.get()
+                if kind == PROGRESS:
+                    outstanding -= a
+                    await sink.advance(a)
+                    piece = throttle.piece() if throttle is not None else None
+                    more = window - outstanding if piece is None else piece - outstanding
+                    if more > 0:
+                        outstanding += more
+                        await self._send(loop, control, MESSAGE.pack(GRANT, pour_id, more, 0, 0, 0))
+                    continue
+                ended = True
+                if kind == DONE:
+                    if a:
+                        await sink.advance(a)
+                    return b
+                raise _failure(a, b, sink)
+        except BaseException:
+            if not ended:
+                await self._cancel(loop, pour_id, pour)
+            raise
+        finally:
+            self._pours.pop(pour_id, None)
+
+    async def _cancel(self, loop: asyncio.AbstractEventLoop, pour_id: int, pour: _Pour) -> None:
+        """Cancel a pour in the helper and wait for its last answer (see the module rules)."""
+        control = self._control
+        if control is None or pour_id not in self._pours:
+            return
+        with contextlib.suppress(OSError):
+            await self._send(loop, control, MESSAGE.pack(CANCEL, pour_id, 0, 0, 0, 0))
+        while True:
+            with contextlib.suppress(asyncio.CancelledError):
+                kind, _, _ = await pour.get()
+                if kind != PROGRESS:
+                    return
+
+    # -- the process ---------------------------------------------------------------------------
+
+    async def _start(self) -> socket.socket | None:
+        """The control socket of a running helper, started now if needed; None when there is
+        none (it cannot start, or died too often): the caller splices in process."""
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:  # pours that come while a helper starts wait for it
+            if self._control is None and not self._unavailable:
+                await self._launch()
+        return self._control
+
+    async def _launch(self) -> None:
+        loop = asyncio.get_running_loop()
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._proc = _spawn(child.fileno())
+        except OSError as exc:
+            parent.close()
+            self._give_up(f"the splice helper could not start ({exc})")
+            return
+        finally:
+            child.close()
+        parent.setblocking(False)
+        self._control, self._loop = parent, loop
+        hello = self._hello = loop.create_future()
+        loop.add_reader(parent.fileno(), self._on_readable)
+        try:
+            started = await asyncio.wait_for(asyncio.shield(hello), _START_TIMEOUT)
+        except TimeoutError:
+            started = False
+        finally:
+            self._hello = None
+        if not started:
+            self._gone("the splice helper did not start")
+            self._give_up("the splice helper did not start")
+
+    def _give_up(self, why: str) -> None:
+        self._unavailable = True
+        log.warning("%s: splicing on the event loop's thread from now on", why)
+
+    def _on_readable(self) -> None:
+        control = self._control
+        if control is None:
+            return
+        while True:
+            try:
+                data = control.recv(MESSAGE.size)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if len(data) != MESSAGE.size:
+                if self._hello is None:
+                    self._deaths += 1
+                    if self._deaths >= _DEATHS_TOLERATED:
+                        self._give_up(f"the splice helper died {self._deaths} times")
+                self._gone("the splice helper process ended")
+                return
+            kind, pour_id, a, b, _, _ = MESSAGE.unpack(data)
+            if kind == HELLO:
+                if self._hello is not None and not self._hello.done():
+                    self._hello.set_result(True)
+                continue
+            pour = self._pours.get(pour_id)
+            if pour is not None:
+                pour.put((kind, a, b))
+
+    def _gone(self, why: str) -> None:
+        """The helper ended (or is stopped now): fail its pours, reap it."""
+        self._wake_senders()
+        if self._hello is not None and not self._hello.done():
+            self._hello.set_result(False)
+        control, proc = self._control, self._proc
+        self._control = self._proc = None
+        if control is not None:
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.remove_reader(control.fileno())
+            control.close()
+        self._loop = None
+        if proc is not None:
+            try:
+                status = proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                status = proc.wait()
+            if status != 0:
+                why = f"{why} (exit status {status})"
+        if self._pours:
+            log.warning("%s; its transfers fail and are retried", why)
+        for pour in self._pours.values():
+            pour.put((FAILED, 0, 0))
+
+    async def _send(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        control: socket.socket,
+        data: bytes,
+        fds: tuple[int, int] | None = None,
+    ) -> None:
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        while True:
+            try:
+                control.sendmsg([data], ancillary)
+                return
+            except BlockingIOError:
+                pass  # the helper is behind with its messages: wait until it takes this one
+            except OSError as exc:  # the helper is gone (EPIPE, ECONNRESET) or closed
+                raise SpliceHelperError(f"the splice helper cannot be reached ({exc})") from exc
+            waiter = self._writable
+            if waiter is None:
+                waiter = self._writable = loop.create_future()
+                loop.add_writer(control.fileno(), self._wake_senders)
+            await asyncio.shield(waiter)  # a sender cancelled leaves the others waiting
+
+    def _wake_senders(self) -> None:
+        """Let the senders waiting for room try again (they fail if the helper is gone)."""
+        waiter, self._writable = self._writable, None
+        if waiter is None:
+            return
+        if self._control is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_writer(self._control.fileno())
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+def _spawn(child_fd: int) -> subprocess.Popen[bytes]:
+    """Start the helper's program on ``child_fd`` (a few milliseconds: vfork and exec, on the
+    loop's thread, which PR_SET_PDEATHSIG ties the helper to)."""
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", _PROGRAM, str(child_fd), str(os.getpid())],
+        pass_fds=(child_fd,),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def _failure(reason: int, number: int, sink: Sink) -> BaseException:
+    if reason == TIMED_OUT:
+        return TimeoutError("the server sent nothing within the read timeout")
+    if reason == FILE_ERROR:
+        return classify.from_local_os_error(
+            OSError(number, os.strerror(number)), local_name=sink.local_name
+        )
+    if reason == 0:
+        return SpliceHelperError("the splice helper process ended while it moved the body")
+    return OSError(number, os.strerror(number))

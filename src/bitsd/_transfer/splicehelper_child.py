@@ -1,0 +1,346 @@
+"""The program of bitsd's splice helper process: it moves response bodies socket → pipe → file
+with ``os.splice`` on a core of its own, for the raw HTTP transport's plain connections
+(``splicehelper.py`` is the parent's side and states why).
+
+Run as ``python -I -S splicehelper_child.py FD``: standard library only (the package is not
+imported, so the process starts in a few milliseconds), FD is its end of an AF_UNIX
+SOCK_SEQPACKET pair with the parent.
+
+Rules:
+- One message is one :data:`MESSAGE` (kind, pour id, four integers). The parent sends START
+  with the socket's and the file's descriptors (SCM_RIGHTS), GRANT and CANCEL; the helper
+  answers PROGRESS, then exactly one DONE or FAILED per pour, after which it holds none of that
+  pour's descriptors.
+- A pour moves at most the bytes granted and not yet reported: the parent grants as its sink
+  takes the bytes, so the helper runs at most a window ahead of the parent's progress
+  (checkpoints, bandwidth pacing).
+- Bytes are reported (PROGRESS) at least every ``chunk`` bytes (no report holds more; a step
+  stops at the chunk's end), before every wait for the socket and whenever the grant is used
+  up; DONE carries what was not reported yet and the bytes the server did not send (a
+  connection that ended early, or was reset, is the end of the body, as in
+  ``splice.PlainStream``).
+- Every wait for the socket is bounded by the pour's read timeout (FAILED with TIMED_OUT);
+  waiting for a grant is not a wait for the server.
+- Writing the file fails as FAILED with FILE_ERROR and the errno; another error of the socket
+  as SOCKET_ERROR; a file system that cannot splice is written with ``os.write``.
+- Pours are served round-robin, at most ``chunk`` bytes each per turn.
+- The helper dies with its parent (PR_SET_PDEATHSIG) and exits (status 0) when the parent
+  closes its end, also while it sends to it; it ignores SIGINT, SIGTERM and SIGHUP, which
+  reach it with the daemon's process group or service, so the daemon's orderly stop is not cut
+  short by its helper's death.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import fcntl
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+from typing import Final
+
+__all__ = [
+    "CANCEL",
+    "DONE",
+    "FAILED",
+    "FILE_ERROR",
+    "GRANT",
+    "HELLO",
+    "MESSAGE",
+    "PROGRESS",
+    "SOCKET_ERROR",
+    "START",
+    "TIMED_OUT",
+    "main",
+]
+
+# kind, pour id, a, b, c, d.
+MESSAGE: Final = struct.Struct("<BxxxIqqqq")
+# Parent → helper. START: a = bytes to move, b = first grant, c = chunk, d = read timeout in
+# microseconds; with two descriptors: the socket, the file (at the position to write).
+START: Final = 1
+GRANT: Final = 2  # a = more bytes the pour may move
+CANCEL: Final = 3  # stop; answered with DONE
+# Helper → parent.
+HELLO: Final = 10  # the helper runs (pour id 0), sent once before anything else
+PROGRESS: Final = 11  # a = bytes moved since the last report
+DONE: Final = 12  # a = bytes moved and not reported yet, b = bytes the server did not send
+FAILED: Final = 13  # a = reason, b = errno
+# Reasons of FAILED.
+TIMED_OUT: Final = 1
+SOCKET_ERROR: Final = 2
+FILE_ERROR: Final = 3
+
+# Bytes asked for each pipe (Linux's default pipe-max-size), as splice.DEFAULT_PIPE_SIZE.
+_PIPE_SIZE = 1024 * 1024
+_PIPES_KEPT = 8
+_F_SETPIPE_SZ: Final = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_SPLICE_IN: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
+_SPLICE_OUT: Final = getattr(os, "SPLICE_F_MOVE", 1)
+_PR_SET_PDEATHSIG: Final = 1
+
+
+class _FileError(Exception):
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+
+class _Pour:
+    __slots__ = (
+        "chunk",
+        "deadline",
+        "file",
+        "granted",
+        "id",
+        "queued",
+        "rest",
+        "sock",
+        "timeout",
+        "unreported",
+        "watched",
+    )
+
+    def __init__(
+        self, pour_id: int, sock: int, file: int, rest: int, grant: int, chunk: int, timeout: float
+    ) -> None:
+        self.id = pour_id
+        self.sock = sock
+        self.file = file
+        self.rest = rest
+        self.granted = grant
+        self.chunk = max(1, chunk)
+        self.timeout = timeout
+        self.unreported = 0
+        self.deadline: float | None = None  # while waiting for the socket
+        self.watched = False  # registered with the selector
+        self.queued = False  # in the line of pours to run
+
+
+class _Helper:
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(control, selectors.EVENT_READ, None)
+        self.pours: dict[int, _Pour] = {}
+        self.runnable: collections.deque[_Pour] = collections.deque()
+        self.pipes: list[tuple[int, int, int]] = []  # (read end, write end, size), empty
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        while True:
+            timeout: float | None = 0.0
+            if not self.runnable:
+                deadlines = [p.deadline for p in self.pours.values() if p.deadline is not None]
+                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            for key, _ in self.selector.select(timeout):
+                if key.data is None:
+                    if not self.read_control():
+                        return
+                else:
+                    self.queue(key.data)
+            for _ in range(len(self.runnable)):
+                pour = self.runnable.popleft()
+                pour.queued = False
+                if pour.id in self.pours:
+                    self.turn(pour)
+            if self.pours:
+                now = time.monotonic()
+                for pour in list(self.pours.values()):
+                    if pour.deadline is not None and now >= pour.deadline:
+                        self.fail(pour, TIMED_OUT, 0)
+
+    def read_control(self) -> bool:
+        """Handle the parent's messages; False when the parent is gone."""
+        fd_space = socket.CMSG_SPACE(2 * 4)
+        while True:
+            try:
+                data, ancillary, _, _ = self.control.recvmsg(
+                    MESSAGE.size, fd_space, socket.MSG_DONTWAIT
+                )
+            except BlockingIOError:
+                return True
+            except ConnectionError:
+                return False
+            if not data:
+                return False
+            fds: list[int] = []
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    usable = len(payload) - len(payload) % 4
+                    fds.extend(struct.unpack(f"{usable // 4}i", payload[:usable]))
+            message, pour_id, a, b, c, d = MESSAGE.unpack(data)
+            if message == START and len(fds) == 2:
+                pour = _Pour(pour_id, fds[0], fds[1], a, b, c, d / 1e6)
+                self.pours[pour_id] = pour
+                self.queue(pour)
+                continue
+            for fd in fds:  # not a START: descriptors nobody asked for
+                os.close(fd)
+            known = self.pours.get(pour_id)
+            if known is None:
+                continue
+            if message == GRANT:
+                was_stopped = known.granted <= 0
+                known.granted += a
+                if was_stopped and known.granted > 0 and not known.watched:
+                    self.queue(known)
+            elif message == CANCEL:
+                self.finish(known, DONE, known.unreported, known.rest)
+
+    # -- one pour ------------------------------------------------------------------------------
+
+    def turn(self, pour: _Pour) -> None:
+        """Move up to a chunk of ``pour``'s bytes, then stop: waiting for the socket or a grant,
+        finished, failed, or back in line behind the other pours."""
+        self.unwatch(pour)  # a turn starts afresh: it watches the socket again if it must wait
+        pour.deadline = None
+        moved_now = 0
+        pipe = self.pipes.pop() if self.pipes else _new_pipe()
+        try:
+            while pour.rest:
+                # Up to the next chunk's end: a report holds at most a chunk, so the parent
+                # takes one chunk while the next moves, within the window it granted.
+                step = min(pour.rest, pipe[2], pour.granted, pour.chunk - pour.unreported)
+                if step <= 0:  # wait for the parent's grant
+                    self.report(pour)
+                    return
+                try:
+                    moved = os.splice(pour.sock, pipe[1], step, flags=_SPLICE_IN)
+                except BlockingIOError:
+                    self.report(pour)
+                    self.watch(pour)
+                    return
+                except ConnectionError:
+                    moved = 0
+                except OSError as exc:
+                    self.fail(pour, SOCKET_ERROR, exc.errno or 0)
+                    return
+                if moved == 0:
+                    break  # the server closed the connection early
+                try:
+                    _drain(pipe[0], pour.file, moved)
+                except _FileError as exc:
+                    pipe = _discard(pipe)
+                    self.fail(pour, FILE_ERROR, exc.number)
+                    return
+                pour.rest -= moved
+                pour.granted -= moved
+                pour.unreported += moved
+                if pour.unreported >= pour.chunk:
+                    self.report(pour)
+                moved_now += moved
+                if moved_now >= pour.chunk and pour.rest:
+                    self.queue(pour)  # let the other pours have a turn
+                    return
+            self.finish(pour, DONE, pour.unreported, pour.rest)
+        finally:
+            if pipe[0] >= 0:
+                if len(self.pipes) < _PIPES_KEPT:
+                    self.pipes.append(pipe)
+                else:
+                    _discard(pipe)
+
+    def queue(self, pour: _Pour) -> None:
+        """Put ``pour`` in the line of pours to run, once."""
+        if not pour.queued:
+            pour.queued = True
+            self.runnable.append(pour)
+
+    def report(self, pour: _Pour) -> None:
+        if pour.unreported:
+            self.send(PROGRESS, pour.id, pour.unreported)
+            pour.unreported = 0
+
+    def watch(self, pour: _Pour) -> None:
+        if not pour.watched:
+            self.selector.register(pour.sock, selectors.EVENT_READ, pour)
+            pour.watched = True
+        pour.deadline = time.monotonic() + pour.timeout
+
+    def unwatch(self, pour: _Pour) -> None:
+        if pour.watched:
+            self.selector.unregister(pour.sock)
+            pour.watched = False
+
+    def fail(self, pour: _Pour, reason: int, number: int) -> None:
+        self.finish(pour, FAILED, reason, number)
+
+    def finish(self, pour: _Pour, message: int, a: int, b: int) -> None:
+        """End ``pour``: its descriptors closed, then its one last message sent."""
+        self.unwatch(pour)
+        del self.pours[pour.id]
+        os.close(pour.sock)
+        os.close(pour.file)
+        self.send(message, pour.id, a, b)
+
+    def send(self, message: int, pour_id: int, a: int = 0, b: int = 0) -> None:
+        # Blocking: the parent reads all the time, and no message may be dropped.
+        self.control.send(MESSAGE.pack(message, pour_id, a, b, 0, 0))
+
+
+def _new_pipe() -> tuple[int, int, int]:
+    read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(write_end, _F_SETPIPE_SZ, _PIPE_SIZE)
+    return read_end, write_end, fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+
+
+def _discard(pipe: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Close a pipe that may hold bytes; returns a marker that is no pipe."""
+    os.close(pipe[0])
+    os.close(pipe[1])
+    return (-1, -1, 0)
+
+
+def _drain(pipe: int, fd: int, count: int) -> None:
+    """Move ``count`` bytes that are in ``pipe`` to the file ``fd`` at its position."""
+    while count:
+        try:
+            count -= os.splice(pipe, fd, count, flags=_SPLICE_OUT)
+        except OSError as exc:
+            if exc.errno not in (22, 95):  # EINVAL, EOPNOTSUPP: the file cannot splice
+                raise _FileError(exc.errno or 0) from exc
+            try:
+                data = memoryview(os.read(pipe, count))
+                count -= len(data)
+                while data:
+                    data = data[os.write(fd, data) :]
+            except OSError as exc2:
+                raise _FileError(exc2.errno or 0) from exc2
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask for SIGKILL when the parent dies, then check it has not died already."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux: EOF on the socket ends us
+        pass
+    if os.getppid() != parent:
+        sys.exit(0)
+
+
+def main(argv: list[str]) -> int:
+    fd, parent = int(argv[1]), int(argv[2])
+    _die_with_parent(parent)
+    # Signals sent to the daemon's whole process group or service (^C in a terminal, a
+    # hang-up, systemd's stop of the control group) are the daemon's to handle: it stops its
+    # transfers after a checkpoint, then closes its end, and the helper ends at that EOF.
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
+    control = socket.socket(fileno=fd)  # blocking; reads ask MSG_DONTWAIT
+    with contextlib.suppress(ConnectionError):  # the parent closed its end as we sent: the end
+        control.send(MESSAGE.pack(HELLO, 0, 0, 0, 0, 0))
+        _Helper(control).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
