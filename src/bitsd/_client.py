@@ -109,8 +109,11 @@ REQUEST_TIMEOUT: Final = 120.0
 WAIT_SLICE: Final = 60.0
 # Adding files asks for their count, not the files listed back (the client does not use them).
 _BRIEF: Final = {"view": "brief"}
-# Seconds between connection attempts while the daemon starts (doubling, clamped).
-_CONNECT_BACKOFF: Final = (0.01, 0.2)
+# Seconds between connection attempts while the daemon starts (doubling, clamped). A refused
+# attempt on a Unix socket costs microseconds; a wider clamp (0.2 s) made a caller wait up to
+# 0.2 s more than the daemon's start (scenario 6 of bench/suite.py measured 0.52, 0.73 and
+# 0.93 s from restart to bytes: the times of the attempts).
+_CONNECT_BACKOFF: Final = (0.01, 0.05)
 # Seconds between attempts to reopen a dropped event stream (doubling, clamped, with jitter).
 _EVENTS_BACKOFF: Final = (0.05, 2.0)
 

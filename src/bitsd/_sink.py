@@ -180,6 +180,7 @@ class TempWriter:
         self._config = engine.config
         self._closed = False
         self._shared = _now()  # when the transfer last let other tasks run
+        self._lead = 0  # bytes a transport may have written and not reported (``lead``)
 
     @property
     def fd(self) -> int:
@@ -190,12 +191,28 @@ class TempWriter:
         return self._record.local_name
 
     def piece(self) -> int | None:
-        """Bytes a transport that writes through :attr:`fd` should move at once now (the
-        job's bandwidth limits); None: as many as arrive."""
-        return self._throttle.piece() if self._throttle is not None else None
+        """Bytes a transport that writes through :attr:`fd` should move at once now: the
+        job's bandwidth limits, and the room left before the next checkpoint by bytes
+        (``_room``); None: as many as arrive."""
+        piece = self._throttle.piece() if self._throttle is not None else None
+        room = self._room()
+        if room is None:
+            return piece
+        return room if piece is None else min(piece, room)
+
+    def _room(self) -> int | None:
+        """Bytes that may be written before a checkpoint by bytes is due (None: no bound)."""
+        return None
+
+    def lead(self, count: int) -> None:
+        """A transport that writes through :attr:`fd` may be up to ``count`` bytes ahead of
+        its reports (the splice helper's window): a checkpoint by bytes is taken that much
+        earlier (at most half an interval), so the transport is not held at the interval's
+        end while the checkpoint is taken."""
+        self._lead = min(count, self._config.checkpoint_bytes // 2)
 
     async def _write_paced(self, data: bytes) -> None:
-        """Write ``data`` at the file's position, in the throttle's pieces, each awaited
+        """Write ``data`` at the file's position, in pieces (:meth:`piece`), each awaited
         before it is written and counted (``_advance``) after."""
         if not data:
             await self._advance(0)
@@ -203,7 +220,7 @@ class TempWriter:
         view = memoryview(data)
         throttle = self._throttle
         while view:
-            step = (throttle.piece() if throttle is not None else None) or len(view)
+            step = self.piece() or len(view)
             piece, view = view[:step], view[step:]
             size = len(piece)
             if throttle is not None:
@@ -233,7 +250,7 @@ class TempWriter:
         """Whether ``pending`` bytes written since the monotonic time ``since`` call for a
         checkpoint."""
         return (
-            pending >= self._config.checkpoint_bytes
+            pending + self._lead >= self._config.checkpoint_bytes
             or self._engine.clock.monotonic() - since >= self._config.checkpoint_seconds
         )
 
@@ -392,6 +409,12 @@ class FileSink(TempWriter):
     async def write(self, data: bytes) -> None:
         self._check_budget(self._offset + len(data))
         await self._write_paced(data)
+
+    def _room(self) -> int | None:
+        # The bytes up to the next checkpoint by bytes, at least one: no transport writes past
+        # it before the checkpoint is taken (``_advance``), so a crash makes bitsd fetch again
+        # at most ``checkpoint_bytes``, whatever the size of a transport's steps.
+        return max(1, self._config.checkpoint_bytes - (self._offset - self._checkpointed))
 
     async def _advance(self, count: int) -> None:
         if self._throttle is not None:

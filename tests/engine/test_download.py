@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bitsd import ErrorContext, FakeClock, JobState, codes
+from bitsd._store import SqliteStore
 from tests.engine.conftest import EngineFactory, advance, body, leftovers, settle
 from tests.servers.faulty import Fault, FaultServer
 
@@ -262,3 +265,48 @@ async def test_missing_local_source_is_a_remote_file_error(
         assert (err.code, err.context) == (codes.HRESULT_FROM_WIN32(2), ErrorContext.REMOTE_FILE)
         assert err.file is not None
         assert err.file.local_name == str(dest / "x")
+
+
+class _CheckpointsSeen(SqliteStore):
+    """The real store, noting at each write of a file's record the bytes it stores and the
+    bytes its temporary file holds at that moment."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.seen: list[tuple[int, int]] = []
+
+    def put_files(self, files: Any) -> None:
+        for record in files:
+            if os.path.exists(record.temp_name):
+                self.seen.append((record.bytes_transferred, os.path.getsize(record.temp_name)))
+        super().put_files(files)
+
+
+async def test_a_crash_fetches_again_at_most_the_checkpoint_interval(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, state_dir: Path
+) -> None:
+    """No transport writes more than ``checkpoint_bytes`` past the last stored checkpoint
+    before the next one is stored, whatever its steps (1 MiB splice steps, the splice helper's
+    window, TLS buffers, aiohttp's chunks): when each checkpoint is stored, the temporary file
+    holds at most ``checkpoint_bytes`` beyond the one before, so a crash at any moment makes
+    bitsd fetch again at most that."""
+    interval = 300_000  # a multiple of no transport's step
+    data = body(3_000_000, 7)
+    server.add("/ck", data)
+    os.mkdir(state_dir)
+    store = _CheckpointsSeen(state_dir / "jobs.sqlite")
+    try:
+        async with make_engine(store=store, checkpoint_bytes=interval) as engine:
+            job = await engine.create_job("checkpoints")
+            await job.add_file(server.url("/ck"), str(dest / "ck"))
+            await job.resume()
+            assert await settle(job) is JobState.TRANSFERRED
+            await job.complete()
+    finally:
+        store.close()
+    assert (dest / "ck").read_bytes() == data
+    stored = [0]
+    for checkpointed, held in store.seen:
+        assert held - stored[-1] <= interval, (held, stored[-1], store.seen)
+        stored.append(checkpointed)
+    assert len(stored) > len(data) // interval  # one checkpoint per interval at least

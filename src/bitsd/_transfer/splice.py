@@ -34,7 +34,14 @@ from bitsd._transfer.base import Sink
 if TYPE_CHECKING:
     from bitsd._transfer.splicehelper import SpliceHelper
 
-__all__ = ["DEFAULT_PIPE_SIZE", "HELPER_MIN", "PlainStream", "ThrottledSink", "write_all"]
+__all__ = [
+    "DEFAULT_PIPE_SIZE",
+    "HELPER_MIN",
+    "LeadingSink",
+    "PlainStream",
+    "ThrottledSink",
+    "write_all",
+]
 
 # Bytes. The pipe between socket and file: one splice step moves at most this much. 1 MiB is
 # Linux's default /proc/sys/fs/pipe-max-size (what an unprivileged process may ask for); 16
@@ -61,6 +68,18 @@ class ThrottledSink(Protocol):
 
     def piece(self) -> int | None:
         """Bytes to move at once now; None: as many as arrive."""
+        ...
+
+
+@runtime_checkable
+class LeadingSink(Protocol):
+    """The optional part of a :class:`Sink` that hears how far ahead of its reports a transport
+    that writes through ``sink.fd`` runs (the splice helper's window)."""
+
+    def lead(self, count: int) -> None:
+        """Up to ``count`` bytes may be written and not reported yet (0: none): checkpoints
+        by bytes should come that much earlier, so that the transport runs on while one is
+        taken and a crash still loses at most the checkpoint interval."""
         ...
 
 

@@ -14,9 +14,12 @@ Rules:
   and the file's descriptors (SCM_RIGHTS), so it writes at the file's position, as the
   in-process path does, and the parent learns of the bytes through PROGRESS messages, which it
   passes to ``sink.advance`` in order.
-- Grants keep the helper at most :data:`WINDOW_CHUNKS` chunks ahead of what the sink has taken:
-  a checkpoint the sink waits for, or the bandwidth pacing of a throttled sink (each grant is
-  then the sink's ``piece()``), holds the helper back as it holds the in-process path back.
+- Grants keep the helper at most :data:`WINDOW_CHUNKS` chunks ahead of what the sink has taken,
+  and at most the sink's ``piece()`` (its bandwidth limits, and the room before its next
+  checkpoint by bytes): a checkpoint the sink waits for, or its bandwidth pacing, holds the
+  helper back as it holds the in-process path back, and a crash makes bitsd fetch again at most
+  ``checkpoint_bytes``. A sink that takes a lead (``splice.LeadingSink``) hears of the window,
+  and checkpoints that much earlier, so the helper runs on while the checkpoint is taken.
 - A pour that ends in the parent for any reason (cancelled, an error of the sink) cancels the
   helper's pour and waits for its answer, so no descriptor of a pour is used after
   :meth:`SpliceHelper.pour` returns or raises.
@@ -46,7 +49,7 @@ from typing import Final
 
 from bitsd._transfer import classify
 from bitsd._transfer.base import Sink
-from bitsd._transfer.splice import ThrottledSink
+from bitsd._transfer.splice import LeadingSink, ThrottledSink
 from bitsd._transfer.splicehelper_child import (
     CANCEL,
     DONE,
@@ -150,7 +153,10 @@ class SpliceHelper:
         pour = self._pours[pour_id] = _Pour()
         throttle = sink if isinstance(sink, ThrottledSink) else None
         window = WINDOW_CHUNKS * chunk
-        grant = (throttle.piece() if throttle is not None else None) or window
+        grant = _ahead(window, throttle)
+        leading = sink if isinstance(sink, LeadingSink) else None
+        if leading is not None:
+            leading.lead(window)  # its checkpoints come early: the helper runs on meanwhile
         ended = False
         try:
             await self._send(
@@ -165,8 +171,7 @@ class SpliceHelper:
                 if kind == PROGRESS:
                     outstanding -= a
                     await sink.advance(a)
-                    piece = throttle.piece() if throttle is not None else None
-                    more = window - outstanding if piece is None else piece - outstanding
+                    more = _ahead(window, throttle) - outstanding
                     if more > 0:
                         outstanding += more
                         await self._send(loop, control, MESSAGE.pack(GRANT, pour_id, more, 0, 0, 0))
@@ -183,6 +188,8 @@ class SpliceHelper:
             raise
         finally:
             self._pours.pop(pour_id, None)
+            if leading is not None:
+                leading.lead(0)
 
     async def _cancel(self, loop: asyncio.AbstractEventLoop, pour_id: int, pour: _Pour) -> None:
         """Cancel a pour in the helper and wait for its last answer (see the module rules)."""
@@ -322,6 +329,13 @@ class SpliceHelper:
             self._loop.remove_writer(self._control.fileno())
         if not waiter.done():
             waiter.set_result(None)
+
+
+def _ahead(window: int, throttle: ThrottledSink | None) -> int:
+    """Bytes the helper may have moved beyond what the sink has taken: the window, or less if
+    the sink's ``piece()`` says so (bandwidth limits, the room before its next checkpoint)."""
+    piece = throttle.piece() if throttle is not None else None
+    return window if not piece else min(window, piece)
 
 
 def _spawn(child_fd: int) -> subprocess.Popen[bytes]:
