@@ -9,9 +9,10 @@ Every scenario serves files from nginx on loopback (a config generated into a te
 files on /dev/shm so the disk is not measured) and runs bitsd and its peers alternately, round
 after round, in the same run. bitsd runs as a real daemon (``python -m bitsd.daemon``) driven
 through the synchronous client: a run is the time from ``create_job`` to the last ``complete()``.
-For each tool the suite prints the median wall time, the median CPU seconds (bitsd: daemon +
-client process; peers: their process tree) and the peak RSS (bitsd: the daemon's VmHWM, reset
-before each run), then bitsd's ratio to each peer. Results go to ``<out>/results.json`` and, if
+For each tool the suite prints the median wall time, the median CPU seconds (bitsd: the daemon
+and its child process, the splice helper, + the client process; peers: their process tree) and
+the peak RSS (bitsd: the VmHWM of the daemon plus its helper, reset before each run), then
+bitsd's ratio to each peer. Results go to ``<out>/results.json`` and, if
 matplotlib is installed, ``<out>/ratios.png``.
 
 Scenarios: 1 one file over HTTP, with the splice bound beside the peers (bench/splice_bound.py:
@@ -189,23 +190,52 @@ class Daemon:
                 self.manager.close()
             self.manager = None
         if self.proc is not None:
+            helpers = self._pids()[1:]
             self.proc.send_signal(sig)
             self.proc.wait(30)
             self.proc = None
+            # The splice helper dies with the daemon (PR_SET_PDEATHSIG), a moment later: wait
+            # for it, so that what the files hold is final when scenario 6 reads them.
+            deadline = time.monotonic() + 10
+            while any(_running(pid) for pid in helpers):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the daemon's children {helpers} outlived it")
+                time.sleep(0.005)
 
     def _proc_file(self, name: str) -> str:
         assert self.proc is not None
         return Path(f"/proc/{self.proc.pid}/{name}").read_text()
 
+    def _pids(self) -> list[int]:
+        """The daemon and its live child processes (the splice helper)."""
+        assert self.proc is not None
+        pid = self.proc.pid
+        children = self._proc_file(f"task/{pid}/children").split()
+        return [pid, *(int(child) for child in children)]
+
     def cpu(self) -> float:
-        fields = self._proc_file("stat").rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        """CPU seconds of the daemon and its child processes (the splice helper; children
+        that ended and were reaped count through the daemon's cutime and cstime)."""
+        assert self.proc is not None
+        ticks = 0
+        for pid in self._pids():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+                if pid == self.proc.pid:
+                    ticks += int(fields[13]) + int(fields[14])
+        return ticks / CLK_TCK
 
     def status_kb(self, key: str) -> int:
-        for line in self._proc_file("status").splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-        return 0
+        """A size field of /proc/PID/status (VmRSS, VmHWM), summed over the daemon and its
+        child processes."""
+        total = 0
+        for pid in self._pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith(key + ":"):
+                        total += int(line.split()[1])
+        return total
 
     def held(self, job_id: str) -> tuple[int, int]:
         """For the (only) file of a job, while the daemon is down: the bytes its temporary file
@@ -219,9 +249,18 @@ class Daemon:
         return os.path.getsize(record.temp_name), record.bytes_transferred
 
     def reset_peak(self) -> None:
-        assert self.proc is not None
-        with contextlib.suppress(OSError):
-            Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+        for pid in self._pids():
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead and not reaped yet, does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status and "\nState:\tX" not in status
 
 
 def self_cpu() -> float:

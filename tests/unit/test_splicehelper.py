@@ -262,6 +262,35 @@ async def _recv_exactly(sock: socket.socket, count: int) -> bytes:
     return bytes(received)
 
 
+async def _endless_pour(
+    helper: SpliceHelper, net: _Net, connection: _Connection, sink: _Sink
+) -> tuple[asyncio.Task[int | None], asyncio.Task[None]]:
+    """A pour of a body without end (the server trickles until stopped), once the helper has
+    reported its first bytes: the pour's task and the server's."""
+    server = net.spawn(connection.trickle())
+    pour = asyncio.create_task(
+        helper.pour(
+            connection.client.fileno(), sink, 1 << 40, chunk=16 * KiB, read_timeout=PATIENCE
+        )
+    )
+    await asyncio.wait_for(sink.advanced.wait(), PATIENCE)
+    return pour, server
+
+
+async def _whole_pour(
+    helper: SpliceHelper, net: _Net, sink: _Sink, size: int
+) -> tuple[int | None, bytes, _Connection]:
+    """A pour of a body of ``size`` random bytes that the server sends at once, on a new
+    connection: what pour returned, the body, the connection."""
+    connection = net.connect()
+    data = os.urandom(size)
+    net.spawn(connection.send(data))
+    left = await helper.pour(
+        connection.client.fileno(), sink, len(data), chunk=64 * KiB, read_timeout=PATIENCE
+    )
+    return left, data, connection
+
+
 async def test_a_body_moves_exactly_at_the_files_position_reported_every_chunk(
     helper: SpliceHelper, net: _Net, make_sink: MakeSink
 ) -> None:
@@ -409,13 +438,7 @@ async def test_a_cancelled_pour_leaves_no_descriptor_with_the_helper(
     server goes on sending. The helper serves the next pour."""
     connection = net.connect()
     sink = make_sink()
-    server = net.spawn(connection.trickle())
-    pour = asyncio.create_task(
-        helper.pour(
-            connection.client.fileno(), sink, 1 << 40, chunk=16 * KiB, read_timeout=PATIENCE
-        )
-    )
-    await asyncio.wait_for(sink.advanced.wait(), PATIENCE)
+    pour, server = await _endless_pour(helper, net, connection, sink)
     pid = helper.pid
     assert pid is not None
     ours = {_identity(connection.client.fileno()), _identity(sink.fd)}
@@ -436,13 +459,8 @@ async def test_a_cancelled_pour_leaves_no_descriptor_with_the_helper(
     assert not server.done()  # the server did go on sending
     assert sink.size() == size
 
-    following = net.connect()
     later = make_sink("later")
-    data = os.urandom(512 * KiB)
-    net.spawn(following.send(data))
-    left = await helper.pour(
-        following.client.fileno(), later, len(data), chunk=64 * KiB, read_timeout=PATIENCE
-    )
+    left, data, _ = await _whole_pour(helper, net, later, 512 * KiB)
     assert left == 0
     assert later.content() == data
     assert helper.pid == pid
@@ -455,13 +473,7 @@ async def test_a_killed_helper_fails_its_pour_and_the_next_pour_starts_another(
     are unknown) and is reaped; the next pour starts a new helper, which works."""
     connection = net.connect()
     sink = make_sink()
-    net.spawn(connection.trickle())
-    pour = asyncio.create_task(
-        helper.pour(
-            connection.client.fileno(), sink, 1 << 40, chunk=16 * KiB, read_timeout=PATIENCE
-        )
-    )
-    await asyncio.wait_for(sink.advanced.wait(), PATIENCE)
+    pour, _ = await _endless_pour(helper, net, connection, sink)
     first = helper.pid
     assert first is not None
     os.kill(first, signal.SIGKILL)
@@ -469,13 +481,8 @@ async def test_a_killed_helper_fails_its_pour_and_the_next_pour_starts_another(
         await asyncio.wait_for(pour, PATIENCE)
     assert _reaped(first)  # reaped: no zombie left
 
-    following = net.connect()
     later = make_sink("later")
-    data = os.urandom(512 * KiB)
-    net.spawn(following.send(data))
-    left = await helper.pour(
-        following.client.fileno(), later, len(data), chunk=64 * KiB, read_timeout=PATIENCE
-    )
+    left, data, _ = await _whole_pour(helper, net, later, 512 * KiB)
     assert left == 0
     assert later.content() == data
     assert helper.pid not in (None, first)
@@ -487,13 +494,8 @@ async def test_a_helper_that_cannot_start_leaves_the_body_to_the_caller(
     """When the helper process cannot start, pour returns None having moved nothing: the body
     is still in the socket, whole, for the caller to splice in process."""
     monkeypatch.setattr("bitsd._transfer.splicehelper.sys.executable", "/nonexistent/python")
-    connection = net.connect()
     sink = make_sink()
-    data = os.urandom(300 * KiB)
-    net.spawn(connection.send(data))
-    left = await helper.pour(
-        connection.client.fileno(), sink, len(data), chunk=64 * KiB, read_timeout=PATIENCE
-    )
+    left, data, connection = await _whole_pour(helper, net, sink, 300 * KiB)
     assert left is None
     assert helper.pid is None
     assert sink.calls == []
@@ -516,13 +518,8 @@ async def test_a_helper_that_does_not_say_hello_leaves_splicing_in_process(
     broken.write_text("import sys\nsys.exit(3)\n")
     monkeypatch.setattr("bitsd._transfer.splicehelper._PROGRAM", str(broken))
     for name in ("first", "second"):
-        connection = net.connect()
         sink = make_sink(name)
-        data = os.urandom(300 * KiB)
-        net.spawn(connection.send(data))
-        left = await helper.pour(
-            connection.client.fileno(), sink, len(data), chunk=64 * KiB, read_timeout=PATIENCE
-        )
+        left, data, connection = await _whole_pour(helper, net, sink, 300 * KiB)
         assert left is None
         assert sink.calls == []
         assert await asyncio.wait_for(_recv_exactly(connection.client, len(data)), PATIENCE) == data
@@ -542,24 +539,12 @@ async def test_a_helper_killed_again_and_again_is_given_up(
     for death in range(3):
         connection = net.connect()
         sink = make_sink(f"killed{death}")
-        net.spawn(connection.trickle())
-        pour = asyncio.create_task(
-            helper.pour(
-                connection.client.fileno(), sink, 1 << 40, chunk=16 * KiB, read_timeout=PATIENCE
-            )
-        )
-        await asyncio.wait_for(sink.advanced.wait(), PATIENCE)
+        pour, _ = await _endless_pour(helper, net, connection, sink)
         assert helper.pid is not None
         os.kill(helper.pid, signal.SIGKILL)
         with pytest.raises(SpliceHelperError):
             await asyncio.wait_for(pour, PATIENCE)
-    connection = net.connect()
-    sink = make_sink("after")
-    data = os.urandom(300 * KiB)
-    net.spawn(connection.send(data))
-    left = await helper.pour(
-        connection.client.fileno(), sink, len(data), chunk=64 * KiB, read_timeout=PATIENCE
-    )
+    left, _, _ = await _whole_pour(helper, net, make_sink("after"), 300 * KiB)
     assert left is None
     assert len(started) == 3
     assert helper.pid is None
@@ -687,13 +672,7 @@ async def test_close_fails_the_pours_stops_the_helper_and_reaps_it(
     socket as the end, not as an error (exit status 0), whether it was waiting or sending."""
     connection = net.connect()
     sink = make_sink()
-    net.spawn(connection.trickle())
-    pour = asyncio.create_task(
-        helper.pour(
-            connection.client.fileno(), sink, 1 << 40, chunk=16 * KiB, read_timeout=PATIENCE
-        )
-    )
-    await asyncio.wait_for(sink.advanced.wait(), PATIENCE)
+    pour, _ = await _endless_pour(helper, net, connection, sink)
     pid = helper.pid
     assert pid is not None
     helper.close()
