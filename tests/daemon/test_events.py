@@ -216,7 +216,10 @@ async def test_watchers_see_each_committed_change(
         ('{"op": "register", "job": "x", "methods": "job_error"}', "methods must be a list"),
         ('{"op": "result", "call": 99, "hresult": 0}', "no notify call 99"),
         ('{"op": "result", "call": "1", "hresult": 0}', "integer call"),
+        ("[" * 100_000, "nests too deeply"),
+        ('{"op": "register", "job": "\\ud800", "methods": ["job_error"]}', "lone surrogate"),
     ],
+    ids=lambda value: value if len(value) < 60 else f"{value[:20]}...({len(value)})",
 )
 async def test_malformed_messages_get_errors_and_the_stream_goes_on(
     api: aiohttp.ClientSession, message: str, text: str

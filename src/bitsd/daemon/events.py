@@ -47,6 +47,7 @@ from bitsd._wire import (
     ranges_to_json,
 )
 from bitsd.daemon import logs
+from bitsd.daemon.shapes import json_body
 
 __all__ = ["NOTIFY_METHODS", "EventHub", "Outbox", "RemoteCallback"]
 
@@ -319,10 +320,9 @@ class EventHub:
 def _parse(text: str | None) -> Mapping[str, Any]:
     if text is None:
         raise InvalidArgumentError("messages must be JSON text, not binary")
-    try:
-        message = json.loads(text)
-    except ValueError as exc:
-        raise InvalidArgumentError(f"the message is not valid JSON: {exc}") from None
+    # The request bodies' parser: a message nested too deeply or with a lone surrogate is
+    # E_INVALIDARG as a body is (json.loads raised RecursionError: an internal error).
+    message = json_body(text.encode("utf-8", "surrogatepass"), what="the message")
     if not isinstance(message, dict):
         raise InvalidArgumentError("a message must be a JSON object with an 'op'")
     return message

@@ -138,8 +138,9 @@ def file_to_json(details: FileDetails) -> JSON:
     return body
 
 
-def json_body(raw: bytes) -> object:
-    """The JSON value of a request body.
+def json_body(raw: bytes, *, what: str = "the body") -> object:
+    """The JSON value of a request body (or of another JSON text, ``what`` in the messages:
+    the events stream's messages).
 
     Raises:
         InvalidArgumentError: the body is not JSON (malformed, truncated, not UTF-8, -16 or -32,
@@ -149,11 +150,11 @@ def json_body(raw: bytes) -> object:
     try:
         value = json.loads(raw)
     except ValueError as exc:
-        raise InvalidArgumentError(f"the body is not valid JSON: {exc}") from None
+        raise InvalidArgumentError(f"{what} is not valid JSON: {exc}") from None
     except RecursionError:
-        raise InvalidArgumentError("the body is not valid JSON: it nests too deeply") from None
+        raise InvalidArgumentError(f"{what} is not valid JSON: it nests too deeply") from None
     if _may_hold_surrogates(raw):
-        _check_text(value)
+        _check_text(value, what)
     return value
 
 
@@ -174,7 +175,7 @@ def _may_hold_surrogates(raw: bytes) -> bool:
     return not json.detect_encoding(raw).startswith("utf-8") or bool(_SURROGATE_UTF8.search(raw))
 
 
-def _check_text(value: object) -> None:
+def _check_text(value: object, what: str) -> None:
     """Refuse a lone surrogate in any string or field name of ``value`` (``bitsd._text``: no
     UTF-8 text), naming where it is (iteratively: a body may nest as deep as the decoder
     went)."""
@@ -185,28 +186,29 @@ def _check_text(value: object) -> None:
         if isinstance(item, str):
             if not is_utf8(item):
                 raise InvalidArgumentError(
-                    f"{_path(where)} has a lone surrogate: a JSON string must be Unicode text"
+                    f"{_path(where, what)} has a lone surrogate: a JSON string must be Unicode text"
                 )
         elif isinstance(item, dict):
             for key, child in item.items():
                 if not is_utf8(key):
                     raise InvalidArgumentError(
-                        f"the field name {key!r} in {_path(where)} has a lone surrogate: a JSON "
-                        "string must be Unicode text"
+                        f"the field name {key!r} in {_path(where, what)} has a lone surrogate: a "
+                        "JSON string must be Unicode text"
                     )
                 stack.append((child, (where, key)))
         elif isinstance(item, list):
             stack.extend((child, (where, i)) for i, child in enumerate(item))
 
 
-def _path(where: tuple[Any, str | int] | None) -> str:
-    """``files[0].local_name`` for ``(((None, "files"), 0), "local_name")``; None is "the body"."""
+def _path(where: tuple[Any, str | int] | None, what: str) -> str:
+    """``files[0].local_name`` for ``(((None, "files"), 0), "local_name")``; None is ``what``
+    ("the body")."""
     parts: list[str] = []
     while where is not None:
         where, key = where
         parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
     path = "".join(reversed(parts)).removeprefix(".")
-    return f"the body{path}" if path[:1] in ("", "[") else path
+    return f"{what}{path}" if path[:1] in ("", "[") else path
 
 
 def object_body(body: object) -> Mapping[str, Any]:
