@@ -37,6 +37,7 @@ __all__ = [
     "folder_memory_backed",
     "folders_of",
     "memory_backed",
+    "name_with_suffix",
     "open_temp",
     "rename_all_into_place",
     "rename_into_place",
@@ -54,6 +55,15 @@ _PATH_MAX = 4096
 # Bytes a temporary name adds to the visible part of the local name: the two dots, the job id's
 # 32 hex digits, "-", an index of up to 10 digits and the suffix (temp_name_for).
 _TEMP_NAME_EXTRA = 2 + 32 + 1 + 10 + len(TEMP_SUFFIX)
+
+
+def name_with_suffix(path: str, suffix: str) -> str:
+    """``path`` with ``suffix`` added to its name, the name cut first (on a character boundary)
+    so that the result stays within NAME_MAX."""
+    folder, name = os.path.split(path)
+    room = _NAME_MAX - len(suffix.encode())
+    visible = name.encode()[:room].decode(errors="ignore")
+    return os.path.join(folder, visible + suffix)
 
 
 def temp_name_for(local_name: str, job_id: str, index: int) -> str:

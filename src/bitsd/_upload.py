@@ -46,6 +46,7 @@ from bitsd._errors import (
 from bitsd._files import (
     check_local_name,
     delete_quietly,
+    name_with_suffix,
     open_temp,
     rename_into_place,
     temp_name_for,
@@ -90,9 +91,9 @@ def is_upload(job: JobRecord) -> bool:
 
 
 def default_reply_file_name(upload_file: str, job_id: str) -> str:
-    """The reply file BITS-style: in the upload file's folder, named after it and the job."""
-    folder, name = os.path.split(upload_file)
-    return os.path.join(folder, f"{name}.{job_id.replace('-', '')}.reply")
+    """The reply file BITS-style: in the upload file's folder, named after it and the job
+    (``NAME.JOBID.reply``; a long NAME is cut so the reply's name stays within NAME_MAX)."""
+    return name_with_suffix(upload_file, f".{job_id.replace('-', '')}.reply")
 
 
 def reply_temp_name(job: JobRecord) -> str | None:

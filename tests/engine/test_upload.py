@@ -750,6 +750,30 @@ async def test_absolute_reply_url_and_generated_reply_name(
     assert content(name) == b"ok"
 
 
+async def test_generated_reply_name_of_a_long_upload_name_stays_a_name(
+    bits: BitsUploadServer, make_engine: EngineFactory, source: Callable[..., Path]
+) -> None:
+    """An upload file whose name is near NAME_MAX (250 bytes, two-byte characters at the cut)
+    gets a generated reply name cut to fit NAME_MAX on a character boundary, not one the file
+    system refuses (before: 289 bytes, and the reply could never be placed)."""
+    bits.reply = b"ok"
+    path = source(100, name="r" + "é" * 124 + "n")
+    assert len(path.name.encode()) == 250
+    async with make_engine() as engine:
+        job = await engine.create_job("long reply name", JobType.UPLOAD_REPLY)
+        await job.add_file(bits.url("/up/long.bin"), str(path))
+        await job.resume()
+        name = await job.get_reply_file_name()
+        assert name is not None
+        generated = Path(name).name
+        assert len(generated.encode()) <= 255
+        assert generated.endswith(".reply")
+        assert path.name.startswith(generated.split(".")[0])
+        assert await settle(job, ALL) is JobState.TRANSFERRED
+        await job.complete()
+    assert content(name) == b"ok"
+
+
 async def test_empty_reply(
     bits: BitsUploadServer, make_engine: EngineFactory, source: Callable[..., Path], tmp_path: Path
 ) -> None:
