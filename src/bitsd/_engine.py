@@ -1847,7 +1847,9 @@ class Engine:
                 sinks.pop(record.index, None)
                 files = self._files.get(job_id)
                 if files is not None:
-                    files[record.index] = sink.record
+                    # As stored (close checkpointed what it could): not bytes a restart
+                    # would fetch again.
+                    files[record.index] = sink.stored
 
     def _file_budget(self, job_id: str, index: int) -> int | None:
         """Bytes file ``index`` may have: what the job's maximum download size leaves after its
@@ -1879,13 +1881,14 @@ class Engine:
     # Called by the sink -------------------------------------------------------------------
 
     def _file_changed(self, record: FileRecord, *, durable: bool) -> None:
-        """A file's live record changed; ``durable`` records are stored at once."""
+        """A file's live record changed; ``durable`` records are stored at once, before the
+        engine shows them (a write the store refuses leaves the record shown as stored)."""
         files = self._files.get(record.job_id)
         if files is None:
             return
-        files[record.index] = record
         if durable:
             self._store.put_files([record])
+        files[record.index] = record
 
     def _file_renamed_remotely(self, job_id: str) -> None:
         """A redirect policy rewrote a file's remote name: tell listeners and the owner."""

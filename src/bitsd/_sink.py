@@ -292,7 +292,7 @@ class TempWriter:
             if self._unsaved():
                 os.fsync(self._fd)
                 self._saved()
-        except OSError:
+        except Exception:  # the transfer's own error, if any, is the one to report
             log.warning("could not checkpoint %s", self._record.temp_name, exc_info=True)
         finally:
             os.close(self._fd)
@@ -358,6 +358,12 @@ class FileSink(TempWriter):
         if self._done is not None:
             return evolve(self._done, completed=False)
         return self._build(self._offset)
+
+    @property
+    def stored(self) -> FileRecord:
+        """The file's record as its last checkpoint stored it: what a restart resumes from
+        (after :meth:`close`, every byte written unless the checkpoint failed)."""
+        return self._build(self._checkpointed)
 
     def _build(self, offset: int, **changes: Any) -> FileRecord:
         return evolve(
@@ -431,9 +437,10 @@ class FileSink(TempWriter):
         self._mark_checkpoint(offset)
 
     def _mark_checkpoint(self, offset: int) -> None:
+        # Stored first: a write the store refuses leaves the checkpoint where it was.
+        self._engine._file_changed(self._build(offset), durable=True)
         self._checkpointed = offset
         self._checkpoint_time = self._engine.clock.monotonic()
-        self._engine._file_changed(self._build(offset), durable=True)
 
     async def finish(self) -> FileRecord:
         """The whole file is here: make it durable and check its digest.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sqlite3
 import sys
 import threading
 from collections.abc import Coroutine
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 
 import bitsd
-from bitsd import FakeClock, JobState, JobType, NotifyFlags, Priority, codes
+from bitsd import ErrorContext, FakeClock, JobState, JobType, NotifyFlags, Priority, codes
+from bitsd._store import SqliteStore
 from tests.engine.conftest import EngineFactory, WritesSeen, advance, body, leftovers, settle
 from tests.servers.faulty import Fault, FaultServer
 
@@ -811,3 +813,48 @@ async def test_ended_jobs_kept_in_memory_are_bounded(
         for job in jobs[1:]:
             with pytest.raises(bitsd.BitsError):
                 await job.get_state()
+
+
+class _RefusesWrites(SqliteStore):
+    """The real store, refusing the next ``refusals`` calls of ``put_files`` (as sqlite does on
+    a full disk), and noting the offsets it stored."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.refusals = 0
+        self.stored: list[int] = []
+
+    def put_files(self, files: Any) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        super().put_files(files)
+        self.stored.extend(record.bytes_transferred for record in files)
+
+
+@pytest.mark.parametrize("refusals", [1, 2], ids=["checkpoint", "checkpoint-and-close"])
+async def test_a_checkpoint_the_store_refuses_is_not_shown_as_progress(
+    server: FaultServer, make_engine: EngineFactory, dest: Path, state_dir: Path, refusals: int
+) -> None:
+    """A checkpoint whose write the store refuses fails the job (an internal error, E_FAIL),
+    and the progress shown is the last offset stored, which a restart resumes from: the one
+    the stopped transfer's last checkpoint stored, or the one before if the store refuses that
+    too; never the refused one (the engine showed it before it was stored, and the sink took
+    it as checkpointed)."""
+    server.add("/f", body(2_000_000))
+    server.set_fault("/f", Fault(rate=2_000_000))
+    os.mkdir(state_dir)
+    store = _RefusesWrites(state_dir / "jobs.sqlite")
+    async with make_engine(store=store, checkpoint_bytes=256 * 1024) as engine:
+        job = await engine.create_job("refused checkpoint")
+        await job.add_file(server.url("/f"), str(dest / "f"))
+        await job.resume()
+        while not any(store.stored):  # real time: the first checkpoint with bytes
+            await asyncio.sleep(0.005)
+        store.refusals = refusals
+        assert await settle(job) is JobState.ERROR
+        err = await job.get_error()
+        assert (err.code, err.context) == (codes.E_FAIL, ErrorContext.GENERAL_QUEUE_MANAGER)
+        shown = (await job.get_progress()).bytes_transferred
+        assert shown == store.stored[-1] > 0
+        assert [f.progress.bytes_transferred for f in await job.files()] == [shown]
