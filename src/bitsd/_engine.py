@@ -333,6 +333,8 @@ class Engine:
         self._on_demand = OnDemand(self, _http_options)  # on-demand jobs (bitsd._ondemand)
         # bitsd's own HTTP/1.1 client (zero-copy http, large-buffer https); redirected fetches
         # fall back to aiohttp. Not used with an injected session: the caller chose the client.
+        # Large http:// bodies move in the splice helper process while it is enabled.
+        self._splice_helper = SpliceHelper(enabled=self.config.splice_helper)
         self._raw = RawHttpTransport(
             self.clock,
             self._http,
@@ -340,7 +342,7 @@ class Engine:
             chunk_size=self.config.chunk_size,
             connect_timeout=self.config.connect_timeout,
             read_timeout=self.config.read_timeout,
-            helper=SpliceHelper() if self.config.splice_helper else None,
+            helper=self._splice_helper,
         )
         self._flusher = Flusher()
         # Offset from this run's monotonic clock to wall time, fixed for the whole run.
@@ -801,8 +803,18 @@ class Engine:
 
     def reconfigure(self, **changes: Any) -> None:
         """Change service settings while running (the daemon's SIGHUP). Settings that shape
-        running transfers (timeouts, chunk size) apply to the next request."""
-        self.config = dataclasses.replace(self.config, **changes)
+        running transfers (timeouts, chunk size) apply to the next request (a kept-alive
+        connection's when it is used again)."""
+        self.config = config = dataclasses.replace(self.config, **changes)
+        for transport in (self._http, self._raw):
+            transport.retune(
+                chunk_size=config.chunk_size,
+                connect_timeout=config.connect_timeout,
+                read_timeout=config.read_timeout,
+            )
+        self._local.retune(chunk_size=config.chunk_size)
+        self._uploads.retune(config)
+        self._splice_helper.enabled = config.splice_helper
         self._notifier.reconfigure(retry_interval=self.config.notify_retry_interval)
         self._agenda.touch_all(self._jobs)  # e.g. a new job inactivity timeout
         self._replan = True  # e.g. a new number of background jobs

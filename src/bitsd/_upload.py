@@ -69,6 +69,7 @@ from bitsd._urls import RemoteKind, check_remote_name, remote_kind
 
 if TYPE_CHECKING:
     from bitsd._engine import Engine
+    from bitsd._policy import EngineConfig
 
 __all__ = ["CANCEL_RETRY_PERIOD", "MAX_REPLY_DATA", "Uploads"]
 
@@ -155,6 +156,14 @@ class Uploads:
         )
         self._fragment_sizes: dict[str, int] = {}  # learned from 413s, per job
         self._cancels: dict[str, asyncio.Task[None]] = {}
+
+    def retune(self, config: EngineConfig) -> None:
+        """Use the network settings of ``config`` (reconfigured) from the next request on."""
+        self._client.retune(
+            chunk_size=config.chunk_size,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+        )
 
     async def close(self) -> None:
         """Stop the cancels in progress; their rows stay, the next start goes on with them."""

@@ -291,3 +291,30 @@ async def test_full_disk_is_fatal_local_file_error(
         assert server.requests_for("/big")[-1].range == f"bytes={held}-"
     finally:
         subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+async def test_a_reconfigured_read_timeout_applies_to_the_next_request(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """``reconfigure(read_timeout=...)`` (the daemon's SIGHUP) applies to the next request,
+    on a kept-alive connection too: a server that stalls 3 s mid-body is a transient
+    BG_E_TIMEOUT under the new 0.3 s, where the 30 s the engine started with would have waited
+    it out (before, every transport kept the timeouts it was built with)."""
+    server.add("/first", body(1000))
+    data = body(400_000)
+    server.add("/stall", data)
+    server.set_fault("/stall", Fault(stall_after=200_000, stall_seconds=3, times=1))
+    async with make_engine(read_timeout=30) as engine:
+        job = await engine.create_job("first")
+        await job.add_file(server.url("/first"), str(dest / "first"))
+        await job.resume()
+        assert await settle(job) is JobState.TRANSFERRED  # its connection stays pooled
+        await job.complete()
+        engine.reconfigure(read_timeout=0.3)
+        job = await engine.create_job("stall")
+        await job.add_file(server.url("/stall"), str(dest / "stall"))
+        await job.resume()
+        assert await settle(job, (JobState.TRANSIENT_ERROR, JobState.TRANSFERRED)) is (
+            JobState.TRANSIENT_ERROR
+        )
+        assert (await job.get_error()).code == codes.BG_E_TIMEOUT

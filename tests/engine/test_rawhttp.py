@@ -818,3 +818,24 @@ async def test_a_job_on_tmpfs_completes_with_its_flushes_on_the_loop(
         await job.complete()
     for i, d in enumerate(data):
         assert (folder / f"m{i}").read_bytes() == d
+
+
+async def test_the_splice_helper_follows_the_engine_settings(
+    server: FaultServer, make_engine: EngineFactory, dest: Path
+) -> None:
+    """``splice_helper`` can change while the engine runs (the daemon's SIGHUP): off, a large
+    http:// body is spliced in process and no helper starts; on again, the next one is spliced
+    by a helper process; each file is whole."""
+    data = body(600_000, 3)
+    server.add("/big", data)
+    async with make_engine(splice_helper=False) as engine:
+        helper = engine._splice_helper
+        for name, on in (("off", False), ("on", True)):
+            engine.reconfigure(splice_helper=on)
+            job = await engine.create_job(name)
+            await job.add_file(server.url("/big"), str(dest / name))
+            await job.resume()
+            assert await settle(job) is JobState.TRANSFERRED
+            await job.complete()
+            assert (helper.pid is not None) is on
+            assert (dest / name).read_bytes() == data

@@ -110,7 +110,8 @@ class Exchanger:
 
     Args:
         session: the shared session (connection pool); owned by the caller.
-        timeout: the timeouts of every request.
+        timeout: the timeouts of every request (:attr:`timeout`, which may change: the next
+            request uses the new ones).
         tls: the cache of SSL contexts (one per distinct TLS setting).
     """
 
@@ -122,7 +123,7 @@ class Exchanger:
         tls: TlsContexts | None = None,
     ) -> None:
         self._session = session
-        self._timeout = timeout
+        self.timeout = timeout
         self._tls = tls or TlsContexts()
 
     @contextlib.asynccontextmanager
@@ -230,7 +231,7 @@ class Exchanger:
                 state.digest[key] = auth.digest_middleware(digest)
             # Ours runs inside Digest's: it frees each 401 before Digest asks again.
             middlewares = (state.digest[key], _free_challenges)
-        send = _Sender(self._session, self._timeout, route, ssl_context, middlewares)
+        send = _Sender(self._session, self.timeout, route, ssl_context, middlewares)
         proxy_answered = server_answered = False
         while True:
             sent = await send(method, url, headers)

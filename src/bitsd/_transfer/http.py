@@ -73,11 +73,17 @@ class HttpTransport:
     ) -> None:
         self._session = session
         self._clock = clock
+        self._exchanger = Exchanger(session, aiohttp.ClientTimeout(), tls=tls)
+        self.retune(
+            chunk_size=chunk_size, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
+
+    def retune(self, *, chunk_size: int, connect_timeout: float, read_timeout: float) -> None:
+        """Use new settings (the engine's were reconfigured) from the next request on."""
         self._chunk = chunk_size
-        self._timeout = aiohttp.ClientTimeout(
+        self._exchanger.timeout = aiohttp.ClientTimeout(
             total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
-        self._exchanger = Exchanger(session, self._timeout, tls=tls)
 
     async def fetch(self, request: FileRequest, sink: Sink) -> None:
         try:

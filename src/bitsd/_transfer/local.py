@@ -41,6 +41,10 @@ class LocalTransport:
     """
 
     def __init__(self, *, chunk_size: int) -> None:
+        self.retune(chunk_size=chunk_size)
+
+    def retune(self, *, chunk_size: int) -> None:
+        """Use a new step size (the engine's settings were reconfigured) from the next copy."""
         self._chunk = max(chunk_size, 1024 * 1024)
 
     async def fetch(self, request: FileRequest, sink: Sink) -> None:

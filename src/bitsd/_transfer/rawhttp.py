@@ -122,6 +122,10 @@ class Stream(Protocol):
 
     def close(self) -> None: ...
 
+    def retune(self, *, read_timeout: float, chunk_size: int) -> None:
+        """Use new settings from the next wait and body on."""
+        ...
+
     async def send(self, data: bytes) -> None: ...
 
     async def recv(self, size: int) -> bytes:
@@ -406,6 +410,13 @@ class RawHttpTransport:
             except _EnvironmentChanged:
                 environment = proxy_environment()
 
+    def retune(self, *, chunk_size: int, connect_timeout: float, read_timeout: float) -> None:
+        """Use new settings (the engine's were reconfigured) from the next request on; pooled
+        connections take them when they are used again."""
+        self._chunk = chunk_size
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+
     async def aclose(self) -> None:
         """Close the idle connections."""
         for streams in self._idle.values():
@@ -622,6 +633,8 @@ class RawHttpTransport:
         while streams:
             stream = streams.pop()
             if stream.alive():
+                # The settings now, if they changed since it was made (``retune``).
+                stream.retune(read_timeout=self._read_timeout, chunk_size=self._chunk)
                 return _Connection(stream, key, reused=True)
             stream.close()
         return None

@@ -131,6 +131,12 @@ class PlainStream:
         self._stop_reading()
         self.sock.close()
 
+    def retune(self, *, read_timeout: float, chunk_size: int) -> None:
+        """Use new settings from the next wait and body on (a pooled connection taken again
+        after the engine's settings changed)."""
+        self._read_timeout = read_timeout
+        self._chunk = chunk_size
+
     async def send(self, data: bytes) -> None:
         try:
             sent = self.sock.send(data)  # a request head fits in the socket's buffer at once

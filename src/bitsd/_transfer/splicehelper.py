@@ -111,9 +111,15 @@ class _Pour:
 
 
 class SpliceHelper:
-    """One helper process and the pours it serves (see the module rules)."""
+    """One helper process and the pours it serves (see the module rules).
 
-    def __init__(self) -> None:
+    Args:
+        enabled: whether :meth:`pour` uses the helper (:attr:`enabled`; False: it returns
+            None, and the caller splices in process).
+    """
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
         self._proc: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -143,6 +149,8 @@ class SpliceHelper:
         sink hearing of them through ``sink.advance``. Returns the bytes the server did not
         send (0 unless it closed the connection early), or None if there is no helper (then
         nothing was moved)."""
+        if not self.enabled:
+            return None
         control = self._control
         if control is None:
             control = await self._start()

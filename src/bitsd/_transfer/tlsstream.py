@@ -69,6 +69,11 @@ class TlsStream:
         self._chunk = chunk_size
         self._eof = False
 
+    def retune(self, *, read_timeout: float, chunk_size: int) -> None:
+        """Use new settings from the next wait and body on (see ``PlainStream.retune``)."""
+        self._raw.retune(read_timeout=read_timeout, chunk_size=chunk_size)
+        self._chunk = chunk_size
+
     @property
     def sock(self) -> socket.socket:
         """The TCP socket (for tests that cut it)."""

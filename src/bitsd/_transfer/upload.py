@@ -297,24 +297,24 @@ class UploadClient:
         chunk_size: int,
     ) -> None:
         self._clock = clock
-        self._chunk = chunk_size
         tls = TlsContexts()
-        self._exchanger = Exchanger(
-            session,
-            aiohttp.ClientTimeout(
-                total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
-            ),
-            tls=tls,
+        self._exchanger = Exchanger(session, aiohttp.ClientTimeout(), tls=tls)
+        self._application_exchanger = Exchanger(session, aiohttp.ClientTimeout(), tls=tls)
+        self.retune(
+            chunk_size=chunk_size, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
-        self._application_exchanger = Exchanger(
-            session,
-            aiohttp.ClientTimeout(
-                total=None,
-                connect=None,
-                sock_connect=connect_timeout,
-                sock_read=max(read_timeout, APPLICATION_TIMEOUT),
-            ),
-            tls=tls,
+
+    def retune(self, *, chunk_size: int, connect_timeout: float, read_timeout: float) -> None:
+        """Use new settings (the engine's were reconfigured) from the next request on."""
+        self._chunk = chunk_size
+        self._exchanger.timeout = aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
+        )
+        self._application_exchanger.timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=None,
+            sock_connect=connect_timeout,
+            sock_read=max(read_timeout, APPLICATION_TIMEOUT),
         )
 
     def begin(
