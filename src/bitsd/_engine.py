@@ -815,7 +815,9 @@ class Engine:
         self._local.retune(chunk_size=config.chunk_size)
         self._uploads.retune(config)
         self._splice_helper.enabled = config.splice_helper
-        self._notifier.reconfigure(retry_interval=self.config.notify_retry_interval)
+        self._notifier.reconfigure(
+            retry_interval=config.notify_retry_interval, max_in_flight=config.max_notifications
+        )
         self._agenda.touch_all(self._jobs)  # e.g. a new job inactivity timeout
         self._replan = True  # e.g. a new number of background jobs
         self._kick.set()

@@ -23,6 +23,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import inspect
@@ -101,6 +102,44 @@ def _accepted(result: object) -> bool:
     return codes.is_success(result)
 
 
+class _Slots:
+    """At most ``limit`` holders at once, like a semaphore whose size may change while it is
+    held (a reload of ``max_notifications``)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def __aenter__(self) -> None:
+        while self.held >= self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)  # a few waiters at most
+        self.held += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.held -= 1
+        self._wake()
+
+    def resize(self, limit: int) -> None:
+        self.limit = limit
+        self._wake()
+
+    def _wake(self) -> None:
+        free = self.limit - self.held
+        for waiter in self._waiters:
+            if free <= 0:
+                break
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+
 class Notifier:
     """Delivers a job's notifications to its live callback object or its command line.
 
@@ -127,7 +166,7 @@ class Notifier:
         self._host = host
         self._store = store
         self._clock = clock
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._slots = _Slots(max_in_flight)
         self._retry_interval = retry_interval
         self._runner = runner
         self._callbacks: dict[str, object] = {}
@@ -158,9 +197,12 @@ class Notifier:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
 
-    def reconfigure(self, *, retry_interval: float | None) -> None:
-        """Change the retry interval of failing callbacks (service configuration)."""
+    def reconfigure(self, *, retry_interval: float | None, max_in_flight: int) -> None:
+        """Change the retry interval of failing callbacks and the notifications run at once
+        (service configuration): a higher limit lets waiting ones start now, a lower one
+        lets none start until enough have ended."""
         self._retry_interval = retry_interval
+        self._slots.resize(max_in_flight)
 
     # -- what the engine tells us ----------------------------------------------------------
 

@@ -329,6 +329,46 @@ async def test_at_most_four_notifications_in_flight(
     assert state["max"] == 4
 
 
+async def test_a_reloaded_notification_limit_applies_to_the_waiting_ones(
+    make_engine: EngineFactory, dest: Path, tmp_path: Path
+) -> None:
+    """``reconfigure(max_notifications=...)`` (the daemon's SIGHUP) applies at once: with one
+    slot, one blocking callback runs and two wait; raised to three, the two waiting start
+    while the first still blocks (before, the limit stayed the one the engine started with)."""
+    src = tmp_path / "src"
+    src.write_bytes(b"x")
+    release = threading.Event()
+    lock = threading.Lock()
+    state = {"now": 0, "done": 0}
+
+    class Blocker:
+        def job_transferred(self, job: Job) -> None:
+            with lock:
+                state["now"] += 1
+            release.wait(10)
+            with lock:
+                state["now"] -= 1
+                state["done"] += 1
+
+    async with make_engine(max_notifications=1) as engine:
+        jobs = []
+        for i in range(3):
+            job = await engine.create_job(f"blocker {i}")
+            await job.set_notify_interface(Blocker())
+            await job.add_file(str(src), str(dest / f"f{i}"))
+            await job.resume()
+            jobs.append(job)
+        for job in jobs:
+            await settle(job)
+        await until(lambda: state["now"] == 1)
+        await asyncio.sleep(0.2)
+        assert state["now"] == 1
+        engine.reconfigure(max_notifications=3)
+        await until(lambda: state["now"] == 3)
+        release.set()
+        await until(lambda: state["done"] == 3)
+
+
 async def test_command_line_set_after_the_event_runs(
     server: FaultServer, make_engine: EngineFactory, dest: Path, tmp_path: Path
 ) -> None:
