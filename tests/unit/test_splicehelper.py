@@ -3,9 +3,9 @@ loopback TCP connections, real temporary files and a real helper process: a body
 and is reported at least every chunk; a connection that ends early is the end of the body; a
 silent server is a TimeoutError after the bytes before it are reported; a failed write is the
 LOCAL_FILE error of ``classify``; the helper stays within its window of the sink (and within a
-throttled sink's piece); a pour that ends in the parent leaves no descriptor with the helper; a
-helper that dies fails its pours and the next pour starts another; a helper that cannot start
-leaves the body to the caller, as does one that never says HELLO or died three times; the helper
+throttled sink's piece); a pour that ends in the parent leaves no descriptor with the helper (a
+helper that does not answer its cancel is killed); a helper that dies fails its pours and the
+next pour starts another; a helper that cannot start leaves the body to the caller, as does one that never says HELLO or died three times; the helper
 ignores the signals of the daemon's process group, dies with its parent and ``close`` reaps it;
 pours run side by side on one helper; messages that find the helper's control socket full wait
 for room, all of them, and fail if the helper dies meanwhile."""
@@ -464,6 +464,32 @@ async def test_a_cancelled_pour_leaves_no_descriptor_with_the_helper(
     assert left == 0
     assert later.content() == data
     assert helper.pid == pid
+
+
+async def test_a_helper_that_does_not_answer_a_cancel_is_killed(
+    helper: SpliceHelper, net: _Net, make_sink: MakeSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancelled pour waits for the helper's answer at most ``CANCEL_TIMEOUT``; a helper that
+    does not answer (stopped here) may still hold the pour's descriptors, so it is killed and
+    reaped, and the cancellation goes on; the next pour starts a new helper."""
+    monkeypatch.setattr("bitsd._transfer.splicehelper.CANCEL_TIMEOUT", 0.3)
+    connection = net.connect()
+    sink = make_sink()
+    pour, _ = await _endless_pour(helper, net, connection, sink)
+    pid = helper.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    await _state_becomes(pid, "T")
+    pour.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(pour, PATIENCE)
+    assert _reaped(pid)
+    assert helper.pid is None
+    later = make_sink("later")
+    left, data, _ = await _whole_pour(helper, net, later, 300 * KiB)
+    assert left == 0
+    assert later.content() == data
+    assert helper.pid not in (None, pid)
 
 
 async def test_a_killed_helper_fails_its_pour_and_the_next_pour_starts_another(

@@ -22,7 +22,8 @@ Rules:
   and checkpoints that much earlier, so the helper runs on while the checkpoint is taken.
 - A pour that ends in the parent for any reason (cancelled, an error of the sink) cancels the
   helper's pour and waits for its answer, so no descriptor of a pour is used after
-  :meth:`SpliceHelper.pour` returns or raises.
+  :meth:`SpliceHelper.pour` returns or raises; a helper that does not answer within
+  :data:`CANCEL_TIMEOUT` is killed (its other pours fail).
 - Failures mean what they mean on the in-process path: a silent server is ``TimeoutError``, a
   failed write of the file the LOCAL_FILE error of ``classify``, another socket error the
   ``OSError``. A helper that dies fails its pours with :class:`SpliceHelperError` (an
@@ -63,13 +64,15 @@ from bitsd._transfer.splicehelper_child import (
     TIMED_OUT,
 )
 
-__all__ = ["WINDOW_CHUNKS", "SpliceHelper", "SpliceHelperError"]
+__all__ = ["CANCEL_TIMEOUT", "WINDOW_CHUNKS", "SpliceHelper", "SpliceHelperError"]
 
 log = logging.getLogger(__name__)
 
 # Chunks the helper may move beyond what the sink has taken: one the parent is taking, one
 # being moved, so the helper never waits for the parent's grant while the parent keeps up.
 WINDOW_CHUNKS: Final = 2
+# Seconds a cancelled pour waits for the helper's answer before the helper is killed.
+CANCEL_TIMEOUT: Final = 5.0
 # Seconds a new helper has to say HELLO; one that does not (an interpreter that cannot run
 # the program) leaves the splicing in process.
 _START_TIMEOUT: Final = 10.0
@@ -204,13 +207,20 @@ class SpliceHelper:
         control = self._control
         if control is None or pour_id not in self._pours:
             return
-        with contextlib.suppress(OSError):
-            await self._send(loop, control, MESSAGE.pack(CANCEL, pour_id, 0, 0, 0, 0))
-        while True:
-            with contextlib.suppress(asyncio.CancelledError):
-                kind, _, _ = await pour.get()
-                if kind != PROGRESS:
-                    return
+        deadline = loop.time() + CANCEL_TIMEOUT
+        with contextlib.suppress(OSError, asyncio.CancelledError, TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await self._send(loop, control, MESSAGE.pack(CANCEL, pour_id, 0, 0, 0, 0))
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                kind, _, _ = await asyncio.wait_for(pour.get(), remaining)
+            except (asyncio.CancelledError, TimeoutError):
+                continue  # cancelled again meanwhile: the answer is still awaited
+            if kind != PROGRESS:
+                return
+        # A helper that does not answer (stopped, or stuck in a write that does not end) may
+        # still use the pour's descriptors: it is killed, and its other pours fail.
+        self._gone(f"the splice helper did not answer a cancel within {CANCEL_TIMEOUT:g} s")
 
     # -- the process ---------------------------------------------------------------------------
 
