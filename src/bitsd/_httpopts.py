@@ -8,8 +8,13 @@ Rules:
   An empty string or None removes them.
 - A custom HTTP method is an RFC 9110 token; "GET" is the default verb and setting it is a no-op.
 - Security flags accept only the BG_SSL_* bits and the redirect policies ALLOW_SILENT,
-  ALLOW_REPORT, DISALLOW (with ALLOW_HTTPS_TO_HTTP); anything else is E_NOTIMPL, as in BITS.
-  ENABLE_CRL_CHECK is E_NOTIMPL too: Python's TLS stack cannot fetch revocation lists.
+  ALLOW_REPORT, DISALLOW (with ALLOW_HTTPS_TO_HTTP); anything else is E_NOTIMPL, as in BITS,
+  a value that is no integer too (a bool: True is no set of flags). ENABLE_CRL_CHECK is
+  E_NOTIMPL too: Python's TLS stack cannot fetch revocation lists.
+- A proxy usage is the integer value of a ProxyUsage; anything else (a bool or a float too)
+  is E_NOTIMPL, as BITS answers a bad usage. A credentials target or scheme is the integer
+  value of an AuthTarget or AuthScheme; anything else is BG_E_INVALID_AUTH_TARGET /
+  BG_E_INVALID_AUTH_SCHEME.
 - Proxy lists are checked for size at set time (BG_E_PROXY_LIST_TOO_LARGE / _BYPASS_LIST_) and
   for syntax when used (BG_E_INVALID_PROXY_INFO, a run-time error as in BITS).
 - Credentials: user names up to 300 characters, passwords up to 65,535, one per (target,
@@ -25,6 +30,7 @@ from __future__ import annotations
 import re
 
 from bitsd import codes
+from bitsd._args import is_int
 from bitsd._enums import AuthScheme, AuthTarget, ProxyUsage, SecurityFlags
 from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError
 from bitsd._text import check_text
@@ -117,7 +123,7 @@ def check_http_method(method: str | None) -> str | None:
 
 def check_security_flags(flags: int) -> SecurityFlags:
     """Validate SetSecurityFlags' argument."""
-    if not isinstance(flags, int) or flags < 0:
+    if not is_int(flags) or flags < 0:  # a bool is no set of flags
         raise NotSupportedError(f"invalid security flags {flags!r}")
     known = (
         _SSL_BITS
@@ -144,6 +150,8 @@ def check_proxy_settings(
 ) -> tuple[ProxyUsage, str | None, str | None]:
     """Validate SetProxySettings' arguments (syntax is checked when the proxy is used)."""
     try:
+        if not is_int(usage):  # a bool or a float is no usage, even True or 1.0
+            raise ValueError(usage)
         kind = ProxyUsage(usage)
     except ValueError:
         raise NotSupportedError(f"invalid proxy usage {usage!r}") from None
@@ -173,12 +181,16 @@ def check_credentials(
 ) -> tuple[AuthTarget, AuthScheme, str, str]:
     """Validate SetCredentials' arguments."""
     try:
+        if not is_int(target):  # a bool or a float is no target, even True or 1.0
+            raise ValueError(target)
         auth_target = AuthTarget(target)
     except ValueError:
         raise BitsError(
             f"invalid authentication target {target!r}", hresult=codes.BG_E_INVALID_AUTH_TARGET
         ) from None
     try:
+        if not is_int(scheme):
+            raise ValueError(scheme)
         auth_scheme = AuthScheme(scheme)
     except ValueError:
         raise BitsError(
