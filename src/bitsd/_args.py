@@ -19,6 +19,8 @@ Rules:
   E_INVALIDARG either way.
 - Seconds are an int or a float, finite and >= 0. A byte count is an int from 1 to
   ``MAX_BYTE_COUNT``.
+- Messages quote the value with ``bitsd._errors.shown``: any value can be refused, even an int
+  too long to write in decimal.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TypeGuard
 
 from bitsd import codes
 from bitsd._enums import JobState, JobType, NotifyFlags, Priority
-from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError
+from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError, shown
 from bitsd._policy import MAX_BYTE_COUNT
 
 __all__ = [
@@ -75,7 +77,7 @@ def check_bool(what: str, value: object) -> bool:
         InvalidArgumentError: anything else, however truthy.
     """
     if not isinstance(value, bool):
-        raise InvalidArgumentError(f"{what} must be True or False, not {value!r}")
+        raise InvalidArgumentError(f"{what} must be True or False, not {shown(value)}")
     return value
 
 
@@ -87,13 +89,13 @@ def check_seconds(what: str, value: object) -> float:
         InvalidArgumentError: anything else (an int beyond the floats is not finite).
     """
     if not isinstance(value, int | float) or isinstance(value, bool):
-        raise InvalidArgumentError(f"{what} must be a number of seconds, not {value!r}")
+        raise InvalidArgumentError(f"{what} must be a number of seconds, not {shown(value)}")
     try:
         number = float(value)
     except OverflowError:  # an int beyond the floats
         number = math.inf
     if not math.isfinite(number) or number < 0:
-        raise InvalidArgumentError(f"{what} must be a finite number >= 0, not {value!r}")
+        raise InvalidArgumentError(f"{what} must be a finite number >= 0, not {shown(value)}")
     return number
 
 
@@ -105,11 +107,11 @@ def check_priority(value: object) -> Priority:
         NotSupportedError: an integer that is no priority (E_NOTIMPL, as BITS answers it).
     """
     if not is_int(value):
-        raise InvalidArgumentError(f"the priority must be a Priority, not {value!r}")
+        raise InvalidArgumentError(f"the priority must be a Priority, not {shown(value)}")
     try:
         return Priority(value)
     except ValueError:
-        raise NotSupportedError(f"{value!r} is not a priority") from None
+        raise NotSupportedError(f"{shown(value)} is not a priority") from None
 
 
 def check_notify_flags(value: object) -> NotifyFlags:
@@ -121,10 +123,10 @@ def check_notify_flags(value: object) -> NotifyFlags:
             as BITS answers invalid flags).
     """
     if not is_int(value):
-        raise InvalidArgumentError(f"notify flags must be an integer, not {value!r}")
+        raise InvalidArgumentError(f"notify flags must be an integer, not {shown(value)}")
     flags = int(value)
     if flags < 0 or flags & ~NOTIFY_FLAGS_MASK:
-        raise NotSupportedError(f"notify flags {value!r} have bits BITS does not define")
+        raise NotSupportedError(f"notify flags {shown(value)} have bits BITS does not define")
     return NotifyFlags(flags)
 
 
@@ -139,7 +141,7 @@ def check_job_type(value: object) -> JobType:
             return JobType(value)
         except ValueError:
             pass
-    raise InvalidArgumentError(f"{value!r} is not a job type")
+    raise InvalidArgumentError(f"{shown(value)} is not a job type")
 
 
 def check_transfer_policy(value: object) -> int:
@@ -149,7 +151,7 @@ def check_transfer_policy(value: object) -> int:
         InvalidArgumentError: not an integer from 0 to 0xFFFFFFFF.
     """
     if not is_int(value) or not 0 <= value <= MAX_TRANSFER_POLICY:
-        raise InvalidArgumentError(f"invalid transfer policy {value!r}")
+        raise InvalidArgumentError(f"invalid transfer policy {shown(value)}")
     return int(value)
 
 
@@ -162,7 +164,7 @@ def check_maximum_download_size(value: object) -> int | None:
     if value is None or is_byte_count(value):
         return value
     raise BitsError(
-        f"invalid maximum download size {value!r}",
+        f"invalid maximum download size {shown(value)}",
         hresult=codes.BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE,
     )
 
@@ -186,7 +188,7 @@ def check_download_position(value: object) -> int:
         InvalidArgumentError: anything else.
     """
     if not is_int(value) or value < 0:
-        raise InvalidArgumentError(f"invalid download position {value!r}")
+        raise InvalidArgumentError(f"invalid download position {shown(value)}")
     return int(value)
 
 
@@ -206,7 +208,7 @@ def file_pairs(files: object) -> list[tuple[str, str]]:
             remote, local = item
         except (TypeError, ValueError):
             raise InvalidArgumentError(
-                f"a file must be a (remote name, local name) pair, not {item!r}"
+                f"a file must be a (remote name, local name) pair, not {shown(item)}"
             ) from None
         if not isinstance(remote, str) or not isinstance(local, str):
             raise InvalidArgumentError("remote and local names must be strings")
@@ -225,11 +227,13 @@ def job_states(states: object) -> frozenset[JobState]:
     try:
         items = iter(states)  # type: ignore[call-overload]
     except TypeError:
-        raise InvalidArgumentError(f"not a JobState or an iterable of them: {states!r}") from None
+        raise InvalidArgumentError(
+            f"not a JobState or an iterable of them: {shown(states)}"
+        ) from None
     wanted = set()
     for state in items:
         if not is_int(state) or state not in _STATE_VALUES:
-            raise InvalidArgumentError(f"not a JobState: {state!r}")
+            raise InvalidArgumentError(f"not a JobState: {shown(state)}")
         wanted.add(JobState(state))
     return frozenset(wanted)
 
@@ -244,7 +248,7 @@ def wait_timeout(timeout: object) -> float | None:
     if timeout is None:
         return None
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout != timeout:
-        raise InvalidArgumentError(f"the timeout must be None or seconds, not {timeout!r}")
+        raise InvalidArgumentError(f"the timeout must be None or seconds, not {shown(timeout)}")
     try:
         seconds = float(timeout)
     except OverflowError:  # an int beyond the floats

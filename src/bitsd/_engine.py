@@ -77,6 +77,7 @@ from bitsd._errors import (
     NotSupportedError,
     ReadOnlyPropertyError,
     TransferError,
+    shown,
 )
 from bitsd._files import (
     check_local_name,
@@ -946,7 +947,7 @@ class Engine:
                 )
             checked_ranges = check_ranges(ranges, limit=self.config.max_ranges_per_file)
         if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256)):
-            raise InvalidArgumentError(f"not a SHA-256 in hex: {sha256!r}")
+            raise InvalidArgumentError(f"not a SHA-256 in hex: {shown(sha256)}")
         folders: set[str] = set()
         for remote, local in pairs:
             remote = check_remote_name(remote)
@@ -1132,7 +1133,7 @@ class Engine:
                     return f.index
             raise InvalidArgumentError(f"the job has no file {file.local_name}")
         if not is_int(file) or not 0 <= file < len(files):
-            raise InvalidArgumentError(f"the job has no file number {file!r}")
+            raise InvalidArgumentError(f"the job has no file number {shown(file)}")
         return file
 
     def _file_ranges(self, job_id: str, file: int | FileInfo) -> list[tuple[int, int]]:

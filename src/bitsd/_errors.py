@@ -42,6 +42,7 @@ __all__ = [
     "ReadOnlyPropertyError",
     "StoreError",
     "TransferError",
+    "shown",
     "without_userinfo",
 ]
 
@@ -75,6 +76,23 @@ class BitsError(Exception):
 # the end of the authority (the first "/", "?", "#", quote or white space); a password may
 # hold an "@" of its own.
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s'\"<>]*@")
+
+
+# Characters of a caller's value a message quotes at most.
+_SHOWN_LENGTH = 100
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message about a caller's value, at most 100 characters. An int
+    too long to write in decimal (Python refuses over 4,300 digits: ValueError) is shown by
+    its size, so a message about it can be made at all."""
+    try:
+        text = repr(value)
+    except ValueError:
+        if isinstance(value, int):
+            return f"an integer of {value.bit_length()} bits"
+        return f"a {type(value).__name__}"
+    return text if len(text) <= _SHOWN_LENGTH else f"{text[: _SHOWN_LENGTH - 3]}..."
 
 
 def without_userinfo(text: str) -> str:

@@ -32,7 +32,7 @@ import re
 from bitsd import codes
 from bitsd._args import is_int
 from bitsd._enums import AuthScheme, AuthTarget, ProxyUsage, SecurityFlags
-from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError
+from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError, shown
 from bitsd._text import check_text
 
 __all__ = [
@@ -115,7 +115,7 @@ def check_http_method(method: str | None) -> str | None:
     if method is None:
         return None
     if not isinstance(method, str) or not _TOKEN.match(method):
-        raise InvalidArgumentError(f"not an HTTP method: {method!r}")
+        raise InvalidArgumentError(f"not an HTTP method: {shown(method)}")
     if method.upper() == "GET":
         return None
     return method
@@ -124,7 +124,7 @@ def check_http_method(method: str | None) -> str | None:
 def check_security_flags(flags: int) -> SecurityFlags:
     """Validate SetSecurityFlags' argument."""
     if not is_int(flags) or flags < 0:  # a bool is no set of flags
-        raise NotSupportedError(f"invalid security flags {flags!r}")
+        raise NotSupportedError(f"invalid security flags {shown(flags)}")
     known = (
         _SSL_BITS
         | SecurityFlags.REDIRECT_POLICY_MASK
@@ -154,7 +154,7 @@ def check_proxy_settings(
             raise ValueError(usage)
         kind = ProxyUsage(usage)
     except ValueError:
-        raise NotSupportedError(f"invalid proxy usage {usage!r}") from None
+        raise NotSupportedError(f"invalid proxy usage {shown(usage)}") from None
     proxy_list = _text_or_none("proxy list", proxy_list)
     bypass_list = _text_or_none("proxy bypass list", bypass_list)
     if kind is ProxyUsage.OVERRIDE:
@@ -186,7 +186,7 @@ def check_credentials(
         auth_target = AuthTarget(target)
     except ValueError:
         raise BitsError(
-            f"invalid authentication target {target!r}", hresult=codes.BG_E_INVALID_AUTH_TARGET
+            f"invalid authentication target {shown(target)}", hresult=codes.BG_E_INVALID_AUTH_TARGET
         ) from None
     try:
         if not is_int(scheme):
@@ -194,7 +194,7 @@ def check_credentials(
         auth_scheme = AuthScheme(scheme)
     except ValueError:
         raise BitsError(
-            f"invalid authentication scheme {scheme!r}", hresult=codes.BG_E_INVALID_AUTH_SCHEME
+            f"invalid authentication scheme {shown(scheme)}", hresult=codes.BG_E_INVALID_AUTH_SCHEME
         ) from None
     if auth_scheme is AuthScheme.PASSPORT:
         raise NotSupportedError("Passport authentication is not supported")

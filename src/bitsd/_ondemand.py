@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 from bitsd import codes
 from bitsd._args import check_download_position, is_int
 from bitsd._enums import ErrorContext, JobState
-from bitsd._errors import BitsError, InvalidArgumentError, TransferError
+from bitsd._errors import BitsError, InvalidArgumentError, TransferError, shown
 from bitsd._httpopts import check_http_method
 from bitsd._intervals import EOF_END, Span, gaps, next_gap, remove, request, resolve, union
 from bitsd._model import FileRecord, JobRecord
@@ -122,7 +122,7 @@ class OnDemand:
     def _on_demand_file(self, job_id: str, file: int | FileInfo) -> FileRecord:
         """The file of a live on-demand download job that accepts requests."""
         if not isinstance(file, FileInfo) and not is_int(file):  # the value alone first
-            raise InvalidArgumentError(f"the job has no file number {file!r}")
+            raise InvalidArgumentError(f"the job has no file number {shown(file)}")
         engine = self._engine
         job = engine._live(job_id)
         if is_upload(job) or not job.on_demand:
@@ -181,12 +181,13 @@ class OnDemand:
         size = record.bytes_total
         if size is not None and offset > size:
             raise BitsError(
-                f"the position {offset} is beyond the remote file of {size} bytes",
+                f"the position {shown(offset)} is beyond the remote file of {size} bytes",
                 hresult=codes.BG_E_INVALID_RANGE,
             )
         if offset > MAX_BYTE_COUNT:  # no file has such an offset (off_t), nor can it be stored
             raise BitsError(
-                f"the position {offset} is beyond any file", hresult=codes.BG_E_INVALID_RANGE
+                f"the position {shown(offset)} is beyond any file",
+                hresult=codes.BG_E_INVALID_RANGE,
             )
         if offset != record.download_position:
             self._store(dataclasses.replace(record, download_position=offset))
@@ -325,12 +326,12 @@ class OnDemand:
         if kept != record.requested:
             self._store(dataclasses.replace(record, requested=kept))
         if outside:
-            shown = ", ".join(f"({o}, {'EOF' if o + n == EOF_END else n})" for o, n in outside)
+            listed = ", ".join(f"({o}, {'EOF' if o + n == EOF_END else n})" for o, n in outside)
             raise TransferError(
                 codes.BG_E_INVALID_RANGE,
                 ErrorContext.REMOTE_FILE,
                 transient=False,
-                message=f"the requested ranges {shown} are outside the remote file of {size} "
+                message=f"the requested ranges {listed} are outside the remote file of {size} "
                 f"bytes: {record.remote_name}",
             )
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 from bitsd import codes
 from bitsd._enums import ErrorContext
-from bitsd._errors import BitsError, InvalidArgumentError, TransferError
+from bitsd._errors import BitsError, InvalidArgumentError, TransferError, shown
 
 __all__ = [
     "MAX_RANGES_PER_FILE",
@@ -86,7 +86,7 @@ def check_ranges(ranges: Iterable[tuple[int, int]], *, limit: int = MAX_RANGES_P
             or offset > codes.LENGTH_TO_EOF
             or length > codes.LENGTH_TO_EOF
         ):
-            raise InvalidArgumentError(f"invalid range ({offset}, {length})")
+            raise InvalidArgumentError(f"invalid range ({shown(offset)}, {shown(length)})")
     ordered = sorted(checked)
     for (a, n), (b, _) in itertools.pairwise(ordered):
         if n == codes.LENGTH_TO_EOF or a + n > b:
@@ -114,13 +114,13 @@ def check_requested(ranges: Iterable[tuple[int, int]], size: int | None) -> Rang
             or (not to_eof and end >= codes.LENGTH_TO_EOF)
             or (size is not None and (offset >= size or end > size))
         ):
-            shown = f"({offset}, {'EOF' if to_eof else length})"
+            text = f"({shown(offset)}, {'EOF' if to_eof else shown(length)})"
             why = (
                 f"is outside the remote file of {size} bytes"
                 if size is not None and offset >= 0 and length > 0
                 else "is not a range: offsets are 0 or more, lengths 1 or more"
             )
-            raise BitsError(f"the range {shown} {why}", hresult=codes.BG_E_INVALID_RANGE)
+            raise BitsError(f"the range {text} {why}", hresult=codes.BG_E_INVALID_RANGE)
         out.append((offset, end - offset))
     return tuple(out)
 

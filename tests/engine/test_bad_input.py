@@ -549,3 +549,50 @@ async def test_ranges_of_the_wrong_type_are_refused_before_the_job_refuses_range
         upload = await engine.create_job("upload", JobType.UPLOAD)
         call = upload.add_file_with_ranges("http://h/a", str(source), 5)  # type: ignore[arg-type]
         await refused(engine, upload, call, codes.E_INVALIDARG)
+
+
+HUGE = 10**5000  # Python writes no int of over 4,300 digits in decimal (ValueError)
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        pytest.param(lambda j, d: j.set_priority(HUGE), codes.E_NOTIMPL, id="priority"),
+        pytest.param(lambda j, d: j.set_proxy_settings(HUGE), codes.E_NOTIMPL, id="proxy usage"),
+        pytest.param(
+            lambda j, d: j.set_credentials(HUGE, AuthScheme.BASIC, "u", "p"),
+            codes.BG_E_INVALID_AUTH_TARGET,
+            id="auth target",
+        ),
+        pytest.param(
+            lambda j, d: j.add_file_with_ranges("http://h/r", str(d / "r"), [(HUGE, 1)]),
+            codes.E_INVALIDARG,
+            id="range",
+        ),
+        pytest.param(lambda j, d: j.get_file_ranges(HUGE), codes.E_INVALIDARG, id="file index"),
+        pytest.param(
+            lambda j, d: j.update_download_position(0, HUGE),
+            codes.BG_E_INVALID_RANGE,
+            id="download position",
+        ),
+        pytest.param(
+            lambda j, d: j.request_file_ranges(0, [(HUGE, 1)]),
+            codes.BG_E_INVALID_RANGE,
+            id="requested range",
+        ),
+    ],
+)
+async def test_an_int_too_long_to_write_is_refused_with_the_values_code(
+    make_engine: EngineFactory, dest: Path, call: JobCall, code: int
+) -> None:
+    """An int of over 4,300 digits is refused like any other value out of range; each was a
+    ValueError raised while the refusal's message was written (``repr`` or ``str`` of it).
+    Messages show such a number by its size."""
+    async with make_engine() as engine:
+        job = await engine.create_job("huge")
+        await job.set_on_demand(True)
+        await job.add_file("http://h/f", str(dest / "f"))
+        with pytest.raises(bitsd.BitsError) as info:
+            await call(job, dest)
+        assert info.value.hresult == code
+        assert "digits" not in str(info.value)
