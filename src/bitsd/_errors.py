@@ -22,6 +22,9 @@ Rules:
 - A message never carries the user name or password of a URL (``http://user:pass@host/``):
   :class:`BitsError` removes the userinfo of every URL in its message, so no error
   description, log line or API answer built from one can show them.
+- The checks of a caller's arguments quote a value with :func:`shown`, which can show any
+  value (at most 100 characters; an int too long to write in decimal by its size), so a
+  refusal is never lost to an error while its message is written.
 """
 
 from __future__ import annotations
