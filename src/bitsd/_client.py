@@ -20,9 +20,15 @@ Rules:
   ended is simply not found, as for a second engine. Like the engine, it keeps the most recent
   ended jobs only (``FINAL_JOBS_KEPT`` jobs, ``FINAL_FILES_KEPT`` files); a handle of an older
   one is not found either.
-- Where the daemon would answer a caller mistake with another code than the engine (a
-  priority or notify flags BITS does not define: E_INVALIDARG there, E_NOTIMPL in-process),
-  the client checks first and raises the engine's error.
+- Every argument the client converts to send it (job types, priorities, flags, wait's states
+  and timeout, seconds, byte counts, BOOL values, file pairs, ranges, file indexes, proxy
+  usage, credentials) is checked first with the engine's own checks (``bitsd._args``,
+  ``bitsd._ranges.range_pairs``, ``bitsd._httpopts``), so a bad one raises the engine's
+  BitsError, with its code, and no request is sent. Arguments sent as they are (names, text,
+  paths, headers) are the daemon's to check; one JSON cannot carry (bytes, an object) is
+  E_INVALIDARG without a request, as the engine answers a value of the wrong type. An integer
+  too long for JSON (over 4,300 digits) where a range, a download position or a file index
+  goes is sent as the nearest value the engine refuses alike.
 - A request on a kept-alive connection the daemon had closed is sent again once when that is
   safe (see :meth:`Manager._request`).
 - Callbacks: the first ``set_notify_interface(obj)`` opens the manager's one event stream
@@ -59,6 +65,21 @@ from typing import Any, Final
 import aiohttp
 
 from bitsd import _autostart, _wire, codes
+from bitsd._args import (
+    check_bandwidth_limit,
+    check_bool,
+    check_download_position,
+    check_job_type,
+    check_maximum_download_size,
+    check_notify_flags,
+    check_priority,
+    check_seconds,
+    check_transfer_policy,
+    file_pairs,
+    is_int,
+    job_states,
+    wait_timeout,
+)
 from bitsd._blocking import BlockingChannel, loop_running
 from bitsd._enums import (
     AuthScheme,
@@ -78,8 +99,11 @@ from bitsd._errors import (
     InvalidStateError,
     NotFoundError,
     NotSupportedError,
+    shown,
 )
-from bitsd._policy import FINAL_FILES_KEPT, FINAL_JOBS_KEPT
+from bitsd._httpopts import check_credentials, check_proxy_settings, check_security_flags
+from bitsd._policy import FINAL_FILES_KEPT, FINAL_JOBS_KEPT, MAX_BYTE_COUNT
+from bitsd._ranges import range_pairs
 from bitsd._records import ErrorInfo, FileInfo, JobProgress, JobSnapshot, JobTimes, ReplyProgress
 from bitsd._upload import MAX_REPLY_DATA
 
@@ -125,8 +149,6 @@ _NOTIFY_METHODS: Final = (
     "file_transferred",
     "file_ranges_transferred",
 )
-# The BG_NOTIFY_* bits BITS defines.
-_NOTIFY_FLAGS_MASK: Final = 0x3F
 _SPAWN_ERRNOS: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED})  # nobody listens there
 
 
@@ -324,20 +346,19 @@ class Manager:
         the daemon refuses one of them, the job is cancelled and that error is raised.
 
         Raises:
-            NotSupportedError: upload jobs (not available yet in bitsd).
-            InvalidArgumentError: a display name over 1,024 characters, or a file name
-                AddFileSet refuses.
+            InvalidArgumentError: a ``job_type`` that is no JobType value, a ``resume`` that is
+                not a bool, a display name over 1,024 characters, or a file name AddFileSet
+                refuses.
             NotSupportedError: a ``priority`` that is none (as SetPriority answers it).
             BitsError: what AddFileSet, SetPriority or Resume raise.
-            ValueError: ``job_type`` is no JobType value.
         """
-        job_type = JobType(job_type)
+        job_type = check_job_type(job_type)
         request: dict[str, object] = {"display_name": display_name, "type": job_type.name}
         if files is not None:
-            request["files"] = _file_pairs(files)
+            request["files"] = _file_list(files)
         if priority is not None:
-            request["priority"] = _priority(priority).name
-        if resume:
+            request["priority"] = check_priority(priority).name
+        if check_bool("resume", resume):
             request["resume"] = True
         body = await self._request(
             "POST",
@@ -402,8 +423,10 @@ class Manager:
 
         Raises:
             BitsError: the daemon's error (same class as in-process), or DAEMON_UNAVAILABLE.
+            InvalidArgumentError: ``json`` holds a value JSON cannot carry (nothing is sent).
         """
         self._check_open()
+        payload = None if json is None else _json_bytes(json)
         # A request on a kept-alive connection that the daemon had closed (it restarted, or
         # it closes idle connections) is sent again once: always when the write itself failed
         # with EPIPE (on a Unix socket the daemon then cannot have read it), and for a GET
@@ -412,7 +435,7 @@ class Manager:
         attempts = 2
         for attempt in range(attempts):
             try:
-                status, body = await exchange(method, path, json, params, timeout)
+                status, body = await exchange(method, path, payload, params, timeout)
             except (aiohttp.ServerDisconnectedError, http.client.RemoteDisconnected) as exc:
                 if method == "GET" and attempt + 1 < attempts:
                     continue
@@ -443,14 +466,15 @@ class Manager:
         self,
         method: str,
         path: str,
-        payload: object,
+        payload: bytes | None,
         params: Mapping[str, str | int | float] | None,
         timeout: float,
     ) -> tuple[int, Any]:
         async with self._session.request(
             method,
             _BASE + path,
-            json=payload,
+            data=payload,
+            headers=None if payload is None else _JSON_HEADERS,
             params=params,
             timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=self._timeout),
         ) as resp:
@@ -460,15 +484,33 @@ class Manager:
         self,
         method: str,
         path: str,
-        payload: object,
+        payload: bytes | None,
         params: Mapping[str, str | int | float] | None,
         timeout: float,
     ) -> tuple[int, Any]:
         assert self._blocking is not None
         target = path if not params else f"{path}?{urllib.parse.urlencode(params)}"
-        body = None if payload is None else json.dumps(payload).encode()
-        status, data = self._blocking.exchange(method, target, body, timeout)
+        status, data = self._blocking.exchange(method, target, payload, timeout)
         return status, _json_or_none(data)
+
+
+_JSON_HEADERS: Final = {"Content-Type": "application/json"}
+# A file index no job has (the engine refuses all of them alike): what larger ones are sent as.
+_NO_FILE_INDEX: Final = MAX_BYTE_COUNT + 1
+
+
+def _json_bytes(value: object) -> bytes:
+    """A request's body as JSON, as aiohttp would write it.
+
+    Raises:
+        InvalidArgumentError: a value JSON cannot carry (bytes, a set, an object, an int of over
+            4,300 digits, a cycle): E_INVALIDARG, what the engine answers a value of the wrong
+            type. The message names the type only (a password may be in the body).
+    """
+    try:
+        return json.dumps(value).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidArgumentError(f"an argument cannot be sent to the daemon: {exc}") from None
 
 
 def _json_or_none(data: bytes) -> Any:
@@ -481,18 +523,10 @@ def _json_or_none(data: bytes) -> Any:
         return None
 
 
-def _priority(value: Priority | int) -> Priority:
-    """``value`` as a Priority, refused as the engine refuses it (SetPriority with an unknown
-    value is E_NOTIMPL; the daemon would answer E_INVALIDARG)."""
-    try:
-        return Priority(value)
-    except ValueError:
-        raise NotSupportedError(f"{value!r} is not a priority") from None
-
-
-def _file_pairs(files: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
-    """AddFileSet's files as the daemon takes them."""
-    return [{"remote_name": remote, "local_name": local} for remote, local in files]
+def _file_list(files: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """AddFileSet's files as the daemon takes them, checked as the engine checks them
+    (``bitsd._args.file_pairs``: pairs of strings)."""
+    return [{"remote_name": remote, "local_name": local} for remote, local in file_pairs(files)]
 
 
 def _job_id(body: object) -> str:
@@ -686,8 +720,11 @@ class RemoteJob:
                 BG_E_TOO_MANY_RANGES_IN_FILE (more than 500), BG_E_UNSUPPORTED_JOB_CONFIGURATION
                 (a dynamic-content job).
         """
-        pairs = _range_pairs(ranges)
-        entry = {"remote_name": remote_url, "local_name": local_path, "ranges": pairs}
+        entry = {
+            "remote_name": remote_url,
+            "local_name": local_path,
+            "ranges": _ranges_json(ranges),
+        }
         await self._change("POST", "/files", json={"files": [entry]}, params=_BRIEF)
 
     async def get_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
@@ -696,6 +733,7 @@ class RemoteJob:
         Args:
             file: the file's index in the job or its FileInfo.
         """
+        _check_file(file)
         items = await self._file_list()
         ranges = items[_file_index(items, file)].get("ranges") or []
         return [(int(offset), int(length)) for offset, length in ranges]
@@ -719,13 +757,16 @@ class RemoteJob:
         Resume downloads it again.
 
         Raises:
+            InvalidArgumentError: ``valid`` is not a bool, or ``file`` is not a file of the job.
             BitsError: E_PENDING before the file has finished transferring.
         """
+        valid = check_bool("valid", valid)
         index = await self._index_of(file)
-        await self._change("PUT", f"/files/{index}/validation", json={"valid": bool(valid)})
+        await self._change("PUT", f"/files/{index}/validation", json={"valid": valid})
 
     async def get_validation_state(self, file: int | FileInfo) -> bool:
         """Whether ``set_validation_state(file, True)`` was called."""
+        _check_file(file)
         items = await self._file_list()
         return bool(items[_file_index(items, file)].get("validated"))
 
@@ -735,13 +776,14 @@ class RemoteJob:
         """Ask for byte ranges of a file of an on-demand job, fetched first and written at
         their offsets (IBackgroundCopyFile6::RequestFileRanges): the rules, results and errors
         of ``bitsd.aio.Job.request_file_ranges``."""
-        pairs = _range_pairs(ranges)
+        pairs = _ranges_json(ranges)
         index = await self._index_of(file)
         await self._change("POST", f"/files/{index}/requested-ranges", json={"ranges": pairs})
 
     async def get_filled_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
         """The (offset, length) ranges of a file held in its temporary file, merged and by
         offset (IBackgroundCopyFile6::GetFilledFileRanges), as ``bitsd.aio.Job`` answers."""
+        _check_file(file)
         items = await self._file_list()
         filled = items[_file_index(items, file)].get("filled_ranges")
         if filled is None:
@@ -754,20 +796,29 @@ class RemoteJob:
     async def update_download_position(self, file: int | FileInfo, offset: int) -> None:
         """Where filling the gaps of an on-demand file starts
         (IBackgroundCopyFile6::UpdateDownloadPosition), as ``bitsd.aio.Job`` does."""
+        # Beyond any file, every offset is refused alike: sent as the first of them (JSON
+        # cannot carry an int of over 4,300 digits).
+        position = min(check_download_position(offset), MAX_BYTE_COUNT + 1)
         index = await self._index_of(file)
-        await self._change(
-            "PUT", f"/files/{index}/download-position", json={"offset": _plain_int(offset)}
-        )
+        await self._change("PUT", f"/files/{index}/download-position", json={"offset": position})
 
     async def _index_of(self, file: int | FileInfo) -> int:
-        """The index of ``file``: as given, or looked up in the file list for a FileInfo."""
-        if isinstance(file, int):
-            return file
+        """The index of ``file``: as given (whether the job has it is the daemon's to say), or
+        looked up in the file list for a FileInfo.
+
+        Raises:
+            InvalidArgumentError: neither an index nor a FileInfo (no request is sent).
+        """
+        _check_file(file)
+        if is_int(file):
+            # Numbers outside any job's files are all refused alike: those too long for a path
+            # are sent as the nearest of them.
+            return min(max(file, -1), _NO_FILE_INDEX)
         return _file_index(await self._file_list(), file)
 
     async def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
         """Add several files at once, all or none (AddFileSet)."""
-        await self._change("POST", "/files", json={"files": _file_pairs(files)}, params=_BRIEF)
+        await self._change("POST", "/files", json={"files": _file_list(files)}, params=_BRIEF)
 
     async def files(self) -> list[FileInfo]:
         """The job's files, in transfer order (EnumFiles)."""
@@ -822,10 +873,14 @@ class RemoteJob:
 
         Raises:
             TimeoutError: ``timeout`` seconds (real time) passed first.
+            InvalidArgumentError: ``states`` is not a JobState or an iterable of JobState
+                values, or ``timeout`` is neither None nor a number (NaN is none); a timeout
+                too large to be a time (infinity, an int beyond the floats) is no timeout.
         """
-        wanted = frozenset([states] if isinstance(states, JobState) else states)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        names = ",".join(sorted(JobState(s).name for s in wanted))
+        wanted = job_states(states)
+        seconds = wait_timeout(timeout)
+        deadline = None if seconds is None else time.monotonic() + seconds
+        names = ",".join(sorted(s.name for s in wanted))
         while True:
             slice_ = WAIT_SLICE if deadline is None else deadline - time.monotonic()
             state = await self._wait_once(wanted, names, min(max(slice_, 0.0), WAIT_SLICE))
@@ -906,7 +961,7 @@ class RemoteJob:
 
     async def set_priority(self, priority: Priority) -> None:
         """Set the priority (SetPriority); the default is NORMAL."""
-        await self._patch(priority=_priority(priority).name)
+        await self._patch(priority=check_priority(priority).name)
 
     async def get_priority(self) -> Priority:
         return _wire.enum_from_json(Priority, await self._field("priority"), "priority")
@@ -927,6 +982,7 @@ class RemoteJob:
 
     async def set_minimum_retry_delay(self, seconds: float) -> None:
         """Seconds before a transient error is retried; values under 5 become 5."""
+        check_seconds("minimum_retry_delay", seconds)
         await self._patch(minimum_retry_delay=seconds)
 
     async def get_minimum_retry_delay(self) -> float:
@@ -935,6 +991,7 @@ class RemoteJob:
     async def set_no_progress_timeout(self, seconds: float) -> None:
         """Seconds without progress after which a transient error becomes fatal; 0 makes every
         error fatal."""
+        check_seconds("no_progress_timeout", seconds)
         await self._patch(no_progress_timeout=seconds)
 
     async def get_no_progress_timeout(self) -> float:
@@ -943,6 +1000,7 @@ class RemoteJob:
     async def set_maximum_download_time(self, seconds: float) -> None:
         """Seconds the job may spend CONNECTING or TRANSFERRING before it fails with
         BG_E_MAXDOWNLOAD_TIMEOUT; 0 removes the limit (SetMaximumDownloadTime)."""
+        check_seconds("maximum_download_time", seconds)
         await self._patch(maximum_download_time=seconds)
 
     async def get_maximum_download_time(self) -> float:
@@ -951,7 +1009,7 @@ class RemoteJob:
     async def set_dynamic_content(self, enabled: bool) -> None:
         """Download without ranges, from zero on every try (BITS_JOB_PROPERTY_DYNAMIC_CONTENT);
         only before the first Resume."""
-        await self._patch(dynamic_content=enabled)
+        await self._patch(dynamic_content=check_bool("dynamic content", enabled))
 
     async def get_dynamic_content(self) -> bool:
         return bool(await self._field("dynamic_content"))
@@ -961,18 +1019,14 @@ class RemoteJob:
         asked with ``request_file_ranges``; a Resume with none asked fills the gaps from the
         download position. Download jobs of http(s) files only, without dynamic content,
         custom HTTP method or file ranges; only before the first Resume."""
-        await self._patch(on_demand=enabled)
+        await self._patch(on_demand=check_bool("on demand", enabled))
 
     async def get_on_demand(self) -> bool:
         return bool(await self._field("on_demand"))
 
     async def set_notify_flags(self, flags: NotifyFlags | int) -> None:
         """Which events notify (SetNotifyFlags); the default is JOB_TRANSFERRED | JOB_ERROR."""
-        value = int(flags)
-        if value < 0 or value & ~_NOTIFY_FLAGS_MASK:
-            # As the engine answers it (the daemon would say E_INVALIDARG).
-            raise NotSupportedError(f"invalid notify flags 0x{value:X}")
-        await self._patch(notify_flags=value)
+        await self._patch(notify_flags=int(check_notify_flags(flags)))
 
     async def get_notify_flags(self) -> NotifyFlags:
         return NotifyFlags(int(await self._field("notify_flags")))
@@ -1029,7 +1083,7 @@ class RemoteJob:
         """Bytes the job may download in all; None removes the limit; only before the first
         Resume (BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE). Exceeding it fails the job with
         BG_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED."""
-        await self._patch(maximum_download_size=size)
+        await self._patch(maximum_download_size=check_maximum_download_size(size))
 
     async def get_maximum_download_size(self) -> int | None:
         return _int_or_none(await self._field("maximum_download_size"))
@@ -1065,7 +1119,7 @@ class RemoteJob:
 
     async def set_security_flags(self, flags: SecurityFlags | int) -> None:
         """TLS leniency and the redirect policy (SetSecurityFlags)."""
-        await self._patch(security_flags=_plain_int(flags))
+        await self._patch(security_flags=int(check_security_flags(flags)))
 
     async def get_security_flags(self) -> SecurityFlags:
         return SecurityFlags(int(await self._field("security_flags")))
@@ -1078,14 +1132,8 @@ class RemoteJob:
         ``proxy_list`` (space-separated ``[scheme=][scheme://]host[:port]``) except for the
         hosts of ``bypass_list`` (``<local>`` and ``*`` wildcards allowed); AUTODETECT is
         PRECONFIG on Linux."""
-        try:
-            kind: object = ProxyUsage(usage).name
-        except ValueError:
-            if not isinstance(usage, int):
-                # As the engine answers it.
-                raise NotSupportedError(f"invalid proxy usage {usage!r}") from None
-            kind = int(usage)
-        await self._patch(proxy={"usage": kind, "list": proxy_list, "bypass": bypass_list})
+        kind, proxies, bypass = check_proxy_settings(usage, proxy_list, bypass_list)
+        await self._patch(proxy={"usage": kind.name, "list": proxies, "bypass": bypass})
 
     async def get_proxy_settings(self) -> tuple[ProxyUsage, str | None, str | None]:
         body = await self._get()
@@ -1101,21 +1149,25 @@ class RemoteJob:
         """Credentials given to a server or proxy when it asks for them with this scheme
         (SetCredentials); never sent to another host after a redirect, never logged, never
         returned by the daemon."""
+        checked_target, checked_scheme, user, secret = check_credentials(
+            target, scheme, user_name, password
+        )
         await self._change(
             "PUT",
             "/credentials",
             json={
-                "target": _plain_int(target),
-                "scheme": _plain_int(scheme),
-                "user_name": user_name,
-                "password": password,
+                "target": int(checked_target),
+                "scheme": int(checked_scheme),
+                "user_name": user,
+                "password": secret,
             },
         )
 
     async def remove_credentials(self, target: AuthTarget, scheme: AuthScheme) -> int:
         """Forget the credentials of (target, scheme). Returns S_OK, or S_FALSE if none."""
-        parts = (urllib.parse.quote(str(_plain_int(v)), safe="") for v in (target, scheme))
-        return _hresult_of(await self._change("DELETE", "/credentials/" + "/".join(parts)))
+        checked_target, checked_scheme, _, _ = check_credentials(target, scheme, None, None)
+        path = f"/credentials/{int(checked_target)}/{int(checked_scheme)}"
+        return _hresult_of(await self._change("DELETE", path))
 
     async def set_ca_bundle(self, path: str | None) -> None:
         """A PEM file of CA certificates to trust instead of the system store (bitsd's form of
@@ -1142,14 +1194,14 @@ class RemoteJob:
     async def set_transfer_policy(self, policy: CostStates | int) -> None:
         """The network cost states in which the job may transfer (BITS_JOB_PROPERTY_ID_COST_FLAGS);
         the default is TRANSFER_STANDARD."""
-        await self._patch(transfer_policy=_plain_int(policy))
+        await self._patch(transfer_policy=check_transfer_policy(policy))
 
     async def get_transfer_policy(self) -> CostStates:
         return CostStates(int(await self._field("transfer_policy")))
 
     async def set_bandwidth_limit(self, bytes_per_second: int | None) -> None:
         """A bitsd extension: the most this job may transfer per second; None for no limit."""
-        await self._patch(bandwidth_limit=bytes_per_second)
+        await self._patch(bandwidth_limit=check_bandwidth_limit(bytes_per_second))
 
     async def get_bandwidth_limit(self) -> int | None:
         return _int_or_none(await self._field("bandwidth_limit"))
@@ -1274,6 +1326,13 @@ async def _ended_reply_data(ended: _Ended, reply: Mapping[str, Any]) -> bytes:
         ) from exc
 
 
+def _check_file(file: object) -> None:
+    """Refuse, before any request, what is neither a file index nor a FileInfo, as the engine
+    does (E_INVALIDARG; a bool is no index)."""
+    if not is_int(file) and not isinstance(file, FileInfo):
+        raise InvalidArgumentError(f"the job has no file number {shown(file)}")
+
+
 def _file_index(items: list[Mapping[str, Any]], file: int | FileInfo) -> int:
     """The index of ``file`` (an index or a FileInfo, matched by local name) among the listed
     files, checked as the engine checks it (InvalidArgumentError)."""
@@ -1282,28 +1341,26 @@ def _file_index(items: list[Mapping[str, Any]], file: int | FileInfo) -> int:
             if item.get("local_name") == file.local_name:
                 return i
         raise InvalidArgumentError(f"the job has no file {file.local_name}")
-    if not isinstance(file, int) or not 0 <= file < len(items):
-        raise InvalidArgumentError(f"the job has no file number {file!r}")
+    if not is_int(file) or not 0 <= file < len(items):
+        raise InvalidArgumentError(f"the job has no file number {shown(file)}")
     return file
 
 
-def _range_pairs(ranges: Iterable[tuple[int, int]]) -> list[list[int]]:
-    """(offset, length) pairs as JSON, refused as the engine refuses them."""
-    try:
-        return [[int(offset), int(length)] for offset, length in ranges]
-    except (TypeError, ValueError):
-        raise InvalidArgumentError("ranges must be (offset, length) pairs of integers") from None
+def _ranges_json(ranges: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """(offset, length) pairs as JSON, checked as the engine checks their type
+    (``bitsd._ranges.range_pairs``). Every number below 0 or above LENGTH_TO_EOF is refused
+    alike by the engine's checks of the values; those JSON cannot carry (over 4,300 digits)
+    are sent as -1 or LENGTH_TO_EOF + 1."""
+    return [[_clamped(offset), _clamped(length)] for offset, length in range_pairs(ranges)]
+
+
+def _clamped(number: int) -> int:
+    return min(max(number, -1), codes.LENGTH_TO_EOF + 1)
 
 
 def _hresult_of(body: Mapping[str, Any]) -> int:
     hresult = body.get("hresult", codes.S_OK)
     return int(hresult) if isinstance(hresult, int) else codes.S_OK
-
-
-def _plain_int(value: object) -> object:
-    """An int (an enum member too) as a plain int for JSON; anything else as it is, for the
-    daemon to refuse with the engine's code."""
-    return int(value) if isinstance(value, int) else value
 
 
 def _str_or_none(value: object) -> str | None:

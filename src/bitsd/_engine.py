@@ -3,7 +3,9 @@
 Rules:
 - Every state change goes through :meth:`Engine._transition`: the pure table validates it, the
   store persists it in one transaction, and only then are waiters woken and notifications sent.
-  Property changes go through :meth:`Engine._set` the same way. The only other writes are file
+  Property changes go through :meth:`Engine._set` the same way; a new value is checked alone
+  first (``bitsd._args``: its type and range, as the daemon checks a request's body), then
+  against the job. The only other writes are file
   rows: files added (one transaction with the job), progress checkpoints (written by the file
   sink after fsync) and the renames of Complete.
 - One task per running job transfers its files in index order, up to ``file_concurrency`` at
@@ -32,7 +34,6 @@ import dataclasses
 import errno
 import functools
 import logging
-import math
 import os
 import re
 import shlex
@@ -47,6 +48,20 @@ import aiohttp
 
 from bitsd import codes
 from bitsd._agenda import Agenda, WaitingLine
+from bitsd._args import (
+    check_bandwidth_limit,
+    check_bool,
+    check_job_type,
+    check_maximum_download_size,
+    check_notify_flags,
+    check_priority,
+    check_seconds,
+    check_transfer_policy,
+    file_pairs,
+    is_int,
+    job_states,
+    wait_timeout,
+)
 from bitsd._bandwidth import BandwidthManager
 from bitsd._clock import Clock, SystemClock
 from bitsd._cost import CostMonitor, CostSource, NetworkManagerCost
@@ -62,6 +77,7 @@ from bitsd._errors import (
     NotSupportedError,
     ReadOnlyPropertyError,
     TransferError,
+    shown,
 )
 from bitsd._files import (
     check_local_name,
@@ -92,7 +108,6 @@ from bitsd._ondemand import check_property as _check_on_demand_property
 from bitsd._policy import (
     FINAL_FILES_KEPT,
     FINAL_JOBS_KEPT,
-    MAX_BYTE_COUNT,
     MAX_DESCRIPTION_LENGTH,
     MAX_DISPLAY_NAME_LENGTH,
     MAX_NOTIFY_PARAMETERS_LENGTH,
@@ -101,7 +116,7 @@ from bitsd._policy import (
     EngineConfig,
     RetryPolicy,
 )
-from bitsd._ranges import check_ranges
+from bitsd._ranges import check_ranges, range_pairs
 from bitsd._records import (
     ErrorInfo,
     FileInfo,
@@ -482,16 +497,15 @@ class Engine:
         refused, the job is cancelled and that error is raised.
 
         Raises:
-            InvalidArgumentError: a ``job_type`` that is no JobType value, a display name over
-                1,024 characters, or a file name AddFileSet refuses.
+            InvalidArgumentError: a ``job_type`` that is no JobType value, a ``resume`` that is
+                not a bool, a display name over 1,024 characters, or a file name AddFileSet
+                refuses.
             NotSupportedError: a ``priority`` that is none (as SetPriority answers it).
             BitsError: what AddFileSet, SetPriority or Resume raise.
         """
         self._check_open()
-        try:
-            job_type = JobType(job_type)
-        except ValueError:
-            raise InvalidArgumentError(f"{job_type!r} is not a job type") from None
+        job_type = check_job_type(job_type)
+        resume = check_bool("resume", resume)
         _check_length("display name", display_name, MAX_DISPLAY_NAME_LENGTH)
         check_job_count(len(self._jobs), self.config.max_jobs_per_user)
         now = self.clock.wall()
@@ -873,77 +887,36 @@ class Engine:
         self._after(job, new)
 
     def _validated(self, job: JobRecord, changes: dict[str, Any]) -> dict[str, Any]:
+        """``changes`` as they are kept, or the setter's error. Every value is checked alone
+        first (:func:`_checked`: its type and range, as the daemon checks a request's body
+        before anything), then against the job: its type, its state, its files and its other
+        properties."""
+        checked = {name: _checked(name, value) for name, value in changes.items()}
         out: dict[str, Any] = {}
-        for name, value in changes.items():
+        for name, value in checked.items():
             if is_upload(job):
                 Uploads.check_property(job, name, value)
             _check_on_demand_property(job, self._files.get(job.id, []), name, value)
-            if name == "priority":
-                try:
-                    value = Priority(value)
-                except ValueError:
-                    raise NotSupportedError(f"{value!r} is not a priority") from None
-            elif name == "display_name":
-                _check_length("display name", value, MAX_DISPLAY_NAME_LENGTH)
-            elif name == "description":
-                _check_length("description", value, MAX_DESCRIPTION_LENGTH)
-            elif name == "minimum_retry_delay":
-                value = max(float(_non_negative(name, value)), MINIMUM_RETRY_DELAY_FLOOR)
-            elif name in ("no_progress_timeout", "maximum_download_time"):
-                value = float(_non_negative(name, value))
-            elif name == "notify_flags":
-                if not isinstance(value, int):
-                    raise InvalidArgumentError(f"notify flags must be an integer, not {value!r}")
-                value = int(value)
-                if value & ~0x3F or value < 0:
-                    raise NotSupportedError(f"invalid notify flags 0x{value:X}")
-                value = NotifyFlags(value)
-            elif name == "dynamic_content":
-                _before_resume(job, "the dynamic-content property")
-                value = bool(value)
-                if value and job.http_method is not None:
+            if name in _BEFORE_RESUME:
+                _before_resume(job, _BEFORE_RESUME[name])
+            if name == "dynamic_content" and value:
+                if job.http_method is not None:
                     raise BitsError(
                         "dynamic content does not go with a custom HTTP method",
                         hresult=codes.BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD,
                     )
-                if value and any(f.ranges for f in self._files.get(job.id, [])):
+                if any(f.ranges for f in self._files.get(job.id, [])):
                     raise BitsError(
                         "dynamic content does not go with file ranges",
                         hresult=codes.BG_E_UNSUPPORTED_JOB_CONFIGURATION,
                     )
-            elif name == "on_demand":
-                _before_resume(job, "on-demand mode")
-                value = bool(value)
-            elif name == "maximum_download_size":
-                _before_resume(job, "the maximum download size")
-                if value is not None and not _is_byte_count(value):
-                    raise BitsError(
-                        f"invalid maximum download size {value!r}",
-                        hresult=codes.BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE,
-                    )
-            elif name == "custom_headers":
-                value = check_custom_headers(value)
-            elif name == "http_method":
-                _before_resume(job, "the HTTP method")
-                value = check_http_method(value)
-                if value is not None and job.dynamic_content:
+            elif name == "http_method" and value is not None:
+                if job.dynamic_content:
                     raise BitsError(
                         "a custom HTTP method does not go with dynamic content",
                         hresult=codes.BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD,
                     )
-                if value is not None:
-                    out["priority"] = Priority.FOREGROUND  # BITS forces it, for good
-            elif name == "security_flags":
-                value = int(check_security_flags(value))
-            elif name in ("ca_bundle", "client_certificate", "client_key"):
-                if value is not None:
-                    _readable_file(name.replace("_", " "), value)
-            elif name == "transfer_policy":
-                if not _is_int(value) or not 0 <= value <= 0xFFFFFFFF:
-                    raise InvalidArgumentError(f"invalid transfer policy {value!r}")
-                value = int(value)
-            elif name == "bandwidth_limit" and value is not None and not _is_byte_count(value):
-                raise InvalidArgumentError("the bandwidth limit is a positive byte rate")
+                out["priority"] = Priority.FOREGROUND  # BITS forces it, for good
             out[name] = value
         if (
             "priority" in out
@@ -967,7 +940,9 @@ class Engine:
         ranges: Iterable[tuple[int, int]] | None = None,
     ) -> None:
         job = self._live(job_id)
-        pairs = _file_pairs(files)
+        pairs = file_pairs(files)
+        if ranges is not None:  # their type first, as the daemon checks a body's
+            ranges = range_pairs(ranges)
         if is_upload(job):
             await self._uploads.add_files(job_id, pairs, sha256=sha256, ranges=ranges)
             return
@@ -986,7 +961,7 @@ class Engine:
                 )
             checked_ranges = check_ranges(ranges, limit=self.config.max_ranges_per_file)
         if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256)):
-            raise InvalidArgumentError(f"not a SHA-256 in hex: {sha256!r}")
+            raise InvalidArgumentError(f"not a SHA-256 in hex: {shown(sha256)}")
         folders: set[str] = set()
         for remote, local in pairs:
             remote = check_remote_name(remote)
@@ -1110,8 +1085,8 @@ class Engine:
     async def _wait(
         self, job_id: str, wanted: Iterable[JobState] | JobState, timeout: float | None
     ) -> JobState:
-        states = _job_states(wanted)
-        timeout = _wait_timeout(timeout)
+        states = job_states(wanted)
+        timeout = wait_timeout(timeout)
 
         async def until() -> JobState:
             while True:
@@ -1171,8 +1146,8 @@ class Engine:
                 if f.local_name == file.local_name:
                     return f.index
             raise InvalidArgumentError(f"the job has no file {file.local_name}")
-        if not isinstance(file, int) or not 0 <= file < len(files):
-            raise InvalidArgumentError(f"the job has no file number {file!r}")
+        if not is_int(file) or not 0 <= file < len(files):
+            raise InvalidArgumentError(f"the job has no file number {shown(file)}")
         return file
 
     def _file_ranges(self, job_id: str, file: int | FileInfo) -> list[tuple[int, int]]:
@@ -1220,6 +1195,7 @@ class Engine:
         return codes.S_OK
 
     async def _set_validation_state(self, job_id: str, file: int | FileInfo, valid: bool) -> None:
+        valid = check_bool("valid", valid)  # a BOOL (SetValidationState), checked alone first
         self._live(job_id)
         index = self._file_index(job_id, file)
         record = self._files[job_id][index]
@@ -1996,79 +1972,50 @@ def _http_options(job: JobRecord) -> HttpOptions:
     )
 
 
-def _file_pairs(files: object) -> list[tuple[str, str]]:
-    """AddFileSet's ``files`` as a list of (remote name, local name) pairs of strings.
-
-    Raises:
-        InvalidArgumentError: not an iterable of pairs of strings.
-    """
-    try:
-        items = iter(files)  # type: ignore[call-overload]
-    except TypeError:
-        raise InvalidArgumentError("the files must be (remote name, local name) pairs") from None
-    pairs = []
-    for item in items:
-        try:
-            remote, local = item
-        except (TypeError, ValueError):
-            raise InvalidArgumentError(
-                f"a file must be a (remote name, local name) pair, not {item!r}"
-            ) from None
-        if not isinstance(remote, str) or not isinstance(local, str):
-            raise InvalidArgumentError("remote and local names must be strings")
-        pairs.append((remote, local))
-    return pairs
+# The properties only the first Resume may change, as their errors name them.
+_BEFORE_RESUME = {
+    "dynamic_content": "the dynamic-content property",
+    "on_demand": "on-demand mode",
+    "maximum_download_size": "the maximum download size",
+    "http_method": "the HTTP method",
+}
 
 
-def _wait_timeout(timeout: object) -> float | None:
-    """``wait``'s timeout as the event loop takes it: None (no timeout) for None and for
-    numbers too large to be a time (infinity, an int beyond the floats).
-
-    Raises:
-        InvalidArgumentError: not None, an int or a float (a bool is none), or NaN.
-    """
-    if timeout is None:
-        return None
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout != timeout:
-        raise InvalidArgumentError(f"the timeout must be None or seconds, not {timeout!r}")
-    try:
-        seconds = float(timeout)
-    except OverflowError:  # an int beyond the floats
-        return None
-    return None if seconds == math.inf else seconds
-
-
-_STATE_VALUES = frozenset(int(s) for s in JobState)
-
-
-def _job_states(states: object) -> frozenset[JobState]:
-    """``wait``'s states: one JobState, or an iterable of JobState values.
-
-    Raises:
-        InvalidArgumentError: anything else.
-    """
-    if isinstance(states, JobState):
-        return frozenset([states])
-    try:
-        items = iter(states)  # type: ignore[call-overload]
-    except TypeError:
-        raise InvalidArgumentError(f"not a JobState or an iterable of them: {states!r}") from None
-    wanted = set()
-    for state in items:
-        if not _is_int(state) or state not in _STATE_VALUES:
-            raise InvalidArgumentError(f"not a JobState: {state!r}")
-        wanted.add(JobState(state))
-    return frozenset(wanted)
-
-
-def _is_int(value: object) -> bool:
-    """An integer that is not a bool (True is not a byte count)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_byte_count(value: object) -> bool:
-    """A positive integer a job can keep as a byte count (at most ``MAX_BYTE_COUNT``)."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_BYTE_COUNT
+def _checked(name: str, value: Any) -> Any:
+    """A property's new value checked alone (``bitsd._args``, ``bitsd._httpopts``), in the form
+    the job keeps; what the job says of it is :meth:`Engine._validated`'s. A property without
+    a check of its own here was checked by its verb (credentials, proxy settings, the notify
+    command line)."""
+    if name == "priority":
+        return check_priority(value)
+    if name == "display_name":
+        _check_length("display name", value, MAX_DISPLAY_NAME_LENGTH)
+    elif name == "description":
+        _check_length("description", value, MAX_DESCRIPTION_LENGTH)
+    elif name == "minimum_retry_delay":
+        return max(check_seconds(name, value), MINIMUM_RETRY_DELAY_FLOOR)
+    elif name in ("no_progress_timeout", "maximum_download_time"):
+        return check_seconds(name, value)
+    elif name == "notify_flags":
+        return check_notify_flags(value)
+    elif name in ("dynamic_content", "on_demand"):
+        return check_bool(name.replace("_", " "), value)
+    elif name == "maximum_download_size":
+        return check_maximum_download_size(value)
+    elif name == "custom_headers":
+        return check_custom_headers(value)
+    elif name == "http_method":
+        return check_http_method(value)
+    elif name == "security_flags":
+        return int(check_security_flags(value))
+    elif name in ("ca_bundle", "client_certificate", "client_key"):
+        if value is not None:
+            _readable_file(name.replace("_", " "), value)
+    elif name == "transfer_policy":
+        return check_transfer_policy(value)
+    elif name == "bandwidth_limit":
+        return check_bandwidth_limit(value)
+    return value
 
 
 def _before_resume(job: JobRecord, what: str) -> None:
@@ -2093,20 +2040,6 @@ def _check_length(what: str, value: object, limit: int) -> None:
             f"the {what} has {len(value)} characters; at most {limit}",
             hresult=codes.BG_E_STRING_TOO_LONG,
         )
-
-
-def _non_negative(what: str, value: object) -> float:
-    """``value`` as seconds: an int or a float (not a bool, not a string), finite and >= 0, as
-    the daemon's control API takes it."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise InvalidArgumentError(f"{what} must be a number of seconds, not {value!r}")
-    try:
-        number = float(value)
-    except OverflowError:  # an int beyond the floats
-        number = math.inf
-    if not math.isfinite(number) or number < 0:
-        raise InvalidArgumentError(f"{what} must be a finite number >= 0, not {value!r}")
-    return number
 
 
 def _normalise_id(job_id: str) -> str:

@@ -22,6 +22,9 @@ Rules:
 - A message never carries the user name or password of a URL (``http://user:pass@host/``):
   :class:`BitsError` removes the userinfo of every URL in its message, so no error
   description, log line or API answer built from one can show them.
+- The checks of a caller's arguments quote a value with :func:`shown`, which can show any
+  value (at most 100 characters; an int too long to write in decimal by its size), so a
+  refusal is never lost to an error while its message is written.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ __all__ = [
     "ReadOnlyPropertyError",
     "StoreError",
     "TransferError",
+    "shown",
     "without_userinfo",
 ]
 
@@ -75,6 +79,23 @@ class BitsError(Exception):
 # the end of the authority (the first "/", "?", "#", quote or white space); a password may
 # hold an "@" of its own.
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s'\"<>]*@")
+
+
+# Characters of a caller's value a message quotes at most.
+_SHOWN_LENGTH = 100
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message about a caller's value, at most 100 characters. An int
+    too long to write in decimal (Python refuses over 4,300 digits: ValueError) is shown by
+    its size, so a message about it can be made at all."""
+    try:
+        text = repr(value)
+    except ValueError:
+        if isinstance(value, int):
+            return f"an integer of {value.bit_length()} bits"
+        return f"a {type(value).__name__}"
+    return text if len(text) <= _SHOWN_LENGTH else f"{text[: _SHOWN_LENGTH - 3]}..."
 
 
 def without_userinfo(text: str) -> str:

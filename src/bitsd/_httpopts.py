@@ -8,8 +8,13 @@ Rules:
   An empty string or None removes them.
 - A custom HTTP method is an RFC 9110 token; "GET" is the default verb and setting it is a no-op.
 - Security flags accept only the BG_SSL_* bits and the redirect policies ALLOW_SILENT,
-  ALLOW_REPORT, DISALLOW (with ALLOW_HTTPS_TO_HTTP); anything else is E_NOTIMPL, as in BITS.
-  ENABLE_CRL_CHECK is E_NOTIMPL too: Python's TLS stack cannot fetch revocation lists.
+  ALLOW_REPORT, DISALLOW (with ALLOW_HTTPS_TO_HTTP); anything else is E_NOTIMPL, as in BITS,
+  a value that is no integer too (a bool: True is no set of flags). ENABLE_CRL_CHECK is
+  E_NOTIMPL too: Python's TLS stack cannot fetch revocation lists.
+- A proxy usage is the integer value of a ProxyUsage; anything else (a bool or a float too)
+  is E_NOTIMPL, as BITS answers a bad usage. A credentials target or scheme is the integer
+  value of an AuthTarget or AuthScheme; anything else is BG_E_INVALID_AUTH_TARGET /
+  BG_E_INVALID_AUTH_SCHEME.
 - Proxy lists are checked for size at set time (BG_E_PROXY_LIST_TOO_LARGE / _BYPASS_LIST_) and
   for syntax when used (BG_E_INVALID_PROXY_INFO, a run-time error as in BITS).
 - Credentials: user names up to 300 characters, passwords up to 65,535, one per (target,
@@ -25,8 +30,9 @@ from __future__ import annotations
 import re
 
 from bitsd import codes
+from bitsd._args import is_int
 from bitsd._enums import AuthScheme, AuthTarget, ProxyUsage, SecurityFlags
-from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError
+from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError, shown
 from bitsd._text import check_text
 
 __all__ = [
@@ -109,7 +115,7 @@ def check_http_method(method: str | None) -> str | None:
     if method is None:
         return None
     if not isinstance(method, str) or not _TOKEN.match(method):
-        raise InvalidArgumentError(f"not an HTTP method: {method!r}")
+        raise InvalidArgumentError(f"not an HTTP method: {shown(method)}")
     if method.upper() == "GET":
         return None
     return method
@@ -117,8 +123,8 @@ def check_http_method(method: str | None) -> str | None:
 
 def check_security_flags(flags: int) -> SecurityFlags:
     """Validate SetSecurityFlags' argument."""
-    if not isinstance(flags, int) or flags < 0:
-        raise NotSupportedError(f"invalid security flags {flags!r}")
+    if not is_int(flags) or flags < 0:  # a bool is no set of flags
+        raise NotSupportedError(f"invalid security flags {shown(flags)}")
     known = (
         _SSL_BITS
         | SecurityFlags.REDIRECT_POLICY_MASK
@@ -144,9 +150,11 @@ def check_proxy_settings(
 ) -> tuple[ProxyUsage, str | None, str | None]:
     """Validate SetProxySettings' arguments (syntax is checked when the proxy is used)."""
     try:
+        if not is_int(usage):  # a bool or a float is no usage, even True or 1.0
+            raise ValueError(usage)
         kind = ProxyUsage(usage)
     except ValueError:
-        raise NotSupportedError(f"invalid proxy usage {usage!r}") from None
+        raise NotSupportedError(f"invalid proxy usage {shown(usage)}") from None
     proxy_list = _text_or_none("proxy list", proxy_list)
     bypass_list = _text_or_none("proxy bypass list", bypass_list)
     if kind is ProxyUsage.OVERRIDE:
@@ -173,16 +181,20 @@ def check_credentials(
 ) -> tuple[AuthTarget, AuthScheme, str, str]:
     """Validate SetCredentials' arguments."""
     try:
+        if not is_int(target):  # a bool or a float is no target, even True or 1.0
+            raise ValueError(target)
         auth_target = AuthTarget(target)
     except ValueError:
         raise BitsError(
-            f"invalid authentication target {target!r}", hresult=codes.BG_E_INVALID_AUTH_TARGET
+            f"invalid authentication target {shown(target)}", hresult=codes.BG_E_INVALID_AUTH_TARGET
         ) from None
     try:
+        if not is_int(scheme):
+            raise ValueError(scheme)
         auth_scheme = AuthScheme(scheme)
     except ValueError:
         raise BitsError(
-            f"invalid authentication scheme {scheme!r}", hresult=codes.BG_E_INVALID_AUTH_SCHEME
+            f"invalid authentication scheme {shown(scheme)}", hresult=codes.BG_E_INVALID_AUTH_SCHEME
         ) from None
     if auth_scheme is AuthScheme.PASSPORT:
         raise NotSupportedError("Passport authentication is not supported")

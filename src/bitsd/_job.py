@@ -120,6 +120,7 @@ class Job:
         Resume downloads it again.
 
         Raises:
+            InvalidArgumentError: ``valid`` is not a bool, or ``file`` is not a file of the job.
             BitsError: E_PENDING before the file has finished transferring.
         """
         await self._engine._set_validation_state(self.id, file, valid)
@@ -268,7 +269,12 @@ class Job:
     # -- properties ------------------------------------------------------------------------
 
     async def set_priority(self, priority: Priority) -> None:
-        """Set the priority (SetPriority); the default is NORMAL."""
+        """Set the priority (SetPriority); the default is NORMAL.
+
+        Raises:
+            NotSupportedError: an integer that is no priority (E_NOTIMPL, as in BITS).
+            InvalidArgumentError: not an integer (a bool, a float, a name).
+        """
         await self._engine._set(self.id, priority=priority)
 
     async def get_priority(self) -> Priority:
@@ -313,7 +319,7 @@ class Job:
 
     async def set_dynamic_content(self, enabled: bool) -> None:
         """Download without ranges, from zero on every try (BITS_JOB_PROPERTY_DYNAMIC_CONTENT);
-        only before the first Resume."""
+        only before the first Resume. ``enabled`` is a bool (E_INVALIDARG otherwise)."""
         await self._engine._set(self.id, dynamic_content=enabled)
 
     async def get_dynamic_content(self) -> bool:
@@ -323,14 +329,20 @@ class Job:
         """On-demand mode (BITS_JOB_PROPERTY_ON_DEMAND_MODE): files are fetched by the ranges
         asked with ``request_file_ranges``; a Resume with none asked fills the gaps from the
         download position. Download jobs of http(s) files only, without dynamic content,
-        custom HTTP method or file ranges; only before the first Resume."""
+        custom HTTP method or file ranges; only before the first Resume. ``enabled`` is a bool
+        (E_INVALIDARG otherwise)."""
         await self._engine._set(self.id, on_demand=enabled)
 
     async def get_on_demand(self) -> bool:
         return self._engine._record(self.id).on_demand
 
     async def set_notify_flags(self, flags: NotifyFlags | int) -> None:
-        """Which events notify (SetNotifyFlags); the default is JOB_TRANSFERRED | JOB_ERROR."""
+        """Which events notify (SetNotifyFlags); the default is JOB_TRANSFERRED | JOB_ERROR.
+
+        Raises:
+            NotSupportedError: bits outside the BG_NOTIFY_* flags (E_NOTIMPL, as in BITS).
+            InvalidArgumentError: not an integer (a bool is none).
+        """
         await self._engine._set(self.id, notify_flags=flags)
 
     async def get_notify_flags(self) -> NotifyFlags:

@@ -6,12 +6,14 @@ Rules (bits-inventory §5.6; docs/design-choices.md):
   (BG_E_UNSUPPORTED_JOB_CONFIGURATION), a custom HTTP method
   (BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD), files added with ranges or files that are not
   http(s) (BG_E_UNSUPPORTED_JOB_CONFIGURATION), either way round.
-- ``request_file_ranges`` and ``update_download_position`` need an on-demand download job:
-  otherwise BG_E_RANDOM_ACCESS_NOT_SUPPORTED, as after the server stopped honouring ranges
-  (the job's ERROR says so until the next Resume). Requested bytes already held or queued are
-  not queued again; the queue keeps the order asked; bad ranges are BG_E_INVALID_RANGE
-  (``bitsd._ranges.check_requested``). At most ``max_ranges_per_file`` spans wait per file
-  (BG_E_TOO_MANY_RANGES_IN_FILE).
+- ``request_file_ranges`` and ``update_download_position`` check their arguments alone first,
+  as the daemon checks a request (ranges that are no pairs of integers, an offset that is no
+  integer >= 0, a file that is neither an index nor a FileInfo: E_INVALIDARG). Then they need
+  an on-demand download job: otherwise BG_E_RANDOM_ACCESS_NOT_SUPPORTED, as after the server
+  stopped honouring ranges (the job's ERROR says so until the next Resume). Requested bytes
+  already held or queued are not queued again; the queue keeps the order asked; bad ranges
+  are BG_E_INVALID_RANGE (``bitsd._ranges.check_requested``). At most
+  ``max_ranges_per_file`` spans wait per file (BG_E_TOO_MANY_RANGES_IN_FILE).
 - A run fetches the queued spans first, files in order, each span in the order asked. Once
   one was fetched, or ranges were asked since the run began (or since the last run, even if
   all their bytes were held), the run ends when the queue is empty: TRANSFERRED if every file
@@ -35,13 +37,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from bitsd import codes
+from bitsd._args import check_download_position, is_int
 from bitsd._enums import ErrorContext, JobState
-from bitsd._errors import BitsError, InvalidArgumentError, TransferError
+from bitsd._errors import BitsError, InvalidArgumentError, TransferError, shown
 from bitsd._httpopts import check_http_method
 from bitsd._intervals import EOF_END, Span, gaps, next_gap, remove, request, resolve, union
 from bitsd._model import FileRecord, JobRecord
 from bitsd._policy import MAX_BYTE_COUNT
-from bitsd._ranges import check_requested
+from bitsd._ranges import check_requested, range_pairs
 from bitsd._rangesink import RangeSink, keep
 from bitsd._records import FileInfo
 from bitsd._transfer.base import FileRequest, HttpOptions
@@ -118,6 +121,8 @@ class OnDemand:
 
     def _on_demand_file(self, job_id: str, file: int | FileInfo) -> FileRecord:
         """The file of a live on-demand download job that accepts requests."""
+        if not isinstance(file, FileInfo) and not is_int(file):  # the value alone first
+            raise InvalidArgumentError(f"the job has no file number {shown(file)}")
         engine = self._engine
         job = engine._live(job_id)
         if is_upload(job) or not job.on_demand:
@@ -132,8 +137,9 @@ class OnDemand:
         self, job_id: str, file: int | FileInfo, ranges: Iterable[tuple[int, int]]
     ) -> None:
         """Queue ranges of a file (RequestFileRanges); see the module's rules."""
+        pairs = range_pairs(ranges)  # their type first, as the daemon checks a body's
         record = self._on_demand_file(job_id, file)
-        spans = check_requested(ranges, record.bytes_total)
+        spans = check_requested(pairs, record.bytes_total)
         held = union(record.filled, self._fresh(job_id, record.index))
         queue = request(record.requested, held, spans)
         limit = self._engine.config.max_ranges_per_file
@@ -170,18 +176,18 @@ class OnDemand:
         self, job_id: str, file: int | FileInfo, offset: int
     ) -> None:
         """Fill the file's gaps from ``offset`` on (UpdateDownloadPosition)."""
+        offset = check_download_position(offset)  # the value alone first
         record = self._on_demand_file(job_id, file)
         size = record.bytes_total
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise InvalidArgumentError(f"invalid download position {offset!r}")
         if size is not None and offset > size:
             raise BitsError(
-                f"the position {offset} is beyond the remote file of {size} bytes",
+                f"the position {shown(offset)} is beyond the remote file of {size} bytes",
                 hresult=codes.BG_E_INVALID_RANGE,
             )
         if offset > MAX_BYTE_COUNT:  # no file has such an offset (off_t), nor can it be stored
             raise BitsError(
-                f"the position {offset} is beyond any file", hresult=codes.BG_E_INVALID_RANGE
+                f"the position {shown(offset)} is beyond any file",
+                hresult=codes.BG_E_INVALID_RANGE,
             )
         if offset != record.download_position:
             self._store(dataclasses.replace(record, download_position=offset))
@@ -320,12 +326,12 @@ class OnDemand:
         if kept != record.requested:
             self._store(dataclasses.replace(record, requested=kept))
         if outside:
-            shown = ", ".join(f"({o}, {'EOF' if o + n == EOF_END else n})" for o, n in outside)
+            listed = ", ".join(f"({o}, {'EOF' if o + n == EOF_END else n})" for o, n in outside)
             raise TransferError(
                 codes.BG_E_INVALID_RANGE,
                 ErrorContext.REMOTE_FILE,
                 transient=False,
-                message=f"the requested ranges {shown} are outside the remote file of {size} "
+                message=f"the requested ranges {listed} are outside the remote file of {size} "
                 f"bytes: {record.remote_name}",
             )
 

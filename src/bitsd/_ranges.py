@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 from bitsd import codes
 from bitsd._enums import ErrorContext
-from bitsd._errors import BitsError, InvalidArgumentError, TransferError
+from bitsd._errors import BitsError, InvalidArgumentError, TransferError, shown
 
 __all__ = [
     "MAX_RANGES_PER_FILE",
@@ -31,6 +31,7 @@ __all__ = [
     "check_requested",
     "local_size",
     "locate",
+    "range_pairs",
     "resolve",
 ]
 
@@ -46,8 +47,13 @@ def _exact_int(value: object) -> int:
     raise TypeError(value)
 
 
-def _pairs(ranges: Iterable[tuple[int, int]]) -> Ranges:
-    """``ranges`` as a tuple of (int, int); at least one."""
+def range_pairs(ranges: Iterable[tuple[int, int]]) -> Ranges:
+    """``ranges`` as a tuple of (int, int), at least one: their type, checked alone (what the
+    values say is for :func:`check_ranges` and :func:`check_requested`).
+
+    Raises:
+        InvalidArgumentError: not an iterable of pairs of integers (a bool is none), or empty.
+    """
     try:
         checked = tuple((_exact_int(o), _exact_int(n)) for o, n in iter(ranges))
     except (TypeError, ValueError):
@@ -63,7 +69,7 @@ def check_ranges(ranges: Iterable[tuple[int, int]], *, limit: int = MAX_RANGES_P
     Args:
         limit: MaxRangesPerFile (the engine's ``max_ranges_per_file``); 0 means no limit.
     """
-    checked = _pairs(ranges)
+    checked = range_pairs(ranges)
     if limit and len(checked) > limit:
         raise BitsError(
             f"{len(checked)} ranges; at most {limit} (max_ranges_per_file)",
@@ -80,7 +86,7 @@ def check_ranges(ranges: Iterable[tuple[int, int]], *, limit: int = MAX_RANGES_P
             or offset > codes.LENGTH_TO_EOF
             or length > codes.LENGTH_TO_EOF
         ):
-            raise InvalidArgumentError(f"invalid range ({offset}, {length})")
+            raise InvalidArgumentError(f"invalid range ({shown(offset)}, {shown(length)})")
     ordered = sorted(checked)
     for (a, n), (b, _) in itertools.pairwise(ordered):
         if n == codes.LENGTH_TO_EOF or a + n > b:
@@ -96,7 +102,7 @@ def check_requested(ranges: Iterable[tuple[int, int]], size: int | None) -> Rang
         range ends at the end of the file, or at ``_intervals.EOF_END`` while the size is not
         known.
     """
-    checked = _pairs(ranges)
+    checked = range_pairs(ranges)
     out = []
     for offset, length in checked:
         to_eof = length == codes.LENGTH_TO_EOF
@@ -108,13 +114,13 @@ def check_requested(ranges: Iterable[tuple[int, int]], size: int | None) -> Rang
             or (not to_eof and end >= codes.LENGTH_TO_EOF)
             or (size is not None and (offset >= size or end > size))
         ):
-            shown = f"({offset}, {'EOF' if to_eof else length})"
+            text = f"({shown(offset)}, {'EOF' if to_eof else shown(length)})"
             why = (
                 f"is outside the remote file of {size} bytes"
                 if size is not None and offset >= 0 and length > 0
                 else "is not a range: offsets are 0 or more, lengths 1 or more"
             )
-            raise BitsError(f"the range {shown} {why}", hresult=codes.BG_E_INVALID_RANGE)
+            raise BitsError(f"the range {text} {why}", hresult=codes.BG_E_INVALID_RANGE)
         out.append((offset, end - offset))
     return tuple(out)
 

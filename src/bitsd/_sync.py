@@ -3,7 +3,8 @@
 Rules:
 - A :class:`Manager` owns a private event loop in a daemon thread and the asyncio client
   (:mod:`bitsd._client`) running on it. Every method runs one of that client's coroutines
-  and blocks for its result, so results and exceptions are exactly the async client's. The
+  and blocks for its result, so results and exceptions are exactly the async client's
+  (arguments go to it as given: it checks them, and a bad one raises before any request). The
   calls that are plain requests run in the calling thread over a blocking channel
   (:mod:`bitsd._blocking`, no thread hop), Cancel, Complete and wait too; the others
   (connect, close, callbacks, reading an ended job's reply) are submitted to the private
@@ -182,7 +183,7 @@ class Manager:
         job = self._client.create_job(
             display_name,
             job_type,
-            files=None if files is None else list(files),
+            files=files,
             priority=priority,
             resume=resume,
         )
@@ -254,7 +255,7 @@ class Job:
         self, remote_url: str, local_path: str, ranges: Iterable[tuple[int, int]]
     ) -> None:
         """Add a file made of byte ranges of the remote file (AddFileWithRanges)."""
-        self._runner.run(self._job.add_file_with_ranges(remote_url, local_path, list(ranges)))
+        self._runner.run(self._job.add_file_with_ranges(remote_url, local_path, ranges))
 
     def get_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
         """The ranges of a file added with ranges, or [] (GetFileRanges)."""
@@ -275,7 +276,7 @@ class Job:
     def request_file_ranges(self, file: int | FileInfo, ranges: Iterable[tuple[int, int]]) -> None:
         """Ask for byte ranges of a file of an on-demand job, fetched first
         (RequestFileRanges)."""
-        self._runner.run(self._job.request_file_ranges(file, list(ranges)))
+        self._runner.run(self._job.request_file_ranges(file, ranges))
 
     def get_filled_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
         """The ranges of a file held in its temporary file (GetFilledFileRanges)."""
@@ -287,7 +288,7 @@ class Job:
 
     def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
         """Add several files at once, all or none (AddFileSet)."""
-        self._runner.run(self._job.add_file_set(list(files)))
+        self._runner.run(self._job.add_file_set(files))
 
     def files(self) -> list[FileInfo]:
         """The job's files, in transfer order (EnumFiles)."""
@@ -315,9 +316,7 @@ class Job:
 
     def wait(self, states: Iterable[JobState] | JobState, timeout: float | None = None) -> JobState:
         """Block until the job is in one of ``states``; TimeoutError after ``timeout`` s."""
-        return self._runner.run(
-            self._job.wait(states if isinstance(states, JobState) else list(states), timeout)
-        )
+        return self._runner.run(self._job.wait(states, timeout))
 
     # -- state and progress ----------------------------------------------------------------
 

@@ -228,7 +228,12 @@ async def test_patch_sets_every_property(api: aiohttp.ClientSession) -> None:
         ),
         ({"display_name": "ok", "bandwidth_limit": 2**64}, 400, "E_INVALIDARG"),
         ({"display_name": "ok", "colour": "red"}, 400, "E_INVALIDARG"),
-        ({"display_name": "ok", "notify_flags": 0x40}, 400, "E_INVALIDARG"),
+        # Flags and priorities BITS does not define: E_NOTIMPL, as SetNotifyFlags and
+        # SetPriority answer them and the engine raises (they were 400 E_INVALIDARG).
+        ({"display_name": "ok", "notify_flags": 0x40}, 501, "E_NOTIMPL"),
+        ({"display_name": "ok", "notify_flags": -1}, 501, "E_NOTIMPL"),
+        ({"display_name": "ok", "priority": 9}, 501, "E_NOTIMPL"),
+        ({"display_name": "ok", "priority": -1}, 501, "E_NOTIMPL"),
         ({"display_name": "ok", "notify_flags": True}, 400, "E_INVALIDARG"),
         ({"display_name": "ok", "dynamic_content": "yes"}, 400, "E_INVALIDARG"),
         ({"display_name": "ok", "description": "x" * 1025}, 400, "BG_E_STRING_TOO_LONG"),
@@ -371,6 +376,7 @@ async def test_create_with_files_priority_and_resume_in_one_request(
         ({"files": []}, 400),
         ({"files": [{"remote_name": "https://example.org/a", "sha256": "00"}]}, 400),
         ({"priority": "urgent"}, 400),
+        ({"priority": 4}, 501),  # E_NOTIMPL, as SetPriority answers it (was 400)
         ({"resume": "yes"}, 400),
         ({"resume": True}, 409),  # Resume of a job without files: BG_E_EMPTY
     ],

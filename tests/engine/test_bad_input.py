@@ -197,13 +197,14 @@ async def test_seconds_that_are_no_finite_number_are_invalid_argument(
         await getattr(job, setter)(2**70)  # huge but finite: taken
 
 
-@pytest.mark.parametrize("flags", [None, "3", 1.0, math.inf, math.nan, [1]], ids=repr)
+@pytest.mark.parametrize("flags", [None, "3", 1.0, math.inf, math.nan, [1], True, False], ids=repr)
 async def test_notify_flags_that_are_no_integer_are_invalid_argument(
     make_engine: EngineFactory, flags: object
 ) -> None:
     """Notify flags that are not an int are E_INVALIDARG (bits outside 0x3F stay E_NOTIMPL):
     None and lists were TypeError, NaN ValueError, infinity OverflowError (all from int()),
-    and "3" and 1.0 were taken."""
+    and "3", 1.0 and the bools were taken (True as JOB_TRANSFERRED), where the daemon refuses
+    them."""
     async with make_engine() as engine:
         job = await engine.create_job("flags")
         await refused(engine, job, job.set_notify_flags(flags), codes.E_INVALIDARG)  # type: ignore[arg-type]
@@ -389,3 +390,209 @@ async def test_user_names_no_scheme_can_send_are_invalid_argument(
         call = job.set_credentials(AuthTarget.SERVER, scheme, user, "pw")
         await refused(engine, job, call, codes.E_INVALIDARG)
         await job.set_credentials(AuthTarget.SERVER, AuthScheme.NTLM, "DOMAIN\\a:b", "pw")
+
+
+# -- bools and enums as the daemon takes them --------------------------------------------------
+
+# BITS's BOOL properties take a bool, and its enums their integer values: a truthy string, a
+# bool where a number goes or a float is refused with the code the daemon's control API gives
+# the same value (E_INVALIDARG; E_NOTIMPL where BITS gives it to a bad usage or bad flags;
+# the auth codes for a target or scheme). Each was taken before (or refused with another code).
+NOT_THE_TYPE: list[tuple[str, JobCall, int]] = [
+    ("dynamic content 'no'", lambda j, d: j.set_dynamic_content("no"), codes.E_INVALIDARG),  # type: ignore[arg-type]
+    ("dynamic content 1", lambda j, d: j.set_dynamic_content(1), codes.E_INVALIDARG),  # type: ignore[arg-type]
+    ("on demand 'no'", lambda j, d: j.set_on_demand("no"), codes.E_INVALIDARG),  # type: ignore[arg-type]
+    ("on demand None", lambda j, d: j.set_on_demand(None), codes.E_INVALIDARG),  # type: ignore[arg-type]
+    ("priority True", lambda j, d: j.set_priority(True), codes.E_INVALIDARG),  # type: ignore[arg-type]
+    ("priority 1.0", lambda j, d: j.set_priority(1.0), codes.E_INVALIDARG),  # type: ignore[arg-type]
+    ("priority 'HIGH'", lambda j, d: j.set_priority("HIGH"), codes.E_INVALIDARG),  # type: ignore[arg-type]
+    ("priority None", lambda j, d: j.set_priority(None), codes.E_INVALIDARG),  # type: ignore[arg-type]
+    ("notify flags True", lambda j, d: j.set_notify_flags(True), codes.E_INVALIDARG),
+    ("security flags False", lambda j, d: j.set_security_flags(False), codes.E_NOTIMPL),
+    ("proxy usage True", lambda j, d: j.set_proxy_settings(True), codes.E_NOTIMPL),  # type: ignore[arg-type]
+    ("proxy usage 1.0", lambda j, d: j.set_proxy_settings(1.0), codes.E_NOTIMPL),  # type: ignore[arg-type]
+    (
+        "auth target True",
+        lambda j, d: j.set_credentials(True, AuthScheme.BASIC, "u", "p"),  # type: ignore[arg-type]
+        codes.BG_E_INVALID_AUTH_TARGET,
+    ),
+    (
+        "auth scheme 1.0",
+        lambda j, d: j.set_credentials(AuthTarget.SERVER, 1.0, "u", "p"),  # type: ignore[arg-type]
+        codes.BG_E_INVALID_AUTH_SCHEME,
+    ),
+    (
+        "remove credentials of target True",
+        lambda j, d: j.remove_credentials(True, AuthScheme.BASIC),  # type: ignore[arg-type]
+        codes.BG_E_INVALID_AUTH_TARGET,
+    ),
+    ("file True", lambda j, d: j.get_file_ranges(True), codes.E_INVALIDARG),
+    ("validation 'no'", lambda j, d: j.set_validation_state(0, "no"), codes.E_INVALIDARG),  # type: ignore[arg-type]
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "code"), [(c, h) for _, c, h in NOT_THE_TYPE], ids=[n for n, _, _ in NOT_THE_TYPE]
+)
+async def test_bools_and_enums_of_another_type_are_refused_as_the_daemon_refuses_them(
+    make_engine: EngineFactory, dest: Path, call: JobCall, code: int
+) -> None:
+    """A value of another type where a BOOL or an enum goes is refused with the daemon's code
+    and the job is unchanged. They were taken: "no" enabled dynamic content and on-demand
+    mode (truthiness), True was HIGH, JOB_TRANSFERRED, NO_PROXY, SERVER, file 1, and False no
+    security flags; "no" validated a file (or, before it finished, was E_PENDING); "HIGH" and
+    None were E_NOTIMPL (a value of BITS's type that BITS does not define)."""
+    async with make_engine() as engine:
+        job = await engine.create_job("types")
+        await job.add_file("http://h/a", str(dest / "a"))
+        await job.add_file_with_ranges("http://h/b", str(dest / "b"), [(0, 10)])
+        await refused(engine, job, call(job, dest), code)
+        # The values of the right type are taken.
+        await job.set_on_demand(False)
+        await job.set_priority(bitsd.Priority.HIGH)
+        assert await job.get_file_ranges(1) == [(0, 10)]
+
+
+async def test_a_validation_state_that_is_no_bool_leaves_a_finished_file_unvalidated(
+    make_engine: EngineFactory, dest: Path
+) -> None:
+    """set_validation_state(0, "no") on a transferred file is E_INVALIDARG and the file stays
+    unvalidated; "no" was taken as True (truthiness) and validated it."""
+    source = dest / "source"
+    source.write_bytes(b"x" * 1000)
+    async with make_engine() as engine:
+        job = await engine.create_job("validate")
+        await job.add_file(str(source), str(dest / "copy"))
+        await job.resume()
+        assert await job.wait(bitsd.JobState.TRANSFERRED, 15) is bitsd.JobState.TRANSFERRED
+        await refused(engine, job, job.set_validation_state(0, "no"), codes.E_INVALIDARG)  # type: ignore[arg-type]
+        assert await job.get_validation_state(0) is False
+        await job.set_validation_state(0, True)
+        assert await job.get_validation_state(0) is True
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda e: e.create_job("x", True), id="job type True"),
+        pytest.param(lambda e: e.create_job("x", priority=True), id="priority True"),
+        pytest.param(lambda e: e.create_job("x", priority=1.0), id="priority 1.0"),
+        pytest.param(lambda e: e.create_job("x", resume="no"), id="resume 'no'"),
+        pytest.param(
+            lambda e: e.create_job("x", files=[("http://h/a", "/tmp/bitsd-never")], resume=1),
+            id="resume 1 with files",
+        ),
+    ],
+)
+async def test_create_job_with_a_bool_or_enum_of_another_type_creates_nothing(
+    make_engine: EngineFactory, call: Callable[[Engine], Awaitable[Job]]
+) -> None:
+    """create_job refuses a job type, priority or resume of another type with E_INVALIDARG,
+    as the daemon refuses the same body, and leaves no job. True made an UPLOAD job or a HIGH
+    one; resume="no" resumed (a job with files started; one without was BG_E_EMPTY)."""
+    async with make_engine() as engine:
+        with pytest.raises(bitsd.InvalidArgumentError) as info:
+            await call(engine)
+        assert info.value.hresult == codes.E_INVALIDARG
+        assert await engine.jobs() == []
+        assert engine._store.load().jobs == []
+
+
+# -- the value alone before the job ------------------------------------------------------------
+
+
+async def test_a_value_of_the_wrong_type_is_refused_before_the_job_refuses_the_setter(
+    make_engine: EngineFactory, dest: Path
+) -> None:
+    """A value is checked alone first, then against the job, as the daemon checks a body
+    before it calls a setter: a bad value on an upload job, after the first Resume or on a job
+    that is not on-demand gets the value's code. They got the job's code (download jobs only,
+    read-only after Resume, no random access)."""
+    source = dest / "up"
+    source.write_bytes(b"x")
+    async with make_engine() as engine:
+        upload = await engine.create_job("upload", JobType.UPLOAD)
+        await refused(engine, upload, upload.set_dynamic_content("no"), codes.E_INVALIDARG)  # type: ignore[arg-type]
+        await refused(engine, upload, upload.set_http_method("BAD METHOD"), codes.E_INVALIDARG)
+        job = await engine.create_job("resumed")
+        await job.add_file("http://127.0.0.1:9/a", str(dest / "a"))
+        await job.resume()
+        await job.suspend()
+        size = job.set_maximum_download_size(0)
+        await refused(engine, job, size, codes.BG_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE)
+        await refused(engine, job, job.set_on_demand(1), codes.E_INVALIDARG)  # type: ignore[arg-type]
+        ranges = job.request_file_ranges(0, [(1.5, 2)])  # type: ignore[list-item]
+        await refused(engine, job, ranges, codes.E_INVALIDARG)
+        await refused(engine, job, job.update_download_position(0, -1), codes.E_INVALIDARG)
+        await refused(engine, job, job.update_download_position(True, 0), codes.E_INVALIDARG)
+        # The job's own refusals, for values that are fine.
+        with pytest.raises(bitsd.ReadOnlyPropertyError):
+            await job.set_maximum_download_size(10)
+        with pytest.raises(bitsd.BitsError) as info:
+            await job.request_file_ranges(0, [(0, 2)])
+        assert info.value.hresult == codes.BG_E_RANDOM_ACCESS_NOT_SUPPORTED
+
+
+async def test_ranges_of_the_wrong_type_are_refused_before_the_job_refuses_ranges(
+    make_engine: EngineFactory, dest: Path
+) -> None:
+    """add_file_with_ranges with ranges that are no pairs of integers is E_INVALIDARG on a
+    dynamic-content job and on an upload job too, as the daemon answers the same body; it was
+    BG_E_UNSUPPORTED_JOB_CONFIGURATION and E_NOTIMPL."""
+    source = dest / "up"
+    source.write_bytes(b"x")
+    async with make_engine() as engine:
+        dynamic = await engine.create_job("dynamic")
+        await dynamic.set_dynamic_content(True)
+        call = dynamic.add_file_with_ranges("http://h/a", str(dest / "a"), [("0", 1)])  # type: ignore[list-item]
+        await refused(engine, dynamic, call, codes.E_INVALIDARG)
+        upload = await engine.create_job("upload", JobType.UPLOAD)
+        call = upload.add_file_with_ranges("http://h/a", str(source), 5)  # type: ignore[arg-type]
+        await refused(engine, upload, call, codes.E_INVALIDARG)
+
+
+HUGE = 10**5000  # Python writes no int of over 4,300 digits in decimal (ValueError)
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        pytest.param(lambda j, d: j.set_priority(HUGE), codes.E_NOTIMPL, id="priority"),
+        pytest.param(lambda j, d: j.set_proxy_settings(HUGE), codes.E_NOTIMPL, id="proxy usage"),
+        pytest.param(
+            lambda j, d: j.set_credentials(HUGE, AuthScheme.BASIC, "u", "p"),
+            codes.BG_E_INVALID_AUTH_TARGET,
+            id="auth target",
+        ),
+        pytest.param(
+            lambda j, d: j.add_file_with_ranges("http://h/r", str(d / "r"), [(HUGE, 1)]),
+            codes.E_INVALIDARG,
+            id="range",
+        ),
+        pytest.param(lambda j, d: j.get_file_ranges(HUGE), codes.E_INVALIDARG, id="file index"),
+        pytest.param(
+            lambda j, d: j.update_download_position(0, HUGE),
+            codes.BG_E_INVALID_RANGE,
+            id="download position",
+        ),
+        pytest.param(
+            lambda j, d: j.request_file_ranges(0, [(HUGE, 1)]),
+            codes.BG_E_INVALID_RANGE,
+            id="requested range",
+        ),
+    ],
+)
+async def test_an_int_too_long_to_write_is_refused_with_the_values_code(
+    make_engine: EngineFactory, dest: Path, call: JobCall, code: int
+) -> None:
+    """An int of over 4,300 digits is refused like any other value out of range; each was a
+    ValueError raised while the refusal's message was written (``repr`` or ``str`` of it).
+    Messages show such a number by its size."""
+    async with make_engine() as engine:
+        job = await engine.create_job("huge")
+        await job.set_on_demand(True)
+        await job.add_file("http://h/f", str(dest / "f"))
+        with pytest.raises(bitsd.BitsError) as info:
+            await call(job, dest)
+        assert info.value.hresult == code
+        assert "digits" not in str(info.value)

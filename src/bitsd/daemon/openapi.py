@@ -17,6 +17,7 @@ from typing import Any
 
 import bitsd
 from bitsd import codes
+from bitsd._args import NOTIFY_FLAGS_MASK
 from bitsd._enums import (
     AuthScheme,
     AuthTarget,
@@ -75,6 +76,14 @@ def _name_or_number(kind: type[Any], what: str) -> JSON:
             {"type": "integer", "enum": [int(member) for member in kind]},
         ]
     }
+
+
+# A priority: another number is 501 E_NOTIMPL (SetPriority's answer), another name 400.
+_PRIORITY: JSON = {
+    **_name_or_number(Priority, "priority"),
+    "description": "a priority name (any case) or number; a number that is no priority is 501 "
+    "E_NOTIMPL, as SetPriority answers it",
+}
 
 
 def _answer(schema: JSON, description: str) -> JSON:
@@ -343,7 +352,7 @@ _SCHEMAS: JSON = {
                     ),
                     "description": "added as AddFileSet adds them",
                 },
-                "priority": _name_or_number(Priority, "priority"),
+                "priority": _PRIORITY,
                 "resume": {
                     "type": "boolean",
                     "default": False,
@@ -362,7 +371,7 @@ _SCHEMAS: JSON = {
             {
                 "display_name": {"type": "string", "maxLength": MAX_DISPLAY_NAME_LENGTH},
                 "description": {"type": "string", "maxLength": MAX_DESCRIPTION_LENGTH},
-                "priority": _name_or_number(Priority, "priority"),
+                "priority": _PRIORITY,
                 "minimum_retry_delay": {**_SECONDS, "description": "seconds; under 5 become 5"},
                 "no_progress_timeout": _SECONDS,
                 "maximum_download_time": {**_SECONDS, "description": "seconds; 0: no limit"},
@@ -371,7 +380,13 @@ _SCHEMAS: JSON = {
                     "type": "boolean",
                     "description": "only before Resume; download jobs of http(s) files",
                 },
-                "notify_flags": {"type": "integer", "minimum": 0, "maximum": 0x3F},
+                "notify_flags": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": NOTIFY_FLAGS_MASK,
+                    "description": "BG_NOTIFY_* bits; other bits are 501 E_NOTIMPL, as "
+                    "SetNotifyFlags answers them",
+                },
                 "notify_cmd_line": _ref("NotifyCmdLine"),
                 "maximum_download_size": _nullable(
                     {

@@ -13,8 +13,11 @@ Rules:
 - Credentials are only passed on: nothing here logs, returns or keeps them.
 - Query parameters are checked the same way (:func:`page_params`, :func:`wait_params`,
   :func:`brief_view`).
-- Every mistake is an InvalidArgumentError naming the field (400), or BG_E_STRING_TOO_LONG for a
-  string over its limit, as the engine reports it.
+- Every mistake is an InvalidArgumentError naming the field (400), or the code the engine gives
+  the value: BG_E_STRING_TOO_LONG for a string over its limit; E_NOTIMPL (501) for a number BITS
+  does not define as a priority, notify flags, security flags or a proxy usage (BITS's answer,
+  ``bitsd._args`` and ``bitsd._httpopts``), where a value of another type, or a name that is
+  no member's, is E_INVALIDARG.
 - A body is JSON (:func:`json_body`) whose strings are Unicode text: a lone surrogate
   (``"\\ud800"``, or its bytes in a body Python's decoder takes with ``surrogatepass``) can be
   neither stored nor sent, so it is refused there, for every route, naming where it is.
@@ -34,6 +37,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bitsd import codes
+from bitsd._args import check_notify_flags, check_priority, is_int
 from bitsd._engine import FileDetails
 from bitsd._enums import AuthScheme, AuthTarget, JobState, JobType, Priority, ProxyUsage
 from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError
@@ -102,9 +106,6 @@ PAGE_LIMIT_MAX = 10_000
 # timeout is capped: a client waiting longer asks again).
 WAIT_TIMEOUT_DEFAULT = 30.0
 WAIT_TIMEOUT_MAX = 60.0
-
-# The notify flags BITS defines (BG_NOTIFY_JOB_TRANSFERRED .. BG_NOTIFY_FILE_RANGES_TRANSFERRED).
-_NOTIFY_FLAGS_MASK = 0x3F
 
 
 async def job_to_json(job: Job) -> JSON:
@@ -247,7 +248,7 @@ def new_job(body: object) -> NewJob:
         name,
         job_type,
         files,
-        None if priority is None else enum_from_json(Priority, priority, "priority"),
+        None if priority is None else _priority_value(priority),
         _flag("resume", fields.get("resume", False)),
     )
 
@@ -522,7 +523,7 @@ def _check_conflicts(fields: Mapping[str, Any], current: JobSnapshot, *, ranged:
             hresult=codes.BG_E_NOT_SUPPORTED_WITH_CUSTOM_HTTP_METHOD,
         )
     if "priority" in fields:
-        priority = enum_from_json(Priority, fields["priority"], "priority")
+        priority = _priority_value(fields["priority"])
         if priority is not Priority.FOREGROUND:
             raise BitsError(
                 "a job with a custom HTTP method stays FOREGROUND",
@@ -544,7 +545,16 @@ def _description(value: object) -> Change:
 
 
 def _priority(value: object) -> Change:
-    return functools.partial(Job.set_priority, priority=enum_from_json(Priority, value, "priority"))
+    return functools.partial(Job.set_priority, priority=_priority_value(value))
+
+
+def _priority_value(value: object) -> Priority:
+    """A priority from its name (any case) or its number. A number that is no priority is
+    E_NOTIMPL, as SetPriority answers it (``bitsd._args.check_priority``); anything else that
+    is no priority's name is E_INVALIDARG."""
+    if is_int(value):
+        return check_priority(value)
+    return enum_from_json(Priority, value, "priority")
 
 
 def _minimum_retry_delay(value: object) -> Change:
@@ -580,11 +590,10 @@ def _on_demand(value: object) -> Change:
 
 
 def _notify_flags(value: object) -> Change:
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not is_int(value):
         raise InvalidArgumentError(f"notify_flags must be an integer, not {_kind(value)}")
-    if value < 0 or value & ~_NOTIFY_FLAGS_MASK:
-        raise InvalidArgumentError(f"notify_flags 0x{value:X} has bits BITS does not define")
-    return functools.partial(Job.set_notify_flags, flags=value)
+    # Bits BITS does not define: E_NOTIMPL, as SetNotifyFlags answers them.
+    return functools.partial(Job.set_notify_flags, flags=check_notify_flags(value))
 
 
 def _notify_cmd_line(value: object) -> Change:
