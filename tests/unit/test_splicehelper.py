@@ -5,10 +5,11 @@ silent server is a TimeoutError after the bytes before it are reported; a failed
 LOCAL_FILE error of ``classify``; the helper stays within its window of the sink (and within a
 throttled sink's piece); a pour that ends in the parent leaves no descriptor with the helper (a
 helper that does not answer its cancel is killed); a helper that dies fails its pours and the
-next pour starts another; a helper that cannot start leaves the body to the caller, as does one that never says HELLO or died three times; the helper
-ignores the signals of the daemon's process group, dies with its parent and ``close`` reaps it;
-pours run side by side on one helper; messages that find the helper's control socket full wait
-for room, all of them, and fail if the helper dies meanwhile."""
+next pour starts another; a helper that cannot start leaves the body to the caller, as does
+one that never says HELLO or died three times; the helper ignores the signals of the daemon's
+process group, dies with its parent and ``close`` reaps it; pours run side by side on one
+helper; messages that find the helper's control socket full wait for room, all of them, and
+fail if the helper dies meanwhile."""
 
 from __future__ import annotations
 
