@@ -74,7 +74,7 @@ def check_custom_headers(value: str | None) -> str | None:
     """Validate SetCustomHeaders' argument; returns None for "no headers"."""
     if value is None or value == "":
         return None
-    check_text("custom headers", value)
+    check_text("custom headers", value, secret=True)
     if len(value) + 1 > MAX_CUSTOM_HEADERS_LENGTH:
         raise InvalidArgumentError(
             f"custom headers have {len(value)} characters; at most {MAX_CUSTOM_HEADERS_LENGTH - 1}",
@@ -100,12 +100,15 @@ def parse_custom_headers(value: str) -> list[tuple[str, str]]:
         InvalidArgumentError: a line without a colon, a bad name, or CR/LF/NUL in a line.
     """
     pairs: list[tuple[str, str]] = []
-    for line in value.removesuffix("\r\n").split("\r\n"):
+    for number, line in enumerate(value.removesuffix("\r\n").split("\r\n"), 1):
         if any(ch in line for ch in "\r\n\x00"):
             raise InvalidArgumentError("a custom header contains CR, LF or NUL")
         name, sep, text = line.partition(":")
         if not sep or not _TOKEN.match(name):
-            raise InvalidArgumentError(f"not a header line: {line!r}")
+            # Not quoted: custom headers may carry credentials (an Authorization value).
+            raise InvalidArgumentError(
+                f"custom header line {number} is not a header line (NAME: value)"
+            )
         pairs.append((name, text.strip()))
     return pairs
 
@@ -199,7 +202,7 @@ def check_credentials(
     if auth_scheme is AuthScheme.PASSPORT:
         raise NotSupportedError("Passport authentication is not supported")
     user_name = "" if user_name is None else check_text("user name", user_name)
-    password = "" if password is None else check_text("password", password)
+    password = "" if password is None else check_text("password", password, secret=True)
     if len(user_name) > MAX_USER_NAME_LENGTH:
         raise BitsError("the user name is too long", hresult=codes.BG_E_USERNAME_TOO_LARGE)
     if len(password) > MAX_PASSWORD_LENGTH:

@@ -27,8 +27,10 @@ def is_utf8(text: str) -> bool:
     return True
 
 
-def check_text(what: str, value: object) -> str:
-    """``value`` if it is a ``str`` of UTF-8 text.
+def check_text(what: str, value: object, *, secret: bool = False) -> str:
+    """``value`` if it is a ``str`` of UTF-8 text. The error quotes the text unless it is
+    ``secret`` (a password, custom headers that may carry credentials: an error message goes
+    to the caller, the daemon's answers and logs).
 
     Raises:
         InvalidArgumentError: not a ``str``, or a lone surrogate in it (E_INVALIDARG).
@@ -36,7 +38,8 @@ def check_text(what: str, value: object) -> str:
     if not isinstance(value, str):
         raise InvalidArgumentError(f"the {what} must be a string, not {type(value).__name__}")
     if not is_utf8(value):
+        quoted = "" if secret else f": {value!r}"
         raise InvalidArgumentError(
-            f"the {what} is not UTF-8 text (it holds a lone surrogate): {value!r}"
+            f"the {what} is not UTF-8 text (it holds a lone surrogate){quoted}"
         )
     return value

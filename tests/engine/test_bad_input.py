@@ -77,6 +77,39 @@ async def test_text_that_is_not_utf8_is_invalid_argument(
         await job.set_display_name("still usable")
 
 
+SECRET = "s3cret-T0ken"  # noqa: S105 - a value the test looks for, not a credential
+SECRETS_REFUSED: list[tuple[str, JobCall]] = [
+    (
+        "password not UTF-8",
+        lambda j, d: j.set_credentials(
+            AuthTarget.SERVER, AuthScheme.BASIC, "user", SECRET + "\ud800"
+        ),
+    ),
+    ("custom headers not UTF-8", lambda j, d: j.set_custom_headers(f"X-Key: {SECRET}\udcff\r\n")),
+    (
+        "custom header line without a colon",
+        lambda j, d: j.set_custom_headers(f"Accept: */*\r\nAuthorization Bearer {SECRET}\r\n"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "call", [c for _, c in SECRETS_REFUSED], ids=[n for n, _ in SECRETS_REFUSED]
+)
+async def test_a_refused_secret_is_not_quoted(
+    make_engine: EngineFactory, dest: Path, call: JobCall
+) -> None:
+    """A password or custom headers (which may carry an Authorization value) that are refused
+    are not quoted in the error: its message reaches the caller, the daemon's answers and
+    logs (before, the whole value was)."""
+    async with make_engine() as engine:
+        job = await engine.create_job("secrets")
+        with pytest.raises(bitsd.InvalidArgumentError) as info:
+            await call(job, dest)
+        assert SECRET not in str(info.value)
+        assert SECRET not in repr(info.value)
+
+
 async def test_a_display_name_that_is_not_utf8_creates_no_job(make_engine: EngineFactory) -> None:
     """create_job("\\ud800") is E_INVALIDARG and creates nothing (it was a UnicodeEncodeError
     from the store)."""
