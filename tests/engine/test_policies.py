@@ -188,15 +188,17 @@ async def test_reconfigure_blocks_and_releases_a_running_job(
     assert (dest / "s").read_bytes() == data
 
 
-@pytest.mark.parametrize("transport", ["raw", "raw-tls", "aiohttp"], indirect=True)
+@pytest.mark.parametrize("transport", ["raw", "raw-inloop", "raw-tls", "aiohttp"], indirect=True)
 async def test_per_job_limit_holds_the_job_back_until_time_passes(
-    server: FaultServer, make_engine: EngineFactory, clock: FakeClock, dest: Path
+    server: FaultServer, make_engine: EngineFactory, clock: FakeClock, dest: Path, transport: str
 ) -> None:
     """A job with ``set_bandwidth_limit`` moves only a small piece while the fake clock stands
     still (its bucket waits on the clock), and finishes as the clock moves; a FOREGROUND job
     with a limit is throttled too (the per-job limit is the caller's own). On every transport:
-    bitsd's own client writes through the sink's descriptor in pieces the bucket allows."""
-    data = body(128 * 1024)
+    bitsd's own client writes through the sink's descriptor in pieces the bucket allows, and
+    the splice helper (a body of ``HELPER_MIN`` bytes or more, "raw") moves only what the
+    bucket granted."""
+    data = body(400 * 1024)  # what follows the head's read is over HELPER_MIN
     server.add("/j", data)
     async with make_engine(background_courtesy=False) as engine:
         job = await engine.create_job("slow")
@@ -213,6 +215,7 @@ async def test_per_job_limit_holds_the_job_back_until_time_passes(
                 await advance(clock, 0.25)
                 await asyncio.sleep(0.005)
         await job.complete()
+        assert (engine._splice_helper.pid is not None) is (transport == "raw")
     assert (dest / "j").read_bytes() == data
 
 
