@@ -292,6 +292,18 @@ async def _whole_pour(
     return left, data, connection
 
 
+async def _a_new_helper_works(
+    helper: SpliceHelper, net: _Net, make_sink: MakeSink, gone: int
+) -> None:
+    """The next pour, after the helper ``gone`` ended, starts a new helper and moves its body
+    exactly."""
+    later = make_sink("later")
+    left, data, _ = await _whole_pour(helper, net, later, 512 * KiB)
+    assert left == 0
+    assert later.content() == data
+    assert helper.pid not in (None, gone)
+
+
 async def test_a_body_moves_exactly_at_the_files_position_reported_every_chunk(
     helper: SpliceHelper, net: _Net, make_sink: MakeSink
 ) -> None:
@@ -486,11 +498,7 @@ async def test_a_helper_that_does_not_answer_a_cancel_is_killed(
         await asyncio.wait_for(pour, PATIENCE)
     assert _reaped(pid)
     assert helper.pid is None
-    later = make_sink("later")
-    left, data, _ = await _whole_pour(helper, net, later, 300 * KiB)
-    assert left == 0
-    assert later.content() == data
-    assert helper.pid not in (None, pid)
+    await _a_new_helper_works(helper, net, make_sink, pid)
 
 
 async def test_a_killed_helper_fails_its_pour_and_the_next_pour_starts_another(
@@ -508,11 +516,7 @@ async def test_a_killed_helper_fails_its_pour_and_the_next_pour_starts_another(
         await asyncio.wait_for(pour, PATIENCE)
     assert _reaped(first)  # reaped: no zombie left
 
-    later = make_sink("later")
-    left, data, _ = await _whole_pour(helper, net, later, 512 * KiB)
-    assert left == 0
-    assert later.content() == data
-    assert helper.pid not in (None, first)
+    await _a_new_helper_works(helper, net, make_sink, first)
 
 
 async def test_a_helper_that_cannot_start_leaves_the_body_to_the_caller(

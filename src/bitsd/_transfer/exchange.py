@@ -49,7 +49,7 @@ from bitsd._transfer.base import FileRequest, HttpOptions, RedirectSink, Sink
 from bitsd._transfer.tls import TlsContexts, TlsSettings, TlsSetupError
 from bitsd._urls import http_url_problem
 
-__all__ = ["Exchanger", "conversation"]
+__all__ = ["Exchanger", "conversation", "request_timeouts"]
 
 # Option errors classified by classify.from_option_error.
 _OPTION_ERRORS = (
@@ -103,6 +103,14 @@ class _Sent:
     response: aiohttp.ClientResponse | None
     candidate: proxy.Candidate
     proxy_refusal: aiohttp.ClientHttpProxyError | None = None
+
+
+def request_timeouts(connect_timeout: float, read_timeout: float) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts of one request: ``connect_timeout`` to connect, ``read_timeout`` for
+    each read; no bound on the whole request (a large body takes as long as it takes)."""
+    return aiohttp.ClientTimeout(
+        total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
+    )
 
 
 class Exchanger:

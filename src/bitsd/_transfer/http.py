@@ -22,7 +22,7 @@ from bitsd._errors import TransferError
 from bitsd._ranges import Ranges, local_size, locate, resolve
 from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest, Sink
-from bitsd._transfer.exchange import Exchanger, conversation
+from bitsd._transfer.exchange import Exchanger, conversation, request_timeouts
 from bitsd._transfer.resume import (
     MAX_RESTARTS,
     Answer,
@@ -81,9 +81,7 @@ class HttpTransport:
     def retune(self, *, chunk_size: int, connect_timeout: float, read_timeout: float) -> None:
         """Use new settings (the engine's were reconfigured) from the next request on."""
         self._chunk = chunk_size
-        self._exchanger.timeout = aiohttp.ClientTimeout(
-            total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
-        )
+        self._exchanger.timeout = request_timeouts(connect_timeout, read_timeout)
 
     async def fetch(self, request: FileRequest, sink: Sink) -> None:
         try:

@@ -58,7 +58,7 @@ from bitsd._clock import Clock
 from bitsd._errors import TransferError
 from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest, HttpOptions
-from bitsd._transfer.exchange import Exchanger, conversation
+from bitsd._transfer.exchange import Exchanger, conversation, request_timeouts
 from bitsd._transfer.tls import TlsContexts
 from bitsd._urls import http_url_problem
 
@@ -307,14 +307,9 @@ class UploadClient:
     def retune(self, *, chunk_size: int, connect_timeout: float, read_timeout: float) -> None:
         """Use new settings (the engine's were reconfigured) from the next request on."""
         self._chunk = chunk_size
-        self._exchanger.timeout = aiohttp.ClientTimeout(
-            total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
-        )
-        self._application_exchanger.timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=None,
-            sock_connect=connect_timeout,
-            sock_read=max(read_timeout, APPLICATION_TIMEOUT),
+        self._exchanger.timeout = request_timeouts(connect_timeout, read_timeout)
+        self._application_exchanger.timeout = request_timeouts(
+            connect_timeout, max(read_timeout, APPLICATION_TIMEOUT)
         )
 
     def begin(
