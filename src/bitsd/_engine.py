@@ -943,6 +943,8 @@ class Engine:
         pairs = file_pairs(files)
         if ranges is not None:  # their type first, as the daemon checks a body's
             ranges = range_pairs(ranges)
+        if sha256 is not None and not isinstance(sha256, str):  # the type first, too
+            raise InvalidArgumentError(f"the SHA-256 must be a string, not {shown(sha256)}")
         if is_upload(job):
             await self._uploads.add_files(job_id, pairs, sha256=sha256, ranges=ranges)
             return
@@ -1155,10 +1157,10 @@ class Engine:
 
     async def _replace_remote_prefix(self, job_id: str, old: str, new: str) -> int:
         job = self._live(job_id)
+        if not isinstance(old, str) or not isinstance(new, str):  # the values first
+            raise InvalidArgumentError("both prefixes must be strings")
         if is_upload(job):
             raise NotSupportedError("an upload job's remote name has no prefix to replace")
-        if not isinstance(old, str) or not isinstance(new, str):
-            raise InvalidArgumentError("both prefixes must be strings")
         if not old or not new:
             raise InvalidArgumentError("both prefixes must be non-empty")
         changed: list[FileRecord] = []

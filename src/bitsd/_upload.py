@@ -254,6 +254,8 @@ class Uploads:
         """SetReplyFileName."""
         engine = self._engine
         job = engine._live(job_id)
+        if path is not None and not isinstance(path, str):  # the value first, as the daemon
+            raise InvalidArgumentError("the reply file name must be a string or None")
         _reply_job(job)
         if job.reply_bytes_total is not None:
             raise InvalidStateError("the reply is being or has been downloaded; its name stays")
@@ -263,8 +265,6 @@ class Uploads:
             if job.ever_resumed and files:
                 name = default_reply_file_name(files[0].local_name, job_id)
         else:
-            if not isinstance(path, str):
-                raise InvalidArgumentError("the reply file name must be a string or None")
             name = check_local_name(path)
             if files and _same_path(name, files[0].local_name):
                 raise InvalidArgumentError("the reply file cannot be the file to upload")

@@ -584,6 +584,31 @@ async def test_ranges_of_the_wrong_type_are_refused_before_the_job_refuses_range
         await refused(engine, upload, call, codes.E_INVALIDARG)
 
 
+async def test_arguments_of_the_wrong_type_are_refused_before_the_job_kind_refuses_them(
+    make_engine: EngineFactory, dest: Path
+) -> None:
+    """A SHA-256, a remote prefix or a reply file name that is not a string is E_INVALIDARG on
+    jobs of a kind that takes no such thing too (an upload job, a download job's reply), as
+    the daemon answers the same body; they got the kind's E_NOTIMPL."""
+    source = dest / "up"
+    source.write_bytes(b"x")
+    async with make_engine() as engine:
+        upload = await engine.create_job("upload", JobType.UPLOAD)
+        call = upload.add_file("http://h/a", str(source), sha256=5)  # type: ignore[arg-type]
+        await refused(engine, upload, call, codes.E_INVALIDARG)
+        await upload.add_file("http://h/a", str(source))
+        call = upload.replace_remote_prefix(5, "http://x/")  # type: ignore[arg-type]
+        await refused(engine, upload, call, codes.E_INVALIDARG)
+        download = await engine.create_job("download")
+        call = download.set_reply_file_name(5)  # type: ignore[arg-type]
+        await refused(engine, download, call, codes.E_INVALIDARG)
+        # The kind's own refusals, for values that are fine.
+        with pytest.raises(bitsd.NotSupportedError):
+            await download.set_reply_file_name(str(dest / "reply"))
+        with pytest.raises(bitsd.NotSupportedError):
+            await upload.replace_remote_prefix("http://h/", "http://x/")
+
+
 HUGE = 10**5000  # Python writes no int of over 4,300 digits in decimal (ValueError)
 
 
