@@ -594,14 +594,14 @@ async def test_arguments_of_the_wrong_type_are_refused_before_the_job_kind_refus
     source.write_bytes(b"x")
     async with make_engine() as engine:
         upload = await engine.create_job("upload", JobType.UPLOAD)
-        call = upload.add_file("http://h/a", str(source), sha256=5)  # type: ignore[arg-type]
-        await refused(engine, upload, call, codes.E_INVALIDARG)
+        add = upload.add_file("http://h/a", str(source), sha256=5)  # type: ignore[arg-type]
+        await refused(engine, upload, add, codes.E_INVALIDARG)
         await upload.add_file("http://h/a", str(source))
-        call = upload.replace_remote_prefix(5, "http://x/")  # type: ignore[arg-type]
-        await refused(engine, upload, call, codes.E_INVALIDARG)
+        replace = upload.replace_remote_prefix(5, "http://x/")  # type: ignore[arg-type]
+        await refused(engine, upload, replace, codes.E_INVALIDARG)
         download = await engine.create_job("download")
-        call = download.set_reply_file_name(5)  # type: ignore[arg-type]
-        await refused(engine, download, call, codes.E_INVALIDARG)
+        reply = download.set_reply_file_name(5)  # type: ignore[arg-type]
+        await refused(engine, download, reply, codes.E_INVALIDARG)
         # The kind's own refusals, for values that are fine.
         with pytest.raises(bitsd.NotSupportedError):
             await download.set_reply_file_name(str(dest / "reply"))
