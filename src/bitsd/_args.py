@@ -32,6 +32,7 @@ from bitsd import codes
 from bitsd._enums import JobState, JobType, NotifyFlags, Priority
 from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError, shown
 from bitsd._policy import MAX_BYTE_COUNT
+from bitsd._records import FileInfo
 
 __all__ = [
     "MAX_TRANSFER_POLICY",
@@ -39,6 +40,7 @@ __all__ = [
     "check_bandwidth_limit",
     "check_bool",
     "check_download_position",
+    "check_file_ref",
     "check_job_type",
     "check_maximum_download_size",
     "check_notify_flags",
@@ -190,6 +192,17 @@ def check_download_position(value: object) -> int:
     if not is_int(value) or value < 0:
         raise InvalidArgumentError(f"invalid download position {shown(value)}")
     return int(value)
+
+
+def check_file_ref(file: object) -> None:
+    """A file argument as a value alone: an index (an integer; a bool is none) or a FileInfo
+    (whether the job has that file is the job's to say).
+
+    Raises:
+        InvalidArgumentError: anything else.
+    """
+    if not is_int(file) and not isinstance(file, FileInfo):
+        raise InvalidArgumentError(f"the job has no file number {shown(file)}")
 
 
 def file_pairs(files: object) -> list[tuple[str, str]]:

@@ -69,6 +69,7 @@ from bitsd._args import (
     check_bandwidth_limit,
     check_bool,
     check_download_position,
+    check_file_ref,
     check_job_type,
     check_maximum_download_size,
     check_notify_flags,
@@ -495,8 +496,9 @@ class Manager:
 
 
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
-# A file index no job has (the engine refuses all of them alike): what larger ones are sent as.
-_NO_FILE_INDEX: Final = MAX_BYTE_COUNT + 1
+# A file index or download position beyond any file (the engine refuses all of them alike):
+# what larger ones are sent as.
+_BEYOND_ANY_FILE: Final = MAX_BYTE_COUNT + 1
 
 
 def _json_bytes(value: object) -> bytes:
@@ -733,7 +735,7 @@ class RemoteJob:
         Args:
             file: the file's index in the job or its FileInfo.
         """
-        _check_file(file)
+        check_file_ref(file)
         items = await self._file_list()
         ranges = items[_file_index(items, file)].get("ranges") or []
         return [(int(offset), int(length)) for offset, length in ranges]
@@ -766,7 +768,7 @@ class RemoteJob:
 
     async def get_validation_state(self, file: int | FileInfo) -> bool:
         """Whether ``set_validation_state(file, True)`` was called."""
-        _check_file(file)
+        check_file_ref(file)
         items = await self._file_list()
         return bool(items[_file_index(items, file)].get("validated"))
 
@@ -783,7 +785,7 @@ class RemoteJob:
     async def get_filled_file_ranges(self, file: int | FileInfo) -> list[tuple[int, int]]:
         """The (offset, length) ranges of a file held in its temporary file, merged and by
         offset (IBackgroundCopyFile6::GetFilledFileRanges), as ``bitsd.aio.Job`` answers."""
-        _check_file(file)
+        check_file_ref(file)
         items = await self._file_list()
         filled = items[_file_index(items, file)].get("filled_ranges")
         if filled is None:
@@ -798,7 +800,7 @@ class RemoteJob:
         (IBackgroundCopyFile6::UpdateDownloadPosition), as ``bitsd.aio.Job`` does."""
         # Beyond any file, every offset is refused alike: sent as the first of them (JSON
         # cannot carry an int of over 4,300 digits).
-        position = min(check_download_position(offset), MAX_BYTE_COUNT + 1)
+        position = _clamped(check_download_position(offset), _BEYOND_ANY_FILE)
         index = await self._index_of(file)
         await self._change("PUT", f"/files/{index}/download-position", json={"offset": position})
 
@@ -809,11 +811,11 @@ class RemoteJob:
         Raises:
             InvalidArgumentError: neither an index nor a FileInfo (no request is sent).
         """
-        _check_file(file)
+        check_file_ref(file)
         if is_int(file):
             # Numbers outside any job's files are all refused alike: those too long for a path
             # are sent as the nearest of them.
-            return min(max(file, -1), _NO_FILE_INDEX)
+            return _clamped(file, _BEYOND_ANY_FILE)
         return _file_index(await self._file_list(), file)
 
     async def add_file_set(self, files: Iterable[tuple[str, str]]) -> None:
@@ -1326,13 +1328,6 @@ async def _ended_reply_data(ended: _Ended, reply: Mapping[str, Any]) -> bytes:
         ) from exc
 
 
-def _check_file(file: object) -> None:
-    """Refuse, before any request, what is neither a file index nor a FileInfo, as the engine
-    does (E_INVALIDARG; a bool is no index)."""
-    if not is_int(file) and not isinstance(file, FileInfo):
-        raise InvalidArgumentError(f"the job has no file number {shown(file)}")
-
-
 def _file_index(items: list[Mapping[str, Any]], file: int | FileInfo) -> int:
     """The index of ``file`` (an index or a FileInfo, matched by local name) among the listed
     files, checked as the engine checks it (InvalidArgumentError)."""
@@ -1351,11 +1346,17 @@ def _ranges_json(ranges: Iterable[tuple[int, int]]) -> list[list[int]]:
     (``bitsd._ranges.range_pairs``). Every number below 0 or above LENGTH_TO_EOF is refused
     alike by the engine's checks of the values; those JSON cannot carry (over 4,300 digits)
     are sent as -1 or LENGTH_TO_EOF + 1."""
-    return [[_clamped(offset), _clamped(length)] for offset, length in range_pairs(ranges)]
+    beyond = codes.LENGTH_TO_EOF + 1
+    return [
+        [_clamped(offset, beyond), _clamped(length, beyond)]
+        for offset, length in range_pairs(ranges)
+    ]
 
 
-def _clamped(number: int) -> int:
-    return min(max(number, -1), codes.LENGTH_TO_EOF + 1)
+def _clamped(number: int, beyond: int) -> int:
+    """``number`` within -1 .. ``beyond``: every number outside what the engine accepts is
+    refused alike, and JSON cannot carry an int of over 4,300 digits."""
+    return min(max(number, -1), beyond)
 
 
 def _hresult_of(body: Mapping[str, Any]) -> int:

@@ -37,9 +37,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from bitsd import codes
-from bitsd._args import check_download_position, is_int
+from bitsd._args import check_download_position, check_file_ref
 from bitsd._enums import ErrorContext, JobState
-from bitsd._errors import BitsError, InvalidArgumentError, TransferError, shown
+from bitsd._errors import BitsError, TransferError, shown
 from bitsd._httpopts import check_http_method
 from bitsd._intervals import EOF_END, Span, gaps, next_gap, remove, request, resolve, union
 from bitsd._model import FileRecord, JobRecord
@@ -121,8 +121,7 @@ class OnDemand:
 
     def _on_demand_file(self, job_id: str, file: int | FileInfo) -> FileRecord:
         """The file of a live on-demand download job that accepts requests."""
-        if not isinstance(file, FileInfo) and not is_int(file):  # the value alone first
-            raise InvalidArgumentError(f"the job has no file number {shown(file)}")
+        check_file_ref(file)  # the value alone first
         engine = self._engine
         job = engine._live(job_id)
         if is_upload(job) or not job.on_demand:
