@@ -136,7 +136,7 @@ from bitsd._transfer.local import LocalTransport
 from bitsd._transfer.rawhttp import RawHttpTransport, proxy_environment
 from bitsd._transfer.splicehelper import SpliceHelper
 from bitsd._transfer.tls import TlsContexts
-from bitsd._upload import Uploads, is_upload
+from bitsd._upload import Uploads, check_download_only, is_upload
 from bitsd._urls import RemoteKind, check_remote_name, remote_kind
 
 __all__ = ["STORE_FILE_NAME", "Engine", "Listener"]
@@ -895,7 +895,7 @@ class Engine:
         out: dict[str, Any] = {}
         for name, value in checked.items():
             if is_upload(job):
-                Uploads.check_property(job, name, value)
+                check_download_only(name, value)
             _check_on_demand_property(job, self._files.get(job.id, []), name, value)
             if name in _BEFORE_RESUME:
                 _before_resume(job, _BEFORE_RESUME[name])

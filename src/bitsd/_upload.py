@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from bitsd._engine import Engine
     from bitsd._policy import EngineConfig
 
-__all__ = ["CANCEL_RETRY_PERIOD", "MAX_REPLY_DATA", "Uploads"]
+__all__ = ["CANCEL_RETRY_PERIOD", "MAX_REPLY_DATA", "Uploads", "check_download_only"]
 
 log = logging.getLogger("bitsd.engine")
 
@@ -89,6 +89,18 @@ _MAX_UPLOAD_RESTARTS = 1
 def is_upload(job: JobRecord) -> bool:
     """Whether ``job`` is an upload or upload-reply job."""
     return job.type is not JobType.DOWNLOAD
+
+
+def check_download_only(name: str, value: Any) -> None:
+    """Refuse a download-only property set on an upload job, BG_E_PROPERTY_SUPPORTED_FOR_
+    DOWNLOAD_JOBS_ONLY (its default passes: off, no limit, GET). The engine's setters and the
+    daemon's check of a whole PATCH body both ask here."""
+    default = value in (None, False) or (isinstance(value, str) and value.upper() == "GET")
+    if name in _DOWNLOAD_ONLY and not default:
+        raise BitsError(
+            f"{name.replace('_', ' ')} is a property of download jobs",
+            hresult=codes.BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY,
+        )
 
 
 def default_reply_file_name(upload_file: str, job_id: str) -> str:
@@ -218,16 +230,6 @@ class Uploads:
         engine._files[job_id] = [record]
         engine._after(job, new)
         engine._emit(job_id, "files")
-
-    @staticmethod
-    def check_property(job: JobRecord, name: str, value: Any) -> None:
-        """Refuse the download-only properties on an upload job (their defaults pass)."""
-        default = value in (None, False) or (isinstance(value, str) and value.upper() == "GET")
-        if name in _DOWNLOAD_ONLY and not default:
-            raise BitsError(
-                f"{name.replace('_', ' ')} is a property of download jobs",
-                hresult=codes.BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY,
-            )
 
     def before_resume(self, job_id: str) -> None:
         """Resume: the first one records the file's size and time and the reply file name."""

@@ -57,6 +57,7 @@ from bitsd._policy import (
 )
 from bitsd._records import JobSnapshot
 from bitsd._text import is_utf8
+from bitsd._upload import check_download_only
 from bitsd._wire import (
     JSON,
     enum_from_json,
@@ -474,11 +475,6 @@ async def job_changes(body: object, job: Job) -> list[Change]:
     return changes
 
 
-# The properties an upload job refuses unless they are set to their defaults (the engine's
-# Uploads.check_property): BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY.
-_DOWNLOAD_ONLY = ("on_demand", "dynamic_content", "http_method", "maximum_download_size")
-
-
 def _check_conflicts(fields: Mapping[str, Any], current: JobSnapshot, *, ranged: bool) -> None:
     """What the setters would refuse because of another field of the body or of the job: a
     download-only property on an upload job; dynamic content with files added with ranges
@@ -486,14 +482,9 @@ def _check_conflicts(fields: Mapping[str, Any], current: JobSnapshot, *, ranged:
     content, on-demand mode, or a priority other than FOREGROUND; on-demand mode with dynamic
     content. (The values are checked already.)"""
     if current.type is not JobType.DOWNLOAD:
-        for name in _DOWNLOAD_ONLY:
-            value = fields.get(name)
-            default = name == "http_method" and check_http_method(value) is None
-            if value not in (None, False) and not default:
-                raise BitsError(
-                    f"{name.replace('_', ' ')} is a property of download jobs",
-                    hresult=codes.BG_E_PROPERTY_SUPPORTED_FOR_DOWNLOAD_JOBS_ONLY,
-                )
+        for name in _CHECKS:  # in the setters' order, as they would refuse it
+            if name in fields:
+                check_download_only(name, fields[name])
     if ranged:
         raise BitsError(
             "dynamic content does not go with file ranges",
