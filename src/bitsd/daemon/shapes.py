@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bitsd import codes
-from bitsd._args import check_notify_flags, check_priority, is_int
+from bitsd._args import check_notify_flags, check_priority, is_byte_count, is_int
 from bitsd._engine import FileDetails
 from bitsd._enums import AuthScheme, AuthTarget, JobState, JobType, Priority, ProxyUsage
 from bitsd._errors import BitsError, InvalidArgumentError, NotSupportedError
@@ -693,9 +693,7 @@ def _bandwidth_limit(value: object) -> Change:
 def _positive_or_none(value: object, error: BitsError) -> int | None:
     """``value`` if it is null or a positive integer a job takes as a byte count (at most
     MAX_BYTE_COUNT); else raise ``error``."""
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_BYTE_COUNT:
+    if value is None or is_byte_count(value):
         return value
     raise error
 
