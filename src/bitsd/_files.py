@@ -61,9 +61,12 @@ def name_with_suffix(path: str, suffix: str) -> str:
     """``path`` with ``suffix`` added to its name, the name cut first (on a character boundary)
     so that the result stays within NAME_MAX."""
     folder, name = os.path.split(path)
-    room = _NAME_MAX - len(suffix.encode())
-    visible = name.encode()[:room].decode(errors="ignore")
-    return os.path.join(folder, visible + suffix)
+    return os.path.join(folder, _cut(name, _NAME_MAX - len(suffix.encode())) + suffix)
+
+
+def _cut(name: str, size: int) -> str:
+    """``name`` cut to at most ``size`` bytes of UTF-8, on a character boundary."""
+    return name.encode()[:size].decode(errors="ignore")
 
 
 def temp_name_for(local_name: str, job_id: str, index: int) -> str:
@@ -71,7 +74,7 @@ def temp_name_for(local_name: str, job_id: str, index: int) -> str:
     folder, name = os.path.split(local_name)
     # The whole job id makes the name unique per (job, index); the visible part is cut so the
     # name stays under NAME_MAX (255 bytes) whatever the local name's length.
-    visible = name.encode()[:_VISIBLE_NAME_BYTES].decode(errors="ignore")
+    visible = _cut(name, _VISIBLE_NAME_BYTES)
     return os.path.join(folder, f".{visible}.{job_id.replace('-', '')}-{index}{TEMP_SUFFIX}")
 
 
