@@ -176,8 +176,6 @@ class Notifier:
         self._modified: set[str] = set()
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
-        self.in_flight = 0
-        self.max_seen_in_flight = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -332,8 +330,6 @@ class Notifier:
         if fn is None:
             return False
         async with self._slots:
-            self.in_flight += 1
-            self.max_seen_in_flight = max(self.max_seen_in_flight, self.in_flight)
             try:
                 if inspect.iscoroutinefunction(fn):
                     result = await fn(*args)
@@ -346,8 +342,6 @@ class Notifier:
             except Exception:
                 log.warning("%s callback of job %s raised", method, args and args[0], exc_info=True)
                 return False
-            finally:
-                self.in_flight -= 1
         return _accepted(result)
 
     async def _run_cmdline(self, job_id: str, target: NotifyTarget) -> bool:
@@ -358,8 +352,6 @@ class Notifier:
             log.warning("notify parameters of job %s cannot be parsed", job_id)
             return False
         async with self._slots:
-            self.in_flight += 1
-            self.max_seen_in_flight = max(self.max_seen_in_flight, self.in_flight)
             try:
                 status = await self._runner(target.program, argv or [target.program])
             except Exception:
@@ -368,8 +360,6 @@ class Notifier:
                 # escape, the notification stayed due and was delivered again at once, forever.
                 log.warning("notify command of job %s could not run", job_id, exc_info=True)
                 return False
-            finally:
-                self.in_flight -= 1
         log.info("notify command of job %s exited with status %d", job_id, status)
         return status == 0
 
