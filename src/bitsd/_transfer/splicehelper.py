@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import array
 import asyncio
-import collections
 import contextlib
 import itertools
 import logging
@@ -88,31 +87,6 @@ class SpliceHelperError(OSError):
     """The helper process ended while it moved a body (its bytes are then unknown)."""
 
 
-class _Pour:
-    """The parent's end of one pour: the helper's messages, in order."""
-
-    __slots__ = ("inbox", "waiter")
-
-    def __init__(self) -> None:
-        self.inbox: collections.deque[_Message] = collections.deque()
-        self.waiter: asyncio.Future[None] | None = None
-
-    def put(self, message: _Message) -> None:
-        self.inbox.append(message)
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def get(self) -> _Message:
-        while not self.inbox:
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        return self.inbox.popleft()
-
-
 class SpliceHelper:
     """One helper process and the pours it serves (see the module rules).
 
@@ -126,7 +100,8 @@ class SpliceHelper:
         self._proc: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pours: dict[int, _Pour] = {}
+        # Each pour's messages from the helper, in order.
+        self._pours: dict[int, asyncio.Queue[_Message]] = {}
         self._ids = itertools.count(1)
         # Done when the control socket can take a message again: shared by every sender that
         # found it full (one writer callback per descriptor), and by the helper's end.
@@ -161,7 +136,7 @@ class SpliceHelper:
                 return None
         loop = asyncio.get_running_loop()
         pour_id = next(self._ids)
-        pour = self._pours[pour_id] = _Pour()
+        pour = self._pours[pour_id] = asyncio.Queue()
         throttle = sink if isinstance(sink, ThrottledSink) else None
         window = WINDOW_CHUNKS * chunk
         grant = _ahead(window, throttle)
@@ -202,7 +177,9 @@ class SpliceHelper:
             if leading is not None:
                 leading.lead(0)
 
-    async def _cancel(self, loop: asyncio.AbstractEventLoop, pour_id: int, pour: _Pour) -> None:
+    async def _cancel(
+        self, loop: asyncio.AbstractEventLoop, pour_id: int, pour: asyncio.Queue[_Message]
+    ) -> None:
         """Cancel a pour in the helper and wait for its last answer (see the module rules)."""
         control = self._control
         if control is None or pour_id not in self._pours:
@@ -288,7 +265,7 @@ class SpliceHelper:
                 continue
             pour = self._pours.get(pour_id)
             if pour is not None:
-                pour.put((kind, a, b))
+                pour.put_nowait((kind, a, b))
 
     def _gone(self, why: str) -> None:
         """The helper ended (or is stopped now): fail its pours, reap it."""
@@ -314,7 +291,7 @@ class SpliceHelper:
         if self._pours:
             log.warning("%s; its transfers fail and are retried", why)
         for pour in self._pours.values():
-            pour.put((FAILED, 0, 0))
+            pour.put_nowait((FAILED, 0, 0))
 
     async def _send(
         self,
