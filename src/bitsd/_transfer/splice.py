@@ -21,8 +21,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import os
 import socket
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
@@ -30,6 +28,13 @@ from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 from bitsd._deadline import Deadline
 from bitsd._transfer import classify
 from bitsd._transfer.base import Sink
+from bitsd._transfer.splicehelper_child import (
+    PIPE_SIZE,
+    SPLICE_IN,
+    FileWriteError,
+    drain,
+    new_pipe,
+)
 
 if TYPE_CHECKING:
     from bitsd._transfer.splicehelper import SpliceHelper
@@ -43,10 +48,9 @@ __all__ = [
     "write_all",
 ]
 
-# Bytes. The pipe between socket and file: one splice step moves at most this much. 1 MiB is
-# Linux's default /proc/sys/fs/pipe-max-size (what an unprivileged process may ask for); 16
-# times the default 64 KiB, so a step costs a sixteenth of the system calls.
-DEFAULT_PIPE_SIZE = 1024 * 1024
+# Bytes. The pipe between socket and file: one splice step moves at most this much (the
+# splice helper's pipes, ``splicehelper_child.PIPE_SIZE``, which says why 1 MiB).
+DEFAULT_PIPE_SIZE = PIPE_SIZE
 # Bytes. A body at most this large is read into memory instead of spliced.
 _SPLICE_MIN = 64 * 1024
 # Bytes. A body at least this large is spliced by the splice helper, when the stream has one:
@@ -54,9 +58,6 @@ _SPLICE_MIN = 64 * 1024
 HELPER_MIN = 256 * 1024
 # Bytes read from the socket at once into memory (heads, small bodies).
 _READ = 64 * 1024
-_F_SETPIPE_SZ: Final = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-_SPLICE_IN: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
-_SPLICE_OUT: Final = getattr(os, "SPLICE_F_MOVE", 1)
 # The plain socket's recv, for a peek under TLS too (an SSLSocket refuses flags).
 _peek: Final = socket.socket.recv
 
@@ -255,11 +256,8 @@ class PlainStream:
         return count
 
     async def _splice(self, sink: Sink, rest: int) -> int:
-        read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        read_end, write_end, step_max = new_pipe(self._pipe_size)
         try:
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(write_end, _F_SETPIPE_SZ, self._pipe_size)
-            step_max = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
             src, dst = self.sock.fileno(), sink.fd
             piece = sink.piece if isinstance(sink, ThrottledSink) else None
             unreported = 0
@@ -268,7 +266,7 @@ class PlainStream:
                 if piece is not None:
                     step = min(step, piece() or step)
                 try:
-                    moved = os.splice(src, write_end, step, flags=_SPLICE_IN)
+                    moved = os.splice(src, write_end, step, flags=SPLICE_IN)
                 except BlockingIOError:
                     if unreported:
                         await sink.advance(unreported)
@@ -279,7 +277,11 @@ class PlainStream:
                     moved = 0
                 if moved == 0:
                     break
-                _drain(read_end, dst, moved, sink.local_name)
+                try:
+                    drain(read_end, dst, moved)
+                except FileWriteError as exc:
+                    error = exc.error
+                    raise classify.from_local_os_error(error, local_name=sink.local_name) from error
                 rest -= moved
                 unreported += moved
                 if unreported >= self._chunk or piece is not None:
@@ -302,22 +304,6 @@ def write_all(fd: int, data: bytes | memoryview, local_name: str) -> None:
             view = view[os.write(fd, view) :]
     except OSError as exc:
         raise classify.from_local_os_error(exc, local_name=local_name) from exc
-
-
-def _drain(pipe: int, fd: int, count: int, local_name: str) -> None:
-    """Move ``count`` bytes that are in ``pipe`` to the file ``fd`` at its position."""
-    while count:
-        try:
-            count -= os.splice(pipe, fd, count, flags=_SPLICE_OUT)
-        except OSError as exc:
-            if exc.errno not in (22, 95):  # EINVAL, EOPNOTSUPP: the file cannot splice
-                raise classify.from_local_os_error(exc, local_name=local_name) from exc
-            try:
-                data = os.read(pipe, count)
-            except OSError as exc:
-                raise classify.from_local_os_error(exc, local_name=local_name) from exc
-            write_all(fd, data, local_name)
-            count -= len(data)
 
 
 def _set_done(future: asyncio.Future[None]) -> None:

@@ -53,11 +53,17 @@ __all__ = [
     "GRANT",
     "HELLO",
     "MESSAGE",
+    "PIPE_SIZE",
     "PROGRESS",
     "SOCKET_ERROR",
+    "SPLICE_IN",
+    "SPLICE_OUT",
     "START",
     "TIMED_OUT",
+    "FileWriteError",
+    "drain",
     "main",
+    "new_pipe",
 ]
 
 # kind, pour id, a, b, c, d.
@@ -77,18 +83,24 @@ TIMED_OUT: Final = 1
 SOCKET_ERROR: Final = 2
 FILE_ERROR: Final = 3
 
-# Bytes asked for each pipe (Linux's default pipe-max-size), as splice.DEFAULT_PIPE_SIZE.
-_PIPE_SIZE = 1024 * 1024
+# Bytes asked for each pipe: Linux's default /proc/sys/fs/pipe-max-size (what an unprivileged
+# process may ask for); 16 times the default 64 KiB, so a step costs a sixteenth of the
+# system calls. ``splice.PlainStream`` splices in process with the same pipes.
+PIPE_SIZE: Final = 1024 * 1024
+# splice(2) flags: from the socket (never block: the caller waits for readability), into a file.
+SPLICE_IN: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
+SPLICE_OUT: Final = getattr(os, "SPLICE_F_MOVE", 1)
 _PIPES_KEPT = 8
 _F_SETPIPE_SZ: Final = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-_SPLICE_IN: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
-_SPLICE_OUT: Final = getattr(os, "SPLICE_F_MOVE", 1)
 _PR_SET_PDEATHSIG: Final = 1
 
 
-class _FileError(Exception):
-    def __init__(self, number: int) -> None:
-        self.number = number
+class FileWriteError(Exception):
+    """Writing the file failed (:func:`drain`); ``error`` is the OSError."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Pour:
@@ -202,7 +214,7 @@ class _Helper:
         self.unwatch(pour)  # a turn starts afresh: it watches the socket again if it must wait
         pour.deadline = None
         moved_now = 0
-        pipe = self.pipes.pop() if self.pipes else _new_pipe()
+        pipe = self.pipes.pop() if self.pipes else new_pipe(PIPE_SIZE)
         try:
             while pour.rest:
                 # Up to the next chunk's end: a report holds at most a chunk, so the parent
@@ -212,7 +224,7 @@ class _Helper:
                     self.report(pour)
                     return
                 try:
-                    moved = os.splice(pour.sock, pipe[1], step, flags=_SPLICE_IN)
+                    moved = os.splice(pour.sock, pipe[1], step, flags=SPLICE_IN)
                 except BlockingIOError:
                     self.report(pour)
                     self.watch(pour)
@@ -225,10 +237,10 @@ class _Helper:
                 if moved == 0:
                     break  # the server closed the connection early
                 try:
-                    _drain(pipe[0], pour.file, moved)
-                except _FileError as exc:
+                    drain(pipe[0], pour.file, moved)
+                except FileWriteError as exc:
                     pipe = _discard(pipe)
-                    self.fail(pour, FILE_ERROR, exc.number)
+                    self.fail(pour, FILE_ERROR, exc.error.errno or 0)
                     return
                 pour.rest -= moved
                 pour.granted -= moved
@@ -285,10 +297,12 @@ class _Helper:
         self.control.send(MESSAGE.pack(message, pour_id, a, b, 0, 0))
 
 
-def _new_pipe() -> tuple[int, int, int]:
+def new_pipe(size: int) -> tuple[int, int, int]:
+    """A non-blocking pipe (read end, write end, its size): ``size`` bytes asked with
+    F_SETPIPE_SZ, what the kernel gave."""
     read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     with contextlib.suppress(OSError):
-        fcntl.fcntl(write_end, _F_SETPIPE_SZ, _PIPE_SIZE)
+        fcntl.fcntl(write_end, _F_SETPIPE_SZ, size)
     return read_end, write_end, fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
 
 
@@ -299,21 +313,26 @@ def _discard(pipe: tuple[int, int, int]) -> tuple[int, int, int]:
     return (-1, -1, 0)
 
 
-def _drain(pipe: int, fd: int, count: int) -> None:
-    """Move ``count`` bytes that are in ``pipe`` to the file ``fd`` at its position."""
+def drain(pipe: int, fd: int, count: int) -> None:
+    """Move ``count`` bytes that are in ``pipe`` to the file ``fd`` at its position; a file
+    system that cannot splice is written with ``os.write``.
+
+    Raises:
+        FileWriteError: writing the file failed.
+    """
     while count:
         try:
-            count -= os.splice(pipe, fd, count, flags=_SPLICE_OUT)
+            count -= os.splice(pipe, fd, count, flags=SPLICE_OUT)
         except OSError as exc:
             if exc.errno not in (22, 95):  # EINVAL, EOPNOTSUPP: the file cannot splice
-                raise _FileError(exc.errno or 0) from exc
+                raise FileWriteError(exc) from exc
             try:
                 data = memoryview(os.read(pipe, count))
                 count -= len(data)
                 while data:
                     data = data[os.write(fd, data) :]
             except OSError as exc2:
-                raise _FileError(exc2.errno or 0) from exc2
+                raise FileWriteError(exc2) from exc2
 
 
 def _die_with_parent(parent: int) -> None:
