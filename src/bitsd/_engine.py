@@ -63,6 +63,7 @@ from bitsd._args import (
     wait_timeout,
 )
 from bitsd._bandwidth import BandwidthManager
+from bitsd._bulkrun import BulkRun
 from bitsd._clock import Clock, SystemClock
 from bitsd._cost import CostMonitor, CostSource, NetworkManagerCost
 from bitsd._courtesy import CourtesyController, CourtesyMonitor, LinkCounter, ProcNetDev
@@ -131,6 +132,7 @@ from bitsd._state import Event, apply
 from bitsd._store import SqliteStore, Store
 from bitsd._text import check_text
 from bitsd._transfer.base import FileRequest, HttpOptions, Transport
+from bitsd._transfer.bulkfetch import Answered, Failed, Fetched, Outcome
 from bitsd._transfer.http import HttpTransport
 from bitsd._transfer.local import LocalTransport
 from bitsd._transfer.rawhttp import RawHttpTransport, proxy_environment
@@ -182,6 +184,13 @@ _FINISHING_PER_PLACE = 4
 # files commits about every 10 ms instead of every few files; a file that ends a run, or comes
 # before a failure, is reported at once.
 _PUBLISH_DELAY = 0.01
+# Files a job run needs, at least, to fetch its small files in a bulk (bulkfetch.py): a bulk
+# pays off over many files; a job of a few keeps the per-file path. bitsd's choice.
+_BULK_MIN_FILES = 16
+# Files of a bulk handed to the helper and not answered yet, at most: enough to keep its
+# connections busy between two turns of the window, few enough that a failure or a Suspend
+# stops little. bitsd's choice.
+_BULK_AHEAD = 256
 # Complete renames at most this many files on the loop when their folders are memory-backed
 # (tmpfs, ramfs: the folder's fsync waits for no device): a rename and a folder sync there cost
 # a few microseconds, the worker-thread hop ~40. More files go to the thread, so a large job's
@@ -1661,24 +1670,71 @@ class Engine:
             nudged = True
             wake()
 
+        answers: list[Answered] = []  # the bulk's handed-back connections: closed at the end
+        lent: set[int] = set()  # positions handed back with a connection the bulk counts
+
+        def start_task(position: int, answered: Answered | None = None) -> None:
+            task = asyncio.create_task(
+                self._transfer_one(
+                    job_id, pending[position], functools.partial(fetched, position), answered
+                )
+            )
+            task.add_done_callback(functools.partial(land, position))
+            tasks[position] = task
+            fetching.add(position)
+
+        # A bulk of the job's small files in the splice helper (bulkfetch.py), if the run may
+        # have one; its files answer through ``bulk_result``.
+        bulk = self._bulk_plan(job_id, pending)
+        # Files the bulk handed back (with the answer begun, or not): the per-file path's now.
+        handed: list[tuple[int, Answered | None]] = []
+        cancelled_after: int | None = None  # the bulk's files after this were stopped
+
+        def bulk_result(position: int, outcome: Outcome) -> None:
+            nonlocal nudged
+            if outcome is None or isinstance(outcome, Answered):
+                handed.append((position, outcome))
+                if outcome is not None:
+                    answers.append(outcome)
+            elif job_id in self._files:
+                self._bulk_landed(job_id, pending[position], outcome)
+                if isinstance(outcome, Fetched):
+                    record = self._files[job_id][pending[position]]
+                    finished[position] = evolve(
+                        record,
+                        bytes_total=outcome.bytes_total,
+                        validator=outcome.validator,
+                        bytes_transferred=outcome.size,
+                        completed=True,
+                    )
+                else:
+                    failed[position] = _FileFailed(outcome.error, pending[position])
+            nudged = True
+            wake()
+
         try:
             while reported < len(pending):
-                while (
-                    started < len(pending)
-                    and len(fetching) < width
-                    and len(tasks) < most
-                    and not failed
-                ):
+                for position, answered in handed:
+                    start_task(position, answered)
+                    if answered is not None:
+                        lent.add(position)
+                handed.clear()
+                handing: list[int] = []
+                while started < len(pending) and not failed:
                     position = started
-                    task = asyncio.create_task(
-                        self._transfer_one(
-                            job_id, pending[position], functools.partial(fetched, position)
-                        )
-                    )
-                    task.add_done_callback(functools.partial(land, position))
-                    tasks[position] = task
-                    fetching.add(position)
+                    if bulk is not None and bulk.takes(position):
+                        if bulk.under_way + len(handing) >= _BULK_AHEAD:
+                            break
+                        handing.append(position)
+                    elif len(fetching) < width and len(tasks) < most:
+                        start_task(position)
+                    else:
+                        break
                     started += 1
+                if handing:
+                    assert bulk is not None
+                    for position in await bulk.hand_over(handing, bulk_result):
+                        start_task(position)  # no bulk after all: the per-file path
                 run.file_index = pending[reported]
                 if not landed and not nudged:
                     waiter = loop.create_future()
@@ -1689,6 +1745,11 @@ class Engine:
                 nudged = False
                 ended = landed[:]
                 landed.clear()
+                returned = sum(1 for position in ended if position in lent)
+                if returned:
+                    assert bulk is not None
+                    lent.difference_update(ended)
+                    await bulk.release(returned)
                 for position in ended:
                     ended_task = tasks.pop(position, None)
                     if ended_task is None or ended_task.cancelled():
@@ -1704,6 +1765,9 @@ class Engine:
                     first = min(failed)
                     for position in [p for p in tasks if p > first]:
                         tasks.pop(position).cancel()
+                    if bulk is not None and cancelled_after != first:
+                        cancelled_after = first
+                        await bulk.cancel_after(first)
                 ready = reported
                 while ready in finished:
                     ready += 1
@@ -1728,27 +1792,89 @@ class Engine:
                 timer.cancel()
             for task in tasks.values():
                 task.cancel()
+            if bulk is not None:
+                await bulk.close()
             if tasks:
                 await asyncio.wait(tasks.values())
+            for answered in answers:
+                answered.close()  # one no task took (it was cancelled first)
             # The sinks left are the files that finished and were not reported (_publish
             # takes reported ones, _transfer_file failed ones): their records show all bytes
-            # held, not completed.
+            # held, not completed; so do the bulk's.
             sinks = self._sinks.pop(job_id, {})
             files = self._files.get(job_id)
             if files is not None:
                 for index, sink in sinks.items():
                     files[index] = sink.record
+                for record in finished.values():
+                    if record.index not in sinks:
+                        files[record.index] = evolve(record, completed=False)
                 if finished:
                     # Finished early, flushed, not yet their turn: keep their bytes across a
                     # restart.
                     self._store.put_files([files[r.index] for r in finished.values()])
 
+    def _bulk_plan(self, job_id: str, pending: list[int]) -> BulkRun | None:
+        """A bulk for a run of ``pending`` files of a job, if the run may have one: a job
+        fetched from its files' start with nothing special (no maximum download size, dynamic
+        content, custom method or bandwidth limit), with at least ``_BULK_MIN_FILES`` files,
+        on the engine's own HTTP client with zero copy and the splice helper; which files go
+        in it is ``BulkRun.takes``'s."""
+        job = self._jobs[job_id]
+        config = self.config
+        if (
+            len(pending) < _BULK_MIN_FILES
+            or not (config.zero_copy and config.splice_helper and self._own_session)
+            or job.maximum_download_size is not None
+            or job.dynamic_content
+            or job.http_method is not None
+            or self._bandwidth.piece(job_id) is not None
+        ):
+            return None
+        run = self._runs[job_id]
+        return BulkRun(
+            self._raw,
+            self._splice_helper,
+            self.clock,
+            lambda index: self._files[job_id][index],
+            pending,
+            run.options(job),
+            run.proxy_environment,
+            width=config.file_concurrency,
+            most=config.checkpoint_bytes,
+        )
+
+    def _bulk_landed(self, job_id: str, index: int, outcome: Fetched | Failed) -> None:
+        """Take what a bulk says of file ``index``: its bytes count as the job's progress, and
+        bytes the helper made durable before a failure are stored as the file's checkpoint."""
+        held = outcome if isinstance(outcome, Fetched) else outcome.held
+        if held is not None:
+            self._bandwidth.count(held.size)
+            self._connected(job_id)
+            self._made_progress(job_id)
+            if isinstance(outcome, Failed):
+                files = self._files.get(job_id)
+                if files is not None:
+                    self._file_changed(
+                        evolve(
+                            files[index],
+                            bytes_total=held.bytes_total,
+                            validator=held.validator,
+                            bytes_transferred=held.size,
+                        ),
+                        durable=True,
+                    )
+
     async def _transfer_one(
-        self, job_id: str, index: int, fetched: Callable[[], None]
+        self,
+        job_id: str,
+        index: int,
+        fetched: Callable[[], None],
+        answered: Answered | None = None,
     ) -> FileRecord:
         """Transfer one file; its failures come out as _FileFailed naming the file."""
         try:
-            return await self._transfer_file(job_id, self._files[job_id][index], fetched)
+            return await self._transfer_file(job_id, self._files[job_id][index], fetched, answered)
         except TransferError as err:
             raise _FileFailed(err, index) from err
         except asyncio.CancelledError:
@@ -1799,11 +1925,16 @@ class Engine:
         self._transition(job_id, Event.FATAL_FAILURE, error=error, error_count=count, retry_at=None)
 
     async def _transfer_file(
-        self, job_id: str, record: FileRecord, fetched: Callable[[], None]
+        self,
+        job_id: str,
+        record: FileRecord,
+        fetched: Callable[[], None],
+        answered: Answered | None = None,
     ) -> FileRecord:
         """Fetch one file into its temporary file; call ``fetched`` once its bytes are all
         written. Returns its record marked completed, not yet stored (``_publish`` does that
-        in order)."""
+        in order). ``answered``: the file's GET was sent by a bulk, which handed back the
+        answer begun (``bulkfetch.py``)."""
         job = self._jobs[job_id]
         run = self._runs[job_id]
         sink = FileSink(
@@ -1828,7 +1959,10 @@ class Engine:
                 ranges=record.ranges,
                 options=run.options(job),
             )
-            await self._transport_for(request, run).fetch(request, sink)
+            if answered is not None:
+                await self._raw.fetch(request, sink, answered)
+            else:
+                await self._transport_for(request, run).fetch(request, sink)
             fetched()
             done = await sink.finish()
             finished = True

@@ -82,13 +82,19 @@ def transport(request: pytest.FixtureRequest) -> str:
     plain HTTP, zero-copy: the engine's default, bodies of ``splice.HELPER_MIN`` bytes and more
     spliced by the splice helper process), "raw-inloop" (the same, with every body spliced on
     the event loop's thread: ``splice_helper=False``), "raw-tls" (the same client over HTTPS)
-    or "aiohttp" (``zero_copy=False``). Modules that pin several parametrize it indirectly."""
+    or "aiohttp" (``zero_copy=False``), or "bulk" (as "raw", with every job's plain-HTTP files
+    of at most ``checkpoint_bytes`` fetched in a bulk by the splice helper, however few:
+    ``bulkfetch.py``). Modules that pin several parametrize it indirectly."""
     return str(getattr(request, "param", "raw"))
 
 
 @pytest.fixture
-def make_engine(state_dir: Path, clock: FakeClock, transport: str) -> EngineFactory:
+def make_engine(
+    state_dir: Path, clock: FakeClock, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> EngineFactory:
     """Build engines on the same state folder and clock; keywords override the config."""
+    if transport == "bulk":
+        monkeypatch.setattr(bitsd._engine, "_BULK_MIN_FILES", 1)
 
     def factory(**overrides: Any) -> contextlib.AbstractAsyncContextManager[Engine]:
         settings: dict[str, Any] = {

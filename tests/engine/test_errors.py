@@ -20,7 +20,7 @@ from tests.servers.faulty import Fault, FaultServer
 # (zero-copy: large bodies spliced by the splice helper process, or all on the event loop's
 # thread) and over HTTPS, and aiohttp.
 pytestmark = pytest.mark.parametrize(
-    "transport", ["raw", "raw-inloop", "raw-tls", "aiohttp"], indirect=True
+    "transport", ["raw", "raw-inloop", "raw-tls", "aiohttp", "bulk"], indirect=True
 )
 
 

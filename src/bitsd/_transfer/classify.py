@@ -65,6 +65,7 @@ __all__ = [
     "MAX_RETRY_AFTER",
     "ConnectFailedError",
     "DisconnectedError",
+    "closed_before_answer",
     "from_http_status",
     "from_local_os_error",
     "from_network_exception",
@@ -100,6 +101,11 @@ class ConnectFailedError(ConnectionError):
 class DisconnectedError(ConnectionError):
     """The server closed the connection before its answer was complete; a transport without
     aiohttp raises it (BG_E_CONNECTION_CLOSED)."""
+
+
+def closed_before_answer() -> DisconnectedError:
+    """The server closed the connection before the answer's head was complete."""
+    return DisconnectedError("the server closed the connection before its answer")
 
 
 def is_transient_status(status: int) -> bool:

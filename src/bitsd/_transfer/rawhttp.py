@@ -50,7 +50,7 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final, NamedTuple, Protocol
 
 import httptools
@@ -79,7 +79,16 @@ from bitsd._transfer.tls import TlsContexts, TlsSettings, TlsSetupError
 from bitsd._transfer.tlsstream import TlsStream
 from bitsd._urls import http_url_problem
 
-__all__ = ["DEFAULT_MAX_IDLE", "RawHttpTransport", "Stream", "proxy_environment"]
+__all__ = [
+    "DEFAULT_MAX_IDLE",
+    "Answered",
+    "RawHttpTransport",
+    "Stream",
+    "answer_of",
+    "connect_failed",
+    "head_of",
+    "proxy_environment",
+]
 
 # Idle keep-alive connections kept per (host, port, SSL context). bitsd's choice: enough for the
 # file_concurrency of several jobs at once, few enough to be polite.
@@ -273,6 +282,59 @@ def _target_of(url: str) -> _Target:
     )
 
 
+def _request_bytes(
+    url: _Target, custom: Sequence[tuple[str, str]], ours: Mapping[str, str]
+) -> bytes:
+    """The GET of ``url`` with the job's ``custom`` headers and ``ours`` (which win, as on the
+    aiohttp path)."""
+    host = url.host
+    authority = f"[{host}]" if ":" in host else host
+    if url.port != _DEFAULT_PORTS[url.scheme]:
+        authority += f":{url.port}"
+    fields = {
+        "host": ("Host", authority),
+        "user-agent": ("User-Agent", _USER_AGENT),
+        "accept": ("Accept", "*/*"),
+        "accept-encoding": ("Accept-Encoding", "identity"),
+    }
+    for name, value in (*custom, *ours.items()):
+        fields[name.lower()] = (name, value)
+    return request_head("GET", url.path_qs, list(fields.values()))
+
+
+def connect_failed(host: str, port: int, failure: OSError | None) -> classify.ConnectFailedError:
+    """The error of a connection to ``host:port`` whose every address failed, the last with
+    ``failure`` (a ``TimeoutError`` if it timed out)."""
+    return classify.ConnectFailedError(
+        failure.errno if failure is not None else 0,
+        f"cannot connect to {host}:{port}: {failure}",
+    )
+
+
+class Answered:
+    """A GET a bulk sent whose answer the per-file path takes on (``bulkfetch.py``): the
+    connection, and the bytes of the answer read from it. Whoever takes the connection
+    (:meth:`take`) owns it; :meth:`close` closes it if nobody did."""
+
+    __slots__ = ("_sock", "raw")
+
+    def __init__(self, sock: socket.socket, raw: bytes) -> None:
+        self._sock: socket.socket | None = sock
+        self.raw = raw
+
+    def take(self) -> socket.socket:
+        sock = self._sock
+        if sock is None:
+            raise RuntimeError("the answer's connection was taken already")
+        self._sock = None
+        return sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
 class _Redirected(Exception):  # noqa: N818 - a signal to hand over, not an error
     """The answer is a redirect: the fallback transport takes the fetch."""
 
@@ -322,6 +384,30 @@ class _Answer:
         data = b"".join(self.body)
         self.body.clear()
         return data
+
+
+def answer_of(data: bytes) -> _Answer:
+    """An answer that has parsed ``data``, the first bytes read for it.
+
+    Raises:
+        httptools.HttpParserError: they are not the start of an HTTP answer.
+    """
+    answer = _Answer()
+    if data:
+        answer.parser.feed_data(data)
+    return answer
+
+
+def head_of(answer: _Answer) -> Head:
+    """The head of an answer whose head is complete."""
+    parser = answer.parser
+    fields: CIMultiDict[str] = CIMultiDict(answer.fields)
+    length_text = fields.get("Content-Length")
+    chunked = "chunked" in fields.get("Transfer-Encoding", "").lower()
+    length = int(length_text) if length_text is not None and not chunked else None
+    if parser.get_http_version() != "1.1":
+        fields.setdefault("Connection", "close")
+    return Head(parser.get_status_code(), fields, length)
 
 
 class _Connection:
@@ -410,6 +496,33 @@ class RawHttpTransport:
             except _EnvironmentChanged:
                 environment = proxy_environment()
 
+    def bulk_file(
+        self, request: FileRequest, environment: tuple[str | None, ...]
+    ) -> tuple[tuple[str, int], bytes] | None:
+        """For a file that may go in a bulk (``bulkfetch.py``) — a plain ``http://`` file this
+        transport fetches (``applies``) from its start, with nothing learned of it — its host
+        and port and the GET ``_fetch`` would send for it; None for any other file."""
+        if request.offset or request.validator is not None or request.ranges is not None:
+            return None
+        if request.dynamic or not self.applies(request, environment):
+            return None
+        try:
+            target = _target_of(request.url)
+        except (ValueError, TypeError):
+            return None
+        if target.scheme != "http":
+            return None
+        wire = _request_bytes(target, request.options.headers, range_headers(0, None))
+        return (target.host, target.port), wire
+
+    @property
+    def connect_timeout(self) -> float:
+        return self._connect_timeout
+
+    @property
+    def read_timeout(self) -> float:
+        return self._read_timeout
+
     def retune(self, *, chunk_size: int, connect_timeout: float, read_timeout: float) -> None:
         """Use new settings (the engine's were reconfigured) from the next request on; pooled
         connections take them when they are used again."""
@@ -426,15 +539,22 @@ class RawHttpTransport:
         if self._helper is not None:
             self._helper.close()
 
-    async def fetch(self, request: FileRequest, sink: Sink) -> None:
+    async def fetch(
+        self, request: FileRequest, sink: Sink, answered: Answered | None = None
+    ) -> None:
+        """Fetch a file (``Transport.fetch``). With ``answered``, a plain-HTTP file from its
+        start whose GET a bulk sent (``bulkfetch.py``): its connection and the bytes of the
+        answer read so far; the fetch goes on with them as if it had sent the GET itself."""
         try:
             target = _target_of(request.url)  # the one parse of the URL for this file
         except (ValueError, TypeError):
             # ``applies`` looked at the origin only: aiohttp reports what is wrong with it.
+            if answered is not None:  # pragma: no cover - a bulk takes only URLs it parsed
+                answered.close()
             await self._fallback.fetch(request, sink)
             return
         try:
-            await self._fetch(request, target, sink)
+            await self._fetch(request, target, sink, answered)
         except _Redirected:
             await self._fallback.fetch(request, sink)
         except TransferError:
@@ -444,7 +564,9 @@ class RawHttpTransport:
         except (OSError, TimeoutError, httptools.HttpParserError) as exc:
             raise classify.from_network_exception(exc, url=request.url) from exc
 
-    async def _fetch(self, request: FileRequest, target: _Target, sink: Sink) -> None:
+    async def _fetch(
+        self, request: FileRequest, target: _Target, sink: Sink, answered: Answered | None
+    ) -> None:
         url = request.url
         context = None
         if target.scheme == "https":
@@ -453,8 +575,14 @@ class RawHttpTransport:
         total = request.bytes_total
         for _ in range(MAX_RESTARTS + 1):
             offset = sink.offset
-            ours = range_headers(offset, validator)
-            conn, head, early = await self._exchange(target, context, request.options.headers, ours)
+            if answered is not None:
+                conn, head, early = await self._answered(target, answered)
+                answered = None
+            else:
+                ours = range_headers(offset, validator)
+                conn, head, early = await self._exchange(
+                    target, context, request.options.headers, ours
+                )
             try:
                 if head.status in REDIRECT_STATUSES and "Location" in head.headers:
                     raise _Redirected
@@ -494,19 +622,7 @@ class RawHttpTransport:
         host = url.host
         port = url.port
         key: _Key = (host.lower(), port, context)
-        authority = f"[{host}]" if ":" in host else host
-        if port != _DEFAULT_PORTS[url.scheme]:
-            authority += f":{port}"
-        target = url.path_qs
-        fields = {
-            "host": ("Host", authority),
-            "user-agent": ("User-Agent", _USER_AGENT),
-            "accept": ("Accept", "*/*"),
-            "accept-encoding": ("Accept-Encoding", "identity"),
-        }
-        for name, value in (*custom, *ours.items()):
-            fields[name.lower()] = (name, value)
-        request = request_head("GET", target, list(fields.values()))
+        request = _request_bytes(url, custom, ours)
         conn = self._pooled(key)
         while True:
             if conn is None:
@@ -531,6 +647,27 @@ class RawHttpTransport:
         else:
             conn.stream.close()
 
+    async def _answered(
+        self, url: _Target, answered: Answered
+    ) -> tuple[_Connection, Head, _Answer]:
+        """``_exchange`` for a GET a bulk sent: the answer goes on from the bytes it read."""
+        stream = PlainStream(
+            answered.take(),
+            read_timeout=self._read_timeout,
+            chunk_size=self._chunk,
+            pipe_size=self._pipe_size,
+            helper=self._helper,
+        )
+        conn = _Connection(stream, (url.host.lower(), url.port, None), reused=False)
+        try:
+            answer = answer_of(answered.raw)
+            if answer.head_complete:
+                return conn, head_of(answer), answer
+            return conn, await self._read_head(conn, answer, got_any=True), answer
+        except BaseException:
+            stream.close()
+            raise
+
     async def _request(self, conn: _Connection, request: bytes) -> tuple[_Answer, Head]:
         stream = conn.stream
         try:
@@ -540,8 +677,13 @@ class RawHttpTransport:
                 raise _Stale from None
             raise
         answer = _Answer()
+        return answer, await self._read_head(conn, answer, got_any=False)
+
+    async def _read_head(self, conn: _Connection, answer: _Answer, *, got_any: bool) -> Head:
+        """Read the rest of the answer's head (``answer`` parsed what came before; ``got_any``:
+        something did)."""
+        stream = conn.stream
         parser = answer.parser
-        got_any = False
         while True:
             try:
                 chunk = await stream.recv(_HEAD_READ)
@@ -552,21 +694,11 @@ class RawHttpTransport:
             if not chunk:
                 if conn.reused and not got_any:
                     raise _Stale
-                raise classify.DisconnectedError(
-                    "the server closed the connection before its answer"
-                )
+                raise classify.closed_before_answer()
             got_any = True
             parser.feed_data(chunk)
-            if not answer.head_complete:
-                continue
-            status = parser.get_status_code()
-            fields: CIMultiDict[str] = CIMultiDict(answer.fields)
-            length_text = fields.get("Content-Length")
-            chunked = "chunked" in fields.get("Transfer-Encoding", "").lower()
-            length = int(length_text) if length_text is not None and not chunked else None
-            if parser.get_http_version() != "1.1":
-                fields.setdefault("Connection", "close")
-            return answer, Head(status, fields, length)
+            if answer.head_complete:
+                return head_of(answer)
 
     # -- bodies ----------------------------------------------------------------------------
 
@@ -674,16 +806,26 @@ class RawHttpTransport:
             raise
         return secure
 
-    async def _connect_tcp(self, host: str, port: int) -> socket.socket:
-        loop = asyncio.get_running_loop()
+    async def addresses(self, host: str, port: int) -> list[tuple[int, tuple[str, int]]]:
+        """The addresses to connect to for ``host:port`` (resolved within the connect
+        timeout unless ``host`` is an IP address).
+
+        Raises:
+            OSError (socket.gaierror), TimeoutError: the name did not resolve.
+        """
         try:
             ipaddress.ip_address(host)
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            addresses: list[tuple[socket.AddressFamily, tuple[str, int]]] = [(family, (host, port))]
         except ValueError:
             async with asyncio.timeout(self._connect_timeout):
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            addresses = [(info[0], info[4][:2]) for info in infos]  # type: ignore[misc]
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+            return [(info[0], info[4][:2]) for info in infos]  # type: ignore[misc]
+        return [(socket.AF_INET6 if ":" in host else socket.AF_INET, (host, port))]
+
+    async def _connect_tcp(self, host: str, port: int) -> socket.socket:
+        loop = asyncio.get_running_loop()
+        addresses = await self.addresses(host, port)
         failure: OSError | None = None
         for family, address in addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -700,7 +842,4 @@ class RawHttpTransport:
                 sock.close()
                 raise
             return sock
-        raise classify.ConnectFailedError(
-            failure.errno if failure is not None else 0,
-            f"cannot connect to {host}:{port}: {failure}",
-        )
+        raise connect_failed(host, port, failure)

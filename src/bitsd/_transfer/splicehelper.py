@@ -45,12 +45,16 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
+from importlib.util import find_spec
 from typing import Final
 
 from bitsd._transfer import classify
 from bitsd._transfer.base import Sink
+from bitsd._transfer.bulkfetch_child import RAW_MAX
 from bitsd._transfer.splice import LeadingSink, ThrottledSink
 from bitsd._transfer.splicehelper_child import (
+    BULKS,
     CANCEL,
     DONE,
     FAILED,
@@ -58,12 +62,20 @@ from bitsd._transfer.splicehelper_child import (
     GRANT,
     HELLO,
     MESSAGE,
+    MESSAGE_MAX,
     PROGRESS,
     START,
     TIMED_OUT,
 )
 
-__all__ = ["CANCEL_TIMEOUT", "WINDOW_CHUNKS", "SpliceHelper", "SpliceHelperError"]
+__all__ = [
+    "CANCEL_TIMEOUT",
+    "DIED",
+    "WINDOW_CHUNKS",
+    "Message",
+    "SpliceHelper",
+    "SpliceHelperError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +91,23 @@ _START_TIMEOUT: Final = 10.0
 # fails the transfers it served (transient errors), so a helper killed again and again must not
 # keep failing them.
 _DEATHS_TOLERATED: Final = 3
+_FD_SPACE: Final = socket.CMSG_SPACE(4)  # room for the one descriptor a message may carry
 _PROGRAM: Final = os.path.join(os.path.dirname(os.path.abspath(__file__)), "splicehelper_child.py")
-_Message = tuple[int, int, int]  # kind, a, b
+
+
+Message = tuple[int, int, int, int, int, bytes, int]
+"""A message from the helper: kind, a, b, c, d (``MESSAGE`` without its id), the bytes after
+it and the descriptor that came with it (-1: none; its listener owns it)."""
+DIED: Final[Message] = (FAILED, 0, 0, 0, 0, b"", -1)  # what a pour or bulk hears of a death
+
+
+class _Listener:
+    """A bulk's end of the helper's messages: each goes to its handler at once."""
+
+    __slots__ = ("put_nowait",)
+
+    def __init__(self, handler: Callable[[Message], None]) -> None:
+        self.put_nowait = handler
 
 
 class SpliceHelperError(OSError):
@@ -101,7 +128,7 @@ class SpliceHelper:
         self._control: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Each pour's messages from the helper, in order.
-        self._pours: dict[int, asyncio.Queue[_Message]] = {}
+        self._pours: dict[int, asyncio.Queue[Message]] = {}
         self._ids = itertools.count(1)
         # Done when the control socket can take a message again: shared by every sender that
         # found it full (one writer callback per descriptor), and by the helper's end.
@@ -110,6 +137,8 @@ class SpliceHelper:
         self._hello: asyncio.Future[bool] | None = None  # while a new helper starts
         self._starting: asyncio.Lock | None = None
         self._deaths = 0
+        self._bulks = False  # the running helper fetches bulks (its HELLO said)
+        self._inbox = bytearray(MESSAGE.size + RAW_MAX)  # one message from the helper
 
     @property
     def pid(self) -> int | None:
@@ -119,6 +148,11 @@ class SpliceHelper:
     def close(self) -> None:
         """Stop the helper (its pours fail) and reap it."""
         self._gone("the splice helper was closed")
+
+    def kill(self, why: str) -> None:
+        """Stop the helper now (its pours fail, its bulks end), saying ``why`` in the log; the
+        next pour or bulk starts another."""
+        self._gone(why)
 
     async def pour(
         self, sock: int, sink: Sink, count: int, *, chunk: int, read_timeout: float
@@ -153,7 +187,7 @@ class SpliceHelper:
             )
             outstanding = grant  # granted and not reported
             while True:
-                kind, a, b = await pour.get()
+                kind, a, b, *_ = await pour.get()
                 if kind == PROGRESS:
                     outstanding -= a
                     await sink.advance(a)
@@ -167,7 +201,7 @@ class SpliceHelper:
                     if a:
                         await sink.advance(a)
                     return b
-                raise _failure(a, b, sink)
+                raise _failure(a, b, sink.local_name)
         except BaseException:
             if not ended:
                 await self._cancel(loop, pour_id, pour)
@@ -177,8 +211,37 @@ class SpliceHelper:
             if leading is not None:
                 leading.lead(0)
 
+    async def open_channel(self, handler: Callable[[Message], None]) -> int | None:
+        """A channel for a bulk of small files (``bulkfetch.py``): an id whose messages from
+        the helper go to ``handler`` as they come (``DIED`` if the helper dies), until
+        :meth:`close_channel`; None if there is no helper that fetches bulks."""
+        if not self.enabled:
+            return None
+        if self._control is None and await self._start() is None:
+            return None
+        if not self._bulks:
+            return None
+        channel = next(self._ids)
+        self._pours[channel] = _Listener(handler)  # type: ignore[assignment]
+        return channel
+
+    def close_channel(self, channel: int) -> None:
+        self._pours.pop(channel, None)
+
+    async def send(self, data: bytes) -> None:
+        """Send a message (and the bytes after it, at most ``MESSAGE_MAX``) to the helper.
+
+        Raises:
+            SpliceHelperError: there is no helper (it died, or was closed).
+        """
+        assert len(data) <= MESSAGE.size + MESSAGE_MAX
+        control = self._control
+        if control is None:
+            raise SpliceHelperError("the splice helper is not running")
+        await self._send(asyncio.get_running_loop(), control, data)
+
     async def _cancel(
-        self, loop: asyncio.AbstractEventLoop, pour_id: int, pour: asyncio.Queue[_Message]
+        self, loop: asyncio.AbstractEventLoop, pour_id: int, pour: asyncio.Queue[Message]
     ) -> None:
         """Cancel a pour in the helper and wait for its last answer (see the module rules)."""
         control = self._control
@@ -190,7 +253,7 @@ class SpliceHelper:
                 await self._send(loop, control, MESSAGE.pack(CANCEL, pour_id, 0, 0, 0, 0))
         while (remaining := deadline - loop.time()) > 0:
             try:
-                kind, _, _ = await asyncio.wait_for(pour.get(), remaining)
+                kind, *_ = await asyncio.wait_for(pour.get(), remaining)
             except (asyncio.CancelledError, TimeoutError):
                 continue  # cancelled again meanwhile: the answer is still awaited
             if kind != PROGRESS:
@@ -244,28 +307,36 @@ class SpliceHelper:
         control = self._control
         if control is None:
             return
+        inbox = self._inbox
         while True:
             try:
-                data = control.recv(MESSAGE.size)
+                size, ancillary, _, _ = control.recvmsg_into([inbox], _FD_SPACE)
             except BlockingIOError:
                 return
             except OSError:
-                data = b""
-            if len(data) != MESSAGE.size:
+                size, ancillary = 0, []
+            fd = _descriptor(ancillary)
+            if size < MESSAGE.size:
+                if fd >= 0:
+                    os.close(fd)
                 if self._hello is None:
                     self._deaths += 1
                     if self._deaths >= _DEATHS_TOLERATED:
                         self._give_up(f"the splice helper died {self._deaths} times")
                 self._gone("the splice helper process ended")
                 return
-            kind, pour_id, a, b, _, _ = MESSAGE.unpack(data)
+            kind, pour_id, a, b, c, d = MESSAGE.unpack_from(inbox)
             if kind == HELLO:
+                self._bulks = bool(a & BULKS)
                 if self._hello is not None and not self._hello.done():
                     self._hello.set_result(True)
                 continue
             pour = self._pours.get(pour_id)
             if pour is not None:
-                pour.put_nowait((kind, a, b))
+                rest = bytes(inbox[MESSAGE.size : size]) if size > MESSAGE.size else b""
+                pour.put_nowait((kind, a, b, c, d, rest, fd))
+            elif fd >= 0:
+                os.close(fd)  # nobody listens any more
 
     def _gone(self, why: str) -> None:
         """The helper ended (or is stopped now): fail its pours, reap it."""
@@ -274,6 +345,7 @@ class SpliceHelper:
             self._hello.set_result(False)
         control, proc = self._control, self._proc
         self._control = self._proc = None
+        self._bulks = False
         if control is not None:
             loop = self._loop
             if loop is not None and not loop.is_closed():
@@ -291,7 +363,7 @@ class SpliceHelper:
         if self._pours:
             log.warning("%s; its transfers fail and are retried", why)
         for pour in self._pours.values():
-            pour.put_nowait((FAILED, 0, 0))
+            pour.put_nowait(DIED)
 
     async def _send(
         self,
@@ -326,6 +398,18 @@ class SpliceHelper:
             waiter.set_result(None)
 
 
+def _descriptor(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The descriptor that came with a message (-1: none); any more are closed."""
+    fds: list[int] = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % 4
+            fds.extend(array.array("i", data[:usable]))
+    for extra in fds[1:]:
+        os.close(extra)
+    return fds[0] if fds else -1
+
+
 def _ahead(window: int, throttle: ThrottledSink | None) -> int:
     """Bytes the helper may have moved beyond what the sink has taken: the window, or less if
     the sink's ``piece()`` says so (bandwidth limits, the room before its next checkpoint)."""
@@ -335,21 +419,27 @@ def _ahead(window: int, throttle: ThrottledSink | None) -> int:
 
 def _spawn(child_fd: int) -> subprocess.Popen[bytes]:
     """Start the helper's program on ``child_fd`` (a few milliseconds: vfork and exec, on the
-    loop's thread, which PR_SET_PDEATHSIG ties the helper to)."""
+    loop's thread, which PR_SET_PDEATHSIG ties the helper to), telling it where httptools
+    is."""
+    argv = [sys.executable, "-I", "-S", _PROGRAM, str(child_fd), str(os.getpid())]
+    spec = find_spec("httptools")
+    if spec is not None and spec.origin is not None:
+        argv.append(os.path.dirname(os.path.dirname(spec.origin)))
     return subprocess.Popen(
-        [sys.executable, "-I", "-S", _PROGRAM, str(child_fd), str(os.getpid())],
+        argv,
         pass_fds=(child_fd,),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
     )
 
 
-def _failure(reason: int, number: int, sink: Sink) -> BaseException:
+def _failure(reason: int, number: int, local_name: str) -> BaseException:
+    """What the in-process path raises where the helper reported ``reason``."""
     if reason == TIMED_OUT:
         return TimeoutError("the server sent nothing within the read timeout")
     if reason == FILE_ERROR:
         return classify.from_local_os_error(
-            OSError(number, os.strerror(number)), local_name=sink.local_name
+            OSError(number, os.strerror(number)), local_name=local_name
         )
     if reason == 0:
         return SpliceHelperError("the splice helper process ended while it moved the body")

@@ -1,10 +1,13 @@
-"""The program of bitsd's splice helper process: it moves response bodies socket → pipe → file
-with ``os.splice`` on a core of its own, for the raw HTTP transport's plain connections
-(``splicehelper.py`` is the parent's side and states why).
+"""The program of bitsd's splice helper process: on a core of its own, for the raw HTTP
+transport's plain connections, it moves large response bodies socket → pipe → file with
+``os.splice`` (pours), and fetches bulks of small files whole: each file's request, the
+answer's head, the body into its file (``splicehelper.py`` and ``bulkfetch.py`` are the
+parent's side and state why).
 
-Run as ``python -I -S splicehelper_child.py FD``: standard library only (the package is not
-imported, so the process starts in a few milliseconds), FD is its end of an AF_UNIX
-SOCK_SEQPACKET pair with the parent.
+Run as ``python -I -S splicehelper_child.py FD PARENT [PATH]``: the standard library, this
+folder's ``bulkfetch_child.py`` and httptools (found in PATH, the folder the parent imported it
+from) only; the package is not imported, so the process starts in a few milliseconds. FD is its
+end of an AF_UNIX SOCK_SEQPACKET pair with the parent, PARENT the parent's process id.
 
 Rules:
 - One message is one :data:`MESSAGE` (kind, pour id, four integers). The parent sends START
@@ -24,6 +27,10 @@ Rules:
 - Writing the file fails as FAILED with FILE_ERROR and the errno; another error of the socket
   as SOCKET_ERROR; a file system that cannot splice is written with ``os.write``.
 - Pours are served round-robin, at most ``chunk`` bytes each per turn.
+- Bulks of small files (``bulkfetch_child.py``, whose rules they follow): each file an
+  exchange on the bulk's own connections, its body written into its temporary file; their
+  messages are BULK_OPEN, BULK_ADD, BULK_CANCEL and BULK_CLOSE, answered with RESULT and
+  CANCELLED. They need httptools: HELLO says whether the helper found it.
 - The helper dies with its parent (PR_SET_PDEATHSIG) and exits (status 0) when the parent
   closes its end, also while it sends to it; it ignores SIGINT, SIGTERM and SIGHUP, which
   reach it with the daemon's process group or service, so the daemon's orderly stop is not cut
@@ -36,6 +43,7 @@ import collections
 import contextlib
 import ctypes
 import fcntl
+import importlib
 import os
 import selectors
 import signal
@@ -43,9 +51,11 @@ import socket
 import struct
 import sys
 import time
-from typing import Final
+from collections.abc import Iterator
+from typing import Any, Final
 
 __all__ = [
+    "BULKS",
     "CANCEL",
     "DONE",
     "FAILED",
@@ -53,10 +63,12 @@ __all__ = [
     "GRANT",
     "HELLO",
     "MESSAGE",
+    "MESSAGE_MAX",
     "PIPE_SIZE",
     "PROGRESS",
     "SOCKET_ERROR",
     "SPLICE_IN",
+    "SPLICE_MIN",
     "SPLICE_OUT",
     "START",
     "TIMED_OUT",
@@ -73,15 +85,25 @@ MESSAGE: Final = struct.Struct("<BxxxIqqqq")
 START: Final = 1
 GRANT: Final = 2  # a = more bytes the pour may move
 CANCEL: Final = 3  # stop; answered with DONE
+# 4 to 8: a bulk's messages (``bulkfetch_child``).
 # Helper → parent.
-HELLO: Final = 10  # the helper runs (pour id 0), sent once before anything else
+# The helper runs (pour id 0), sent once before anything else; a = BULKS if it can fetch bulks
+# (it found httptools).
+HELLO: Final = 10
+BULKS: Final = 1
 PROGRESS: Final = 11  # a = bytes moved since the last report
 DONE: Final = 12  # a = bytes moved and not reported yet, b = bytes the server did not send
 FAILED: Final = 13  # a = reason, b = errno
+# 14 and 15: a bulk's messages (``bulkfetch_child``).
 # Reasons of FAILED.
 TIMED_OUT: Final = 1
 SOCKET_ERROR: Final = 2
 FILE_ERROR: Final = 3
+# Bytes. A body at most this large is read into memory by the in-process path, a larger one
+# spliced (``splice.PlainStream``).
+SPLICE_MIN: Final = 64 * 1024
+# Bytes of a message from the parent: a BULK_ADD's files fill at most this.
+MESSAGE_MAX: Final = 64 * 1024
 
 # Bytes asked for each pipe: Linux's default /proc/sys/fs/pipe-max-size (what an unprivileged
 # process may ask for); 16 times the default 64 KiB, so a step costs a sixteenth of the
@@ -130,17 +152,22 @@ class _Pour:
         self.timeout = timeout
         self.unreported = 0
         self.deadline: float | None = None  # while waiting for the socket
-        self.watched = False  # registered with the selector
+        self.watched = 0  # the selector events it is registered for
         self.queued = False  # in the line of pours to run
 
 
 class _Helper:
-    def __init__(self, control: socket.socket) -> None:
+    def __init__(self, control: socket.socket, bulks: Any = None, parser_class: Any = None) -> None:
         self.control = control
+        # The bulkfetch_child module and httptools.HttpResponseParser (None: no bulks).
+        self.bulk_module = bulks
+        self.parser_class = parser_class
         self.selector = selectors.DefaultSelector()
         self.selector.register(control, selectors.EVENT_READ, None)
         self.pours: dict[int, _Pour] = {}
-        self.runnable: collections.deque[_Pour] = collections.deque()
+        self.bulks: dict[int, Any] = {}  # bulkfetch_child.Bulk by id
+        # Pours to turn and bulk exchanges to run (``run()``) at the loop's next turn.
+        self.runnable: collections.deque[Any] = collections.deque()
         self.pipes: list[tuple[int, int, int]] = []  # (read end, write end, size), empty
 
     # -- the loop ------------------------------------------------------------------------------
@@ -149,7 +176,7 @@ class _Helper:
         while True:
             timeout: float | None = 0.0
             if not self.runnable:
-                deadlines = [p.deadline for p in self.pours.values() if p.deadline is not None]
+                deadlines = [w.deadline for w in self.waits() if w.deadline is not None]
                 timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             for key, _ in self.selector.select(timeout):
                 if key.data is None:
@@ -158,15 +185,26 @@ class _Helper:
                 else:
                     self.queue(key.data)
             for _ in range(len(self.runnable)):
-                pour = self.runnable.popleft()
-                pour.queued = False
-                if pour.id in self.pours:
-                    self.turn(pour)
-            if self.pours:
-                now = time.monotonic()
-                for pour in list(self.pours.values()):
-                    if pour.deadline is not None and now >= pour.deadline:
-                        self.fail(pour, TIMED_OUT, 0)
+                item = self.runnable.popleft()
+                item.queued = False
+                if isinstance(item, _Pour):
+                    if self.pours.get(item.id) is item:
+                        self.turn(item)
+                elif item.bulk.busy.get(item.position) is item:
+                    item.run()
+            now = time.monotonic()
+            for waiting in list(self.waits()):
+                if waiting.deadline is not None and now >= waiting.deadline:
+                    if isinstance(waiting, _Pour):
+                        self.fail(waiting, TIMED_OUT, 0)
+                    elif waiting.bulk.busy.get(waiting.position) is waiting:
+                        waiting.timed_out()
+
+    def waits(self) -> Iterator[Any]:
+        """The pours and bulk exchanges, any of which may wait for its socket."""
+        yield from self.pours.values()
+        for bulk in self.bulks.values():
+            yield from bulk.busy.values()
 
     def read_control(self) -> bool:
         """Handle the parent's messages; False when the parent is gone."""
@@ -174,7 +212,7 @@ class _Helper:
         while True:
             try:
                 data, ancillary, _, _ = self.control.recvmsg(
-                    MESSAGE.size, fd_space, socket.MSG_DONTWAIT
+                    MESSAGE.size + MESSAGE_MAX, fd_space, socket.MSG_DONTWAIT
                 )
             except BlockingIOError:
                 return True
@@ -187,7 +225,7 @@ class _Helper:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                     usable = len(payload) - len(payload) % 4
                     fds.extend(struct.unpack(f"{usable // 4}i", payload[:usable]))
-            message, pour_id, a, b, c, d = MESSAGE.unpack(data)
+            message, pour_id, a, b, c, d = MESSAGE.unpack_from(data)
             if message == START and len(fds) == 2:
                 pour = _Pour(pour_id, fds[0], fds[1], a, b, c, d / 1e6)
                 self.pours[pour_id] = pour
@@ -195,6 +233,8 @@ class _Helper:
                 continue
             for fd in fds:  # not a START: descriptors nobody asked for
                 os.close(fd)
+            if self.bulk_module is not None and self.bulk_message(message, pour_id, data):
+                continue
             known = self.pours.get(pour_id)
             if known is None:
                 continue
@@ -205,6 +245,54 @@ class _Helper:
                     self.queue(known)
             elif message == CANCEL:
                 self.finish(known, DONE, known.unreported, known.rest)
+
+    def bulk_message(self, message: int, bulk_id: int, data: bytes) -> bool:
+        """Handle a bulk's message; False if ``message`` is none."""
+        bulks = self.bulk_module
+        _, _, a, b, c, d = MESSAGE.unpack_from(data)
+        rest = data[MESSAGE.size :]
+        if message == bulks.BULK_OPEN:
+            self.bulks[bulk_id] = bulks.Bulk(
+                self,
+                bulk_id,
+                self.parser_class,
+                width=a,
+                most=b,
+                connect_timeout=c / 1e6,
+                read_timeout=d / 1e6,
+                addresses=bulks.Bulk.addresses_of(rest),
+            )
+        elif message == bulks.BULK_ADD:
+            if bulk_id in self.bulks:
+                self.bulks[bulk_id].add(rest)
+        elif message == bulks.BULK_CANCEL:
+            if bulk_id in self.bulks:
+                self.bulks[bulk_id].cancel(a)
+            else:
+                self.post(bulks.CANCELLED, bulk_id, a, 0, 0, 0, b"")
+        elif message == bulks.BULK_RELEASE:
+            if bulk_id in self.bulks:
+                self.bulks[bulk_id].release(a)
+        elif message == bulks.BULK_CLOSE:
+            bulk = self.bulks.pop(bulk_id, None)
+            if bulk is not None:
+                bulk.close()
+        else:
+            return False
+        return True
+
+    def post(
+        self, kind: int, ident: int, a: int, b: int, c: int, d: int, data: bytes, fd: int = -1
+    ) -> None:
+        """Send a message (and the bytes after it, and a duplicate of ``fd`` unless it is -1)
+        to the parent (``bulkfetch_child.Host``)."""
+        # Blocking: the parent reads all the time, and no message may be dropped.
+        message = MESSAGE.pack(kind, ident, a, b, c, d) + data
+        if fd < 0:
+            self.control.send(message)
+        else:
+            fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))]
+            self.control.sendmsg([message], fds)
 
     # -- one pour ------------------------------------------------------------------------------
 
@@ -259,7 +347,9 @@ class _Helper:
                 else:
                     _discard(pipe)
 
-    def queue(self, pour: _Pour) -> None:
+    # -- the line and the selector -------------------------------------------------------------
+
+    def queue(self, pour: Any) -> None:
         """Put ``pour`` in the line of pours to run, once."""
         if not pour.queued:
             pour.queued = True
@@ -270,16 +360,22 @@ class _Helper:
             self.send(PROGRESS, pour.id, pour.unreported)
             pour.unreported = 0
 
-    def watch(self, pour: _Pour) -> None:
-        if not pour.watched:
-            self.selector.register(pour.sock, selectors.EVENT_READ, pour)
-            pour.watched = True
-        pour.deadline = time.monotonic() + pour.timeout
+    def watch(self, pour: Any, events: int = selectors.EVENT_READ) -> None:
+        """Wake ``pour`` (a pour, or a bulk's exchange) when its socket is ready for
+        ``events``; a pour's wait to read lasts at most its read timeout."""
+        if pour.watched != events:
+            if pour.watched:
+                self.selector.modify(pour.sock, events, pour)
+            else:
+                self.selector.register(pour.sock, events, pour)
+            pour.watched = events
+        if events == selectors.EVENT_READ and isinstance(pour, _Pour):
+            pour.deadline = time.monotonic() + pour.timeout
 
-    def unwatch(self, pour: _Pour) -> None:
+    def unwatch(self, pour: Any) -> None:
         if pour.watched:
             self.selector.unregister(pour.sock)
-            pour.watched = False
+            pour.watched = 0
 
     def fail(self, pour: _Pour, reason: int, number: int) -> None:
         self.finish(pour, FAILED, reason, number)
@@ -349,6 +445,17 @@ def _die_with_parent(parent: int) -> None:
 def main(argv: list[str]) -> int:
     fd, parent = int(argv[1]), int(argv[2])
     _die_with_parent(parent)
+    bulks = parser_class = None
+    if len(argv) > 3:  # where httptools is: bulks need it (pours do not)
+        sys.path.append(argv[3])
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        try:
+            import httptools
+
+            bulks = importlib.import_module("bulkfetch_child")
+            parser_class = httptools.HttpResponseParser
+        except ImportError:
+            bulks = parser_class = None  # no bulks: HELLO says so
     # Signals sent to the daemon's whole process group or service (^C in a terminal, a
     # hang-up, systemd's stop of the control group) are the daemon's to handle: it stops its
     # transfers after a checkpoint, then closes its end, and the helper ends at that EOF.
@@ -356,8 +463,8 @@ def main(argv: list[str]) -> int:
         signal.signal(number, signal.SIG_IGN)
     control = socket.socket(fileno=fd)  # blocking; reads ask MSG_DONTWAIT
     with contextlib.suppress(ConnectionError):  # the parent closed its end as we sent: the end
-        control.send(MESSAGE.pack(HELLO, 0, 0, 0, 0, 0))
-        _Helper(control).run()
+        control.send(MESSAGE.pack(HELLO, 0, BULKS if bulks else 0, 0, 0, 0))
+        _Helper(control, bulks, parser_class).run()
     return 0
 
 
