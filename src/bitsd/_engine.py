@@ -145,9 +145,10 @@ __all__ = ["STORE_FILE_NAME", "Engine", "Listener"]
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
-# A file as a file list shows it: its FileInfo, its ranges, whether it was validated, and its
-# filled ranges (None where GetFilledFileRanges does not apply). See Engine._file_details.
-FileDetails = tuple[FileInfo, list[tuple[int, int]], bool, list[tuple[int, int]] | None]
+# A file as a file list shows it: its record (what its getters answer: FileInfo, ranges,
+# validation state) and its filled ranges (None where GetFilledFileRanges does not apply). See
+# Engine._file_details.
+FileDetails = tuple[FileRecord, list[tuple[int, int]] | None]
 
 # Called after every committed change of a job: (job id, what changed: "state", "property",
 # "files" or "progress"). Listeners must not block; the daemon uses one to stream events.
@@ -649,16 +650,14 @@ class Engine:
 
     def _file_details(self, job_id: str, start: int = 0) -> list[FileDetails]:
         """The files from index ``start`` on, each with what its own getters answer: its
-        ranges (GetFileRanges), validation state, and filled ranges (GetFilledFileRanges; None
-        where that getter fails with BG_E_RANDOM_ACCESS_NOT_SUPPORTED). One pass over the
-        records: a job of thousands of files is listed at the cost of its records, not of a
-        getter call (and index check) per file and value."""
+        record (``_file_info``, GetFileRanges, the validation state) and filled ranges
+        (GetFilledFileRanges; None where that getter fails with
+        BG_E_RANDOM_ACCESS_NOT_SUPPORTED). One pass over the records, building nothing per
+        file: a job of thousands of files is listed (Complete's answer lists them all) at the
+        cost of its records, not of a getter call, an index check or an object per file."""
         job = self._record(job_id)
         filled_of = self._on_demand.filled_of
-        return [
-            (self._file_info(f), list(f.ranges or ()), f.validated, filled_of(job, f))
-            for f in self._files_of(job_id)[start:]
-        ]
+        return [(f, filled_of(job, f)) for f in self._files_of(job_id)[start:]]
 
     def _error_info(self, job_id: str) -> ErrorInfo:
         job = self._record(job_id)

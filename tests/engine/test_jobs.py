@@ -17,6 +17,8 @@ import pytest
 import bitsd
 from bitsd import ErrorContext, FakeClock, JobState, JobType, NotifyFlags, Priority, codes
 from bitsd._store import SqliteStore
+from bitsd._wire import file_info_to_json, ranges_to_json
+from bitsd.daemon.shapes import file_to_json
 from tests.engine.conftest import EngineFactory, WritesSeen, advance, body, leftovers, settle
 from tests.servers.faulty import Fault, FaultServer
 
@@ -696,9 +698,10 @@ async def test_crash_between_rename_and_record_is_repaired(
 async def test_file_details_answer_what_each_files_getters_answer(
     server: FaultServer, make_engine: EngineFactory, dest: Path, tmp_path: Path
 ) -> None:
-    """The daemon lists files with ``Job._file_details`` (one pass); it must answer, file by
-    file, what GetFileRanges, the validation state and GetFilledFileRanges answer (None where
-    that getter fails with BG_E_RANDOM_ACCESS_NOT_SUPPORTED), for every kind of job."""
+    """The daemon lists files with ``Job._file_details`` (one pass) and ``shapes.file_to_json``
+    (built from the record); it must answer, file by file, what the file's FileInfo,
+    GetFileRanges, the validation state and GetFilledFileRanges answer (None where that
+    getter fails with BG_E_RANDOM_ACCESS_NOT_SUPPORTED), for every kind of job."""
     server.add("/a", body(50_000))
     server.add("/b", body(40_000, 2))
     source = tmp_path / "up"
@@ -728,12 +731,21 @@ async def test_file_details_answer_what_each_files_getters_answer(
                     refused = exc.hresult
                     assert refused == codes.BG_E_RANDOM_ACCESS_NOT_SUPPORTED
                 ranges = await job.get_file_ranges(i)
-                expected.append((info, ranges, await job.get_validation_state(i), filled))
-            assert await job._file_details() == expected
-            assert await job._file_details(1) == expected[1:]
-        assert [d[3] for d in await done._file_details()] == [[(0, 50_000)], None]
-        assert [d[1] for d in await done._file_details()] == [[], [(0, 100), (1000, 10)]]
-        assert [d[2] for d in await done._file_details()] == [True, False]
+                expected.append(
+                    {
+                        **file_info_to_json(info),
+                        "ranges": ranges_to_json(ranges),
+                        "validated": await job.get_validation_state(i),
+                        "filled_ranges": None if filled is None else ranges_to_json(filled),
+                    }
+                )
+            assert [file_to_json(d) for d in await job._file_details()] == expected
+            assert [file_to_json(d) for d in await job._file_details(1)] == expected[1:]
+        shown = [file_to_json(d) for d in await done._file_details()]
+        assert [f["filled_ranges"] for f in shown] == [[[0, 50_000]], None]
+        assert [f["ranges"] for f in shown] == [[], [[0, 100], [1000, 10]]]
+        assert [f["validated"] for f in shown] == [True, False]
+        assert [f["progress"]["bytes_total"] for f in shown] == [50_000, 110]
 
 
 async def test_complete_ends_the_job_in_the_store_with_one_write(

@@ -61,7 +61,6 @@ from bitsd._upload import check_download_only
 from bitsd._wire import (
     JSON,
     enum_from_json,
-    file_info_to_json,
     ranges_from_json,
     ranges_to_json,
     snapshot_to_json,
@@ -131,13 +130,23 @@ async def job_brief_to_json(job: Job) -> JSON:
 
 def file_to_json(details: FileDetails) -> JSON:
     """A File of the job's file list (one of ``Job._file_details``): ``bitsd._wire``'s File
-    with ``ranges``, ``validated`` and ``filled_ranges``."""
-    info, ranges, validated, filled = details
-    body = file_info_to_json(info)
-    body["ranges"] = ranges_to_json(ranges)
-    body["validated"] = validated
-    body["filled_ranges"] = None if filled is None else ranges_to_json(filled)
-    return body
+    (``file_info_to_json`` of the file's FileInfo) with ``ranges``, ``validated`` and
+    ``filled_ranges``, built from the record in one step: Complete answers with every file of
+    the job, thousands of them (a test pins it to ``file_info_to_json``)."""
+    f, filled = details
+    return {
+        "remote_name": f.remote_name,
+        "local_name": f.local_name,
+        "temporary_name": f.temp_name,
+        "progress": {
+            "bytes_total": codes.SIZE_UNKNOWN if f.bytes_total is None else f.bytes_total,
+            "bytes_transferred": f.bytes_transferred,
+            "completed": f.completed,
+        },
+        "ranges": [[offset, length] for offset, length in f.ranges] if f.ranges else [],
+        "validated": f.validated,
+        "filled_ranges": None if filled is None else ranges_to_json(filled),
+    }
 
 
 def json_body(raw: bytes, *, what: str = "the body") -> object:
