@@ -281,3 +281,41 @@ def test_an_accepted_http_url_is_one_both_http_clients_can_send(url: str) -> Non
     auth = aiohttp.BasicAuth.from_url(parsed)
     if auth is not None:
         auth.encode()  # aiohttp's Authorization header from the userinfo
+
+
+def _full_bulk_file(
+    transport: rawhttp.RawHttpTransport, request: FileRequest
+) -> tuple[tuple[str, int], bytes] | None:
+    """``bulk_file`` decided in full, with nothing kept from an earlier file."""
+    transport._bulk_heads.clear()
+    return transport.bulk_file(request, (None,) * 6)
+
+
+@settings(deadline=None)
+@given(
+    first=_REST,
+    then=_REST,
+    port=st.sampled_from(["", ":8080"]),
+    headers=st.sampled_from([(), (("X-Token", "abc"),)]),
+)
+def test_a_bulk_get_made_from_the_origins_is_the_get_made_in_full(
+    first: str, then: str, port: str, headers: tuple[tuple[str, str], ...]
+) -> None:
+    """``RawHttpTransport.bulk_file`` puts a plain path into the GET kept for its origin,
+    options and proxy environment; the result (or None) is the one decided in full for the
+    file, whatever the path of the file before it."""
+    transport = rawhttp.RawHttpTransport(
+        bitsd.SystemClock(),
+        None,  # type: ignore[arg-type]  # never reached: bulk_file sends nothing
+        tls=bitsd._transfer.tls.TlsContexts(),
+        chunk_size=1024,
+        connect_timeout=1.0,
+        read_timeout=1.0,
+    )
+    options = bitsd._transfer.base.HttpOptions(headers=headers)
+    base = f"http://example.org{port}"
+    before = FileRequest(base + "/" + first, 0, None, None, options=options)
+    after = FileRequest(base + "/" + then, 0, None, None, options=options)
+    expected = _full_bulk_file(transport, after)
+    transport.bulk_file(before, (None,) * 6)  # keeps the origin's GET if its path is plain
+    assert transport.bulk_file(after, (None,) * 6) == expected

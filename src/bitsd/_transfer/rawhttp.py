@@ -61,7 +61,7 @@ from bitsd._clock import Clock
 from bitsd._errors import TransferError
 from bitsd._httphead import request_head
 from bitsd._transfer import classify, proxy
-from bitsd._transfer.base import FileRequest, Sink, Transport
+from bitsd._transfer.base import FileRequest, HttpOptions, Sink, Transport
 from bitsd._transfer.redirects import REDIRECT_STATUSES
 from bitsd._transfer.resume import (
     MAX_RESTARTS,
@@ -95,6 +95,8 @@ __all__ = [
 DEFAULT_MAX_IDLE = 32
 # Bytes read from the connection at once while waiting for a head.
 _HEAD_READ = 64 * 1024
+# Origins (with their options and proxy environment) whose bulk GET bulk_file keeps.
+_BULK_HEADS_KEPT = 64
 # Custom headers that frame or route the message: a job that sets one goes through aiohttp.
 _HOP_HEADERS: Final = frozenset(
     {
@@ -460,6 +462,11 @@ class RawHttpTransport:
         self._pipe_size = pipe_size
         self._max_idle = max_idle
         self._idle: dict[_Key, list[Stream]] = {}
+        # bulk_file's GET around the path, by (origin, options, proxy environment).
+        self._bulk_heads: dict[
+            tuple[str, HttpOptions, tuple[str | None, ...]],
+            tuple[tuple[str, int], bytes, bytes],
+        ] = {}
 
     @staticmethod
     def applies(request: FileRequest, environment: tuple[str | None, ...] | None = None) -> bool:
@@ -501,19 +508,42 @@ class RawHttpTransport:
     ) -> tuple[tuple[str, int], bytes] | None:
         """For a file that may go in a bulk (``bulkfetch.py``) — a plain ``http://`` file this
         transport fetches (``applies``) from its start, with nothing learned of it — its host
-        and port and the GET ``_fetch`` would send for it; None for any other file."""
+        and port and the GET ``_fetch`` would send for it; None for any other file.
+
+        A job's thousands of files of one origin differ only in their path: the GET of a
+        plain path (``_PLAIN_TARGET``) is the origin's, with the path put in (the first file
+        of an origin, options and environment is decided in full; a test pins the two)."""
         if request.offset or request.validator is not None or request.ranges is not None:
             return None
-        if request.dynamic or not self.applies(request, environment):
+        if request.dynamic:
+            return None
+        url = request.url
+        origin = _origin_of(url)
+        if origin is None:
+            return None
+        key = (origin, request.options, environment)
+        known = self._bulk_heads.get(key)
+        if known is not None:
+            path = url[len(origin) :]
+            if "/." not in path and _PLAIN_TARGET.fullmatch(path):
+                where, before, after = known
+                return where, before + path.encode("ascii") + after
+        if not self.applies(request, environment):
             return None
         try:
-            target = _target_of(request.url)
+            target = _target_of(url)
         except (ValueError, TypeError):
             return None
         if target.scheme != "http":
             return None
         wire = _request_bytes(target, request.options.headers, range_headers(0, None))
-        return (target.host, target.port), wire
+        where = (target.host, target.port)
+        if known is None and url[len(origin) :] == target.path_qs:
+            if len(self._bulk_heads) >= _BULK_HEADS_KEPT:
+                self._bulk_heads.clear()
+            line = b"GET " + target.path_qs.encode("ascii")
+            self._bulk_heads[key] = (where, b"GET ", wire[len(line) :])
+        return where, wire
 
     @property
     def connect_timeout(self) -> float:
