@@ -1893,8 +1893,9 @@ class Engine:
         for record in records:
             files[record.index] = record
             sinks.pop(record.index, None)
-        for record in records:
-            self._notifier.file_transferred(job_id, self._file_info(record))
+        if self._notifier.has_callback(job_id):
+            for record in records:
+                self._notifier.file_transferred(job_id, self._file_info(record))
 
     def _fail(self, job_id: str, err: TransferError, file_index: int | None) -> None:
         job = self._jobs.get(job_id)

@@ -273,6 +273,11 @@ class Notifier:
         self._modified.add(job_id)
         self._spawn(self._modification(job_id, cb))
 
+    def has_callback(self, job_id: str) -> bool:
+        """Whether the job has a callback (one that might want FileTransferred): a job of
+        thousands of files need not make a FileInfo per file for nobody."""
+        return job_id in self._callbacks
+
     def file_transferred(self, job_id: str, file: object) -> None:
         """One file of the job is done (FileTransferred, best effort)."""
         self._once_if(job_id, "file_transferred", NotifyFlags.FILE_TRANSFERRED, file)
