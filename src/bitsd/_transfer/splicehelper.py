@@ -43,6 +43,7 @@ import itertools
 import logging
 import os
 import socket
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -54,6 +55,7 @@ from bitsd._transfer.base import Sink
 from bitsd._transfer.bulkfetch_child import RAW_MAX
 from bitsd._transfer.splice import LeadingSink, ThrottledSink
 from bitsd._transfer.splicehelper_child import (
+    BATCH,
     BULKS,
     CANCEL,
     DONE,
@@ -91,6 +93,7 @@ _START_TIMEOUT: Final = 10.0
 # fails the transfers it served (transient errors), so a helper killed again and again must not
 # keep failing them.
 _DEATHS_TOLERATED: Final = 3
+_LENGTH: Final = struct.Struct("<I")  # a message's length in a BATCH
 _FD_SPACE: Final = socket.CMSG_SPACE(4)  # room for the one descriptor a message may carry
 _PROGRAM: Final = os.path.join(os.path.dirname(os.path.abspath(__file__)), "splicehelper_child.py")
 
@@ -326,6 +329,9 @@ class SpliceHelper:
                 self._gone("the splice helper process ended")
                 return
             kind, pour_id, a, b, c, d = MESSAGE.unpack_from(inbox)
+            if kind == BATCH:
+                self._batch(memoryview(inbox)[MESSAGE.size : size], a)
+                continue
             if kind == HELLO:
                 self._bulks = bool(a & BULKS)
                 if self._hello is not None and not self._hello.done():
@@ -337,6 +343,19 @@ class SpliceHelper:
                 pour.put_nowait((kind, a, b, c, d, rest, fd))
             elif fd >= 0:
                 os.close(fd)  # nobody listens any more
+
+    def _batch(self, data: memoryview, count: int) -> None:
+        """Hand each message of a BATCH to its listener."""
+        at = 0
+        for _ in range(count):
+            (length,) = _LENGTH.unpack_from(data, at)
+            at += _LENGTH.size
+            kind, pour_id, a, b, c, d = MESSAGE.unpack_from(data, at)
+            listener = self._pours.get(pour_id)
+            if listener is not None:
+                rest = bytes(data[at + MESSAGE.size : at + length])
+                listener.put_nowait((kind, a, b, c, d, rest, -1))
+            at += length
 
     def _gone(self, why: str) -> None:
         """The helper ended (or is stopped now): fail its pours, reap it."""

@@ -27,6 +27,9 @@ Rules:
 - Writing the file fails as FAILED with FILE_ERROR and the errno; another error of the socket
   as SOCKET_ERROR; a file system that cannot splice is written with ``os.write``.
 - Pours are served round-robin, at most ``chunk`` bytes each per turn.
+- Messages to the parent that carry no descriptor are sent at the end of the loop's turn,
+  several as one BATCH (each after its length), in the order they were made; a message with
+  a descriptor, or a pour's, sends those first.
 - Bulks of small files (``bulkfetch_child.py``, whose rules they follow): each file an
   exchange on the bulk's own connections, its body written into its temporary file; their
   messages are BULK_OPEN, BULK_ADD, BULK_CANCEL and BULK_CLOSE, answered with RESULT and
@@ -55,6 +58,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 __all__ = [
+    "BATCH",
     "BULKS",
     "CANCEL",
     "DONE",
@@ -102,8 +106,12 @@ FILE_ERROR: Final = 3
 # Bytes. A body at most this large is read into memory by the in-process path, a larger one
 # spliced (``splice.PlainStream``).
 SPLICE_MIN: Final = 64 * 1024
-# Bytes of a message from the parent: a BULK_ADD's files fill at most this.
+# Bytes of a message from the parent (a BULK_ADD's files fill at most this), and of a BATCH.
 MESSAGE_MAX: Final = 64 * 1024
+# Several messages to the parent in one: a = how many; after it each message (MESSAGE and its
+# bytes) after its length (``_LENGTH``).
+BATCH: Final = 16
+_LENGTH: Final = struct.Struct("<I")
 
 # Bytes asked for each pipe: Linux's default /proc/sys/fs/pipe-max-size (what an unprivileged
 # process may ask for); 16 times the default 64 KiB, so a step costs a sixteenth of the
@@ -166,6 +174,8 @@ class _Helper:
         self.selector.register(control, selectors.EVENT_READ, None)
         self.pours: dict[int, _Pour] = {}
         self.bulks: dict[int, Any] = {}  # bulkfetch_child.Bulk by id
+        self.outbox: list[bytes] = []  # messages to send at the end of this turn (``post``)
+        self.outgoing = 0  # their bytes
         # Pours to turn and bulk exchanges to run (``run()``) at the loop's next turn.
         self.runnable: collections.deque[Any] = collections.deque()
         self.pipes: list[tuple[int, int, int]] = []  # (read end, write end, size), empty
@@ -199,6 +209,7 @@ class _Helper:
                         self.fail(waiting, TIMED_OUT, 0)
                     elif waiting.bulk.busy.get(waiting.position) is waiting:
                         waiting.timed_out()
+            self.flush()
 
     def waits(self) -> Iterator[Any]:
         """The pours and bulk exchanges, any of which may wait for its socket."""
@@ -286,13 +297,32 @@ class _Helper:
     ) -> None:
         """Send a message (and the bytes after it, and a duplicate of ``fd`` unless it is -1)
         to the parent (``bulkfetch_child.Host``)."""
-        # Blocking: the parent reads all the time, and no message may be dropped.
         message = MESSAGE.pack(kind, ident, a, b, c, d) + data
         if fd < 0:
-            self.control.send(message)
+            # Sent with the others of this turn of the loop (``flush``): a bulk's results come
+            # several at a time, each a system call and a wake-up of the parent if sent alone.
+            if self.outgoing + len(message) + _LENGTH.size > MESSAGE_MAX:
+                self.flush()
+            self.outbox.append(_LENGTH.pack(len(message)) + message)
+            self.outgoing += _LENGTH.size + len(message)
         else:
+            self.flush()  # in order
             fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))]
-            self.control.sendmsg([message], fds)
+            self.control.sendmsg([message], fds)  # blocking, as every send to the parent
+
+    def flush(self) -> None:
+        """Send the messages ``post`` kept: one alone, several as one BATCH."""
+        if not self.outbox:
+            return
+        if len(self.outbox) == 1:
+            data = self.outbox[0][_LENGTH.size :]
+        else:
+            head = MESSAGE.pack(BATCH, 0, len(self.outbox), 0, 0, 0)
+            data = head + b"".join(self.outbox)
+        self.outbox.clear()
+        self.outgoing = 0
+        # Blocking: the parent reads all the time, and no message may be dropped.
+        self.control.send(data)
 
     # -- one pour ------------------------------------------------------------------------------
 
@@ -389,6 +419,7 @@ class _Helper:
         self.send(message, pour.id, a, b)
 
     def send(self, message: int, pour_id: int, a: int = 0, b: int = 0) -> None:
+        self.flush()  # in order
         # Blocking: the parent reads all the time, and no message may be dropped.
         self.control.send(MESSAGE.pack(message, pour_id, a, b, 0, 0))
 
