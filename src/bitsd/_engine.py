@@ -1618,6 +1618,10 @@ class Engine:
         - Files that finished early keep their bytes (stored as all bytes held, not
           completed): the next run confirms them with one request (416) instead of fetching
           them again.
+        - A bulk (``_bulk_plan``) takes files in their turn, up to ``_BULK_AHEAD`` ahead of
+          its results. A file it hands back with its connection starts at once (the bulk
+          counts the connection); one it hands back from its start (its helper died) waits
+          for a place, before the files not started yet.
 
         Raises:
             _FileFailed: the first failure in index order.
@@ -1687,6 +1691,9 @@ class Engine:
         bulk = self._bulk_plan(job_id, pending)
         # Files the bulk handed back (with the answer begun, or not): the per-file path's now.
         handed: list[tuple[int, Answered | None]] = []
+        # Those handed back from their start (the helper died), in order: each waits for a
+        # place as a file not started yet does, before those (it comes first in order).
+        anew: list[int] = []
         cancelled_after: int | None = None  # the bulk's files after this were stopped
 
         def bulk_result(position: int, outcome: Outcome) -> None:
@@ -1714,12 +1721,19 @@ class Engine:
         try:
             while reported < len(pending):
                 for position, answered in handed:
-                    start_task(position, answered)
-                    if answered is not None:
+                    if answered is None:
+                        anew.append(position)
+                    else:  # its connection is one of the bulk's already
+                        start_task(position, answered)
                         lent.add(position)
                 handed.clear()
+                if failed:
+                    anew = [position for position in anew if position < min(failed)]
+                anew.sort()
+                while anew and len(fetching) < width and len(tasks) < most:
+                    start_task(anew.pop(0))
                 handing: list[int] = []
-                while started < len(pending) and not failed:
+                while started < len(pending) and not failed and not anew:
                     position = started
                     if bulk is not None and bulk.takes(position):
                         if bulk.under_way + len(handing) >= _BULK_AHEAD:

@@ -35,7 +35,10 @@ Rules:
 - Connections are kept alive and reused per (host, port, SSL context) — a TLS connection only
   for jobs whose TLS settings give the same context — at most ``max_idle`` idle ones per key. A
   reused connection that the server closed meanwhile is replaced once, before any byte of the
-  answer was seen; a connection whose answer was not read to its exact end is closed.
+  answer was seen; a connection whose answer was not read to its exact end is closed. So is
+  one a bulk handed back (``fetch`` with ``answered``) at the end of its answer: the bulk
+  counts it among its connections until the file ends, then opens another, so an idle one
+  kept here would take the job past its file concurrency.
 - Failures are classified in ``classify.py``: connecting (refused, unreachable, name not
   resolved, timed out), TLS (untrusted certificate, alerts), reading (reset, closed early,
   timed out, malformed head); writing the temporary file is a LOCAL_FILE error.
@@ -413,14 +416,15 @@ def head_of(answer: _Answer) -> Head:
 
 
 class _Connection:
-    """One keep-alive connection."""
+    """One keep-alive connection; ``lent``: a bulk's, handed back (``_answered``)."""
 
-    __slots__ = ("key", "reusable", "reused", "stream")
+    __slots__ = ("key", "lent", "reusable", "reused", "stream")
 
-    def __init__(self, stream: Stream, key: _Key, *, reused: bool) -> None:
+    def __init__(self, stream: Stream, key: _Key, *, reused: bool, lent: bool = False) -> None:
         self.stream = stream
         self.key = key
         self.reused = reused
+        self.lent = lent
         self.reusable = False
 
 
@@ -671,8 +675,13 @@ class RawHttpTransport:
 
     def _end_exchange(self, conn: _Connection, head: Head) -> None:
         """The connection goes back to the pool if the answer's body was read to its exact
-        end (``reusable``) and the server keeps it open; otherwise it is closed."""
-        if conn.reusable and head.headers.get("Connection", "").lower() != "close":
+        end (``reusable``) and the server keeps it open, and no bulk lent it; otherwise it is
+        closed."""
+        if (
+            conn.reusable
+            and not conn.lent
+            and head.headers.get("Connection", "").lower() != "close"
+        ):
             self._release(conn)
         else:
             conn.stream.close()
@@ -688,7 +697,7 @@ class RawHttpTransport:
             pipe_size=self._pipe_size,
             helper=self._helper,
         )
-        conn = _Connection(stream, (url.host.lower(), url.port, None), reused=False)
+        conn = _Connection(stream, (url.host.lower(), url.port, None), reused=False, lent=True)
         try:
             answer = answer_of(answered.raw)
             if answer.head_complete:
