@@ -110,6 +110,9 @@ class BulkRun:
             self._bulk = await self._open(on_result)
             if self._bulk is None:
                 self._unavailable = True
+            else:
+                assert self._origin is not None
+                self._raw.bulk_opened(*self._origin)
         if self._bulk is None or not await self._bulk.add(items):
             self._unavailable = True
             return positions
@@ -135,6 +138,11 @@ class BulkRun:
             read_timeout=self._raw.read_timeout,
         )
 
+    async def drop_idle(self) -> None:
+        """Files on the per-file path take their turn: the bulk's idle connections close."""
+        if self._bulk is not None:
+            await self._bulk.drop_idle()
+
     async def release(self, count: int) -> None:
         """``count`` files the bulk handed back with their connection ended."""
         if self._bulk is not None:
@@ -149,3 +157,5 @@ class BulkRun:
         """Stop what is under way and forget the bulk."""
         if self._bulk is not None:
             await self._bulk.close()
+            assert self._origin is not None
+            self._raw.bulk_closed(*self._origin)

@@ -1621,7 +1621,11 @@ class Engine:
         - A bulk (``_bulk_plan``) takes files in their turn, up to ``_BULK_AHEAD`` ahead of
           its results. A file it hands back with its connection starts at once (the bulk
           counts the connection); one it hands back from its start (its helper died) waits
-          for a place, before the files not started yet.
+          for a place, before the files not started yet. The bulk uses up to the file
+          concurrency's connections, so files on the per-file path and in the bulk take
+          turns: a file for the bulk waits while files run on the per-file path (other than
+          those the bulk handed back), and one for the per-file path while the bulk has
+          files under way.
 
         Raises:
             _FileFailed: the first failure in index order.
@@ -1696,6 +1700,14 @@ class Engine:
         anew: list[int] = []
         cancelled_after: int | None = None  # the bulk's files after this were stopped
 
+        def room(handing: list[int]) -> bool:
+            """Whether a file may start on the per-file path: within the file concurrency,
+            and, in a run with a bulk, only while the bulk has nothing under way (the bulk
+            uses up to the file concurrency's connections on its own)."""
+            if len(tasks) >= most or len(fetching) >= width:
+                return False
+            return bulk is None or not (bulk.under_way or handing or lent)
+
         def bulk_result(position: int, outcome: Outcome) -> None:
             nonlocal nudged
             if outcome is None or isinstance(outcome, Answered):
@@ -1730,16 +1742,20 @@ class Engine:
                 if failed:
                     anew = [position for position in anew if position < min(failed)]
                 anew.sort()
-                while anew and len(fetching) < width and len(tasks) < most:
-                    start_task(anew.pop(0))
                 handing: list[int] = []
+                if anew and room(handing) and bulk is not None:
+                    await bulk.drop_idle()  # the per-file path's turn
+                while anew and room(handing):
+                    start_task(anew.pop(0))
                 while started < len(pending) and not failed and not anew:
                     position = started
                     if bulk is not None and bulk.takes(position):
-                        if bulk.under_way + len(handing) >= _BULK_AHEAD:
-                            break
+                        if bulk.under_way + len(handing) >= _BULK_AHEAD or fetching - lent:
+                            break  # the window is full, or files run on the per-file path
                         handing.append(position)
-                    elif len(fetching) < width and len(tasks) < most:
+                    elif room(handing):
+                        if bulk is not None and not fetching - lent:
+                            await bulk.drop_idle()  # the per-file path's turn
                         start_task(position)
                     else:
                         break

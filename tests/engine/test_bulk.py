@@ -727,3 +727,40 @@ async def test_progress_counts_only_bytes_on_disk(
         await job.complete()
     for i, d in enumerate(data):
         assert (dest / "j" / f"f{i}").read_bytes() == d
+
+
+async def test_files_on_the_per_file_path_and_in_a_bulk_share_the_file_concurrency(
+    server: FaultServer,
+    make_engine: EngineFactory,
+    dest: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run whose files 1-16 hold their bytes already (the per-file path confirms each with a
+    416) and whose files 17-39 are new (they go in a bulk) keeps the connections of both
+    paths to the one server within the job's file concurrency."""
+    spy = BulkSpy(monkeypatch)
+    data = serve(server, [5_000 + 3 * i for i in range(40)])
+    server.set_fault("/f0", Fault(stall_before_headers=60))
+    async with ConnectionCounter(port_of(server)) as proxy:
+        urls = [proxy.url(f"/f{i}") for i in range(40)]
+        async with make_engine(file_concurrency=4) as engine:
+            job = await fetch_job(engine, urls[:17], dest / "j")
+
+            def early() -> bool:
+                return {i for i, outcome in spy.landed if isinstance(outcome, Fetched)} == set(
+                    range(1, 17)
+                )
+
+            await eventually(early, "files 1-16 fetched by the bulk")
+            await job.suspend()
+            await job.add_file_set([(urls[i], str(dest / "j" / f"f{i}")) for i in range(17, 40)])
+        server.clear_fault("/f0")
+        proxy.most = 0
+        async with make_engine(file_concurrency=4) as engine:
+            job = await engine.get_job(job.id)
+            await job.resume()
+            assert await settle(job) is JobState.TRANSFERRED
+            await job.complete()
+        assert proxy.most <= 4, f"{proxy.most} connections at once"
+    for i, d in enumerate(data):
+        assert (dest / "j" / f"f{i}").read_bytes() == d

@@ -32,11 +32,12 @@ Rules:
   refused or timed out (every address tried), a reset, a silent server (the read timeout), a
   connection closed before the answer or in the body, a malformed head, a status, a failed
   write of the temporary file.
-- :meth:`Bulk.cancel_after` stops the files after a position and waits until the helper holds
-  none of their descriptors (a helper that does not answer within ``CANCEL_TIMEOUT`` is
-  killed); so does :meth:`Bulk.close` for every file still under way. A helper that dies
-  hands every file under way back (``on_result(position, None)``: to be fetched from the
-  start); the bulk is then gone (``alive`` is False).
+- :meth:`Bulk.cancel_after` stops the files after a position, closes the bulk's idle
+  connections and waits until the helper holds none of their descriptors (a helper that does
+  not answer within ``CANCEL_TIMEOUT`` is killed); so does :meth:`Bulk.close` for every
+  file still under way. A helper that dies hands every file under way back
+  (``on_result(position, None)``: to be fetched from the start); the bulk is then gone
+  (``alive`` is False).
 """
 
 from __future__ import annotations
@@ -238,6 +239,14 @@ class Bulk:
         if self.alive and count:
             with contextlib.suppress(SpliceHelperError):
                 await self._helper.send(MESSAGE.pack(BULK_RELEASE, self._channel, count, 0, 0, 0))
+
+    async def drop_idle(self) -> None:
+        """Have the helper close the bulk's idle connections, and wait until it has: files on
+        the per-file path take their turn, and together with the bulk's they stay within the
+        job's file concurrency. Nothing is under way then (``cancel_after(-1)`` stops
+        nothing)."""
+        assert not self._files, "files of the bulk are under way"
+        await self.cancel_after(-1)
 
     async def cancel_after(self, position: int) -> None:
         """Stop the files after ``position`` (-1: all) and wait until the helper holds none of

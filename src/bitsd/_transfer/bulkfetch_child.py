@@ -38,8 +38,9 @@ Rules:
 - Every wait for the server is bounded by the read timeout (TIMED_OUT), except a send, as in
   the parent's client.
 - BULK_CANCEL stops the files after a position (-1: all of them): those waiting are dropped,
-  those under way closed without a RESULT; CANCELLED answers it once none of them holds a
-  descriptor. BULK_CLOSE forgets a bulk, closing its connections (and anything under way).
+  those under way closed without a RESULT, and the idle connections closed; CANCELLED
+  answers it once none of them holds a descriptor (the parent's own connections can take
+  their turn then). BULK_CLOSE forgets a bulk, closing its connections (and anything under way).
 """
 
 from __future__ import annotations
@@ -209,11 +210,16 @@ class Bulk:
             self.host.queue(ex)
 
     def cancel(self, after: int) -> None:
-        """BULK_CANCEL: stop the files after ``after`` (-1: all), then answer."""
+        """BULK_CANCEL: stop the files after ``after`` (-1: all), close the idle connections,
+        then answer."""
         self.waiting = collections.deque(f for f in self.waiting if f[0] <= after)
         for position, ex in list(self.busy.items()):
             if position > after:
                 ex.drop()
+        for conn in self.idle:
+            conn.sock.close()
+        self.connections -= len(self.idle)
+        self.idle.clear()
         self.host.post(CANCELLED, self.id, after, 0, 0, 0, b"")
         self.start()
 

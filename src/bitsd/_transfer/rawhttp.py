@@ -38,7 +38,8 @@ Rules:
   answer was seen; a connection whose answer was not read to its exact end is closed. So is
   one a bulk handed back (``fetch`` with ``answered``) at the end of its answer: the bulk
   counts it among its connections until the file ends, then opens another, so an idle one
-  kept here would take the job past its file concurrency.
+  kept here would take the job past its file concurrency; for the same reason no idle
+  connection is kept to an origin while a bulk is open there (``bulk_opened``).
 - Failures are classified in ``classify.py``: connecting (refused, unreachable, name not
   resolved, timed out), TLS (untrusted certificate, alerts), reading (reset, closed early,
   timed out, malformed head); writing the temporary file is a LOCAL_FILE error.
@@ -466,6 +467,8 @@ class RawHttpTransport:
         self._pipe_size = pipe_size
         self._max_idle = max_idle
         self._idle: dict[_Key, list[Stream]] = {}
+        # Origins (lowered host, port) with a bulk open, and how many: see bulk_opened.
+        self._bulk_origins: dict[tuple[str, int], int] = {}
         # bulk_file's GET around the path, by (origin, options, proxy environment).
         self._bulk_heads: dict[
             tuple[str, HttpOptions, tuple[str | None, ...]],
@@ -810,7 +813,28 @@ class RawHttpTransport:
             stream.close()
         return None
 
+    def bulk_opened(self, host: str, port: int) -> None:
+        """A bulk opened for ``host:port`` (``bulkfetch.py``): its connections are the
+        job's, so while it is open this transport keeps no idle connection there (they would
+        take the job past its file concurrency)."""
+        key = (host.lower(), port)
+        self._bulk_origins[key] = self._bulk_origins.get(key, 0) + 1
+        for stream in self._idle.pop((*key, None), []):
+            stream.close()
+
+    def bulk_closed(self, host: str, port: int) -> None:
+        key = (host.lower(), port)
+        left = self._bulk_origins.get(key, 0) - 1
+        if left > 0:
+            self._bulk_origins[key] = left
+        else:
+            self._bulk_origins.pop(key, None)
+
     def _release(self, conn: _Connection) -> None:
+        host, port, context = conn.key
+        if context is None and (host, port) in self._bulk_origins:
+            conn.stream.close()
+            return
         streams = self._idle.setdefault(conn.key, [])
         if len(streams) >= self._max_idle:
             conn.stream.close()
