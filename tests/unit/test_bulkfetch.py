@@ -9,7 +9,7 @@ released; every failure (a status, a 200 to the Range request, a malformed or in
 head, a refused connection, a connect or read timeout, a connection closed before the answer
 or in the body, a temporary file that cannot be made) is the error the per-file path gives for
 the same server, with the bytes made durable before it; a kept connection that the server
-ended is replaced once;
+ended is replaced once, and one with bytes after its answer is not used again;
 ``cancel_after`` stops the later files and leaves the helper none of their descriptors; a
 helper that dies hands every file under way back; a hand-over larger than one message goes in
 several."""
@@ -964,6 +964,37 @@ async def test_a_replacement_connection_ended_too_is_the_per_file_paths_error(
     expected = await kit.per_file_error(origin.url("/second"))
     assert _said(failed.error) == _said(expected)
     assert failed.error.hresult == codes.BG_E_CONNECTION_CLOSED
+
+
+async def test_a_kept_connection_with_bytes_after_its_answer_is_not_used_again(
+    kit: _Kit, origin: _Origin
+) -> None:
+    """A kept connection on which the server sent bytes after its answer (here what looks
+    like an answer) carries no other request, as on the per-file path (``alive``): the next
+    file goes on a new connection and gets its own bytes."""
+    second = os.urandom(3000)
+    first_read = asyncio.Event()
+    stray_sent = asyncio.Event()
+
+    async def then_more(peer: _Peer) -> bool:
+        await peer.send(_partial(b"first"))
+        await first_read.wait()
+        await peer.send(_partial(b"STRAY"))
+        stray_sent.set()
+        return True
+
+    origin.routes["/first"] = then_more
+    origin.add("/second", second)
+    bulk = await kit.open(origin.port, width=1)
+    await bulk.add([kit.entry(0, origin.url("/first"))])
+    assert _fetched(await kit.results.one(0)).size == 5
+    first_read.set()
+    await asyncio.wait_for(stray_sent.wait(), PATIENCE)
+    await bulk.add([kit.entry(1, origin.url("/second"))])
+    fetched = _fetched(await kit.results.one(1))
+    assert _on_disk(kit.temp(1)) == second
+    assert fetched.size == len(second)
+    assert origin.requests == [(1, "/first"), (2, "/second")]
 
 
 # -- cancel, death -------------------------------------------------------------------------------

@@ -30,7 +30,9 @@ Rules:
 - A reused connection that the server closed meanwhile (EOF, reset or a broken pipe before any
   byte of the answer) is replaced once by a new connection, as the parent's client does. A
   connection goes back to the bulk after an answer read to its exact end that does not ask
-  to close it (an HTTP/1.0 answer without a Connection field closes it).
+  to close it (an HTTP/1.0 answer without a Connection field closes it); an idle one that
+  holds bytes, or was closed, when a file would take it is closed instead (as the parent's
+  client checks ``PlainStream.alive``).
 - In a taken body a connection reset is the end of the body when more than
   :data:`SPLICE_MIN` bytes were left after the head's read (the parent's client splices
   those, and a splice takes a reset as the end), an error otherwise; the end of the connection
@@ -200,8 +202,13 @@ class Bulk:
 
     def start(self) -> None:
         while self.waiting and (self.idle or self.connections < self.width):
-            position, path, request = self.waiting.popleft()
             conn = self.idle.pop() if self.idle else None
+            if conn is not None and not _alive(conn.sock):
+                # Bytes the server sent after its answer would be read as the next answer.
+                conn.sock.close()
+                self.connections -= 1
+                continue
+            position, path, request = self.waiting.popleft()
             if conn is None:
                 self.connections += 1
             ex = _Exchange(self, position, path, request, conn)
@@ -604,6 +611,18 @@ class _Exchange:
             self.sock.close()
             self.sock = None
         self.bulk.ended(self, None)
+
+
+def _alive(sock: socket.socket) -> bool:
+    """Whether an idle connection can carry another request: nothing to read on it (no bytes,
+    no end)."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True
+    except OSError:
+        pass
+    return False
 
 
 # The fields an exchange keeps (by lowered name): the helper's choice, the connection's reuse
