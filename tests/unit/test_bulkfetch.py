@@ -6,20 +6,19 @@ does not take (a body larger than the bulk's largest, a chunked 206, an empty fi
 redirect) is handed back with its connection and the bytes read, and goes on in the per-file
 path without a second request; a connection handed back counts within the width until it is
 released; every failure (a status, a 200 to the Range request, a malformed or inconsistent
-head, a refused connection, a connect or read timeout, a connection closed before the answer
-or in the body, a temporary file that cannot be made) is the error the per-file path gives for
-the same server, with the bytes made durable before it; a kept connection that the server
-ended is replaced once, and one with bytes after its answer is not used again;
-``cancel_after`` stops the later files and leaves the helper none of their descriptors; a
-helper that dies hands every file under way back; a hand-over larger than one message goes in
-several."""
+head, a refused connection, a connect or read timeout, a connection closed before the answer,
+closed or reset in the body, a temporary file that cannot be made) is the error the per-file
+path gives for the same server, with the bytes made durable before it; a connection is kept
+only where its answer lets it, and a kept connection that the server ended is replaced once;
+``cancel_after`` and ``close`` stop the files under way and leave the helper none of their
+descriptors; a helper that dies hands every file under way back; a hand-over larger than one
+message goes in several."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import email.utils
-import itertools
 import os
 import select
 import signal
@@ -164,7 +163,6 @@ class _Kit:
         )
         self._bulks: list[Bulk] = []
         self.sinks: list[_Sink] = []  # the per-file path's, in the order made
-        self._numbers = itertools.count()
 
     async def open(
         self,
@@ -216,10 +214,14 @@ class _Kit:
             local if local is not None else str(self.folder / f"f{position}"),
         )
 
+    def next_per_file(self) -> str:
+        """The file the next :meth:`per_file` writes."""
+        return str(self.folder / f"per-file-{len(self.sinks)}")
+
     async def per_file(self, url: str, answered: Answered | None = None) -> _Sink:
         """Fetch ``url`` with the per-file path (going on with ``answered``, if given) into a
         new file."""
-        sink = _Sink(str(self.folder / f"per-file-{next(self._numbers)}"))
+        sink = _Sink(self.next_per_file())
         self.sinks.append(sink)
         async with asyncio.timeout(PATIENCE):
             await self.raw.fetch(FileRequest(url, 0, None, None), sink, answered)
@@ -280,6 +282,17 @@ def _open_files(pid: int) -> set[str]:
     return found
 
 
+def _queued(local: int, remote: int) -> tuple[int, int]:
+    """The bytes not yet sent and not yet read (tx_queue, rx_queue) of the loopback IPv4 TCP
+    socket from port ``local`` to port ``remote``."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if (int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)) == (local, remote):
+            sent, read = fields[4].split(":")
+            return int(sent, 16), int(read, 16)
+    raise AssertionError(f"no TCP socket from port {local} to {remote}")
+
+
 async def _until(condition: Callable[[], bool], what: str) -> None:
     """Wait until ``condition()`` holds (polled: /proc and the servers' records have no
     event to wait for)."""
@@ -336,6 +349,20 @@ class _Peer:
             while await self.reader.read(64 * KiB):
                 pass
 
+    async def read_by_client(self) -> None:
+        """Wait until the client has read all that was sent (nothing is on its way or unread),
+        so the next bytes sent come in a read of their own."""
+        ours = int(self.writer.get_extra_info("sockname")[1])
+        theirs = int(self.writer.get_extra_info("peername")[1])
+        await _until(
+            lambda: (
+                self.writer.transport.get_write_buffer_size() == 0
+                and _queued(ours, theirs) == (0, 0)
+                and _queued(theirs, ours) == (0, 0)
+            ),
+            "the client read all that was sent",
+        )
+
     def reset(self) -> None:
         """End the connection with a reset (RST), not a close."""
         sock = self.writer.get_extra_info("socket")
@@ -365,6 +392,7 @@ class _Origin:
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[int, str]] = []  # (connection number, path), as they came
         self.accepted = 0
+        self.ended: dict[int, asyncio.Event] = {}  # by connection number: it is closed
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -404,6 +432,7 @@ class _Origin:
         self._tasks.add(task)
         self.accepted += 1
         number = self.accepted
+        self.ended[number] = asyncio.Event()
         try:
             while True:
                 try:
@@ -418,6 +447,7 @@ class _Origin:
             return  # the server stops (asyncio 3.11 logs a handler that ends cancelled)
         finally:
             self._tasks.discard(task)
+            self.ended[number].set()
             writer.close()
 
 
@@ -819,6 +849,42 @@ async def test_a_body_cut_short_is_the_per_file_paths_error_with_its_bytes_held(
 
 
 @pytest.mark.parametrize(
+    ("size", "sent", "code"),
+    [
+        (40 * KiB, 10 * KiB, codes.BG_E_RECEIVE_FAILURE),
+        (200 * KiB, 20 * KiB, codes.BG_E_CONNECTION_CLOSED),
+    ],
+    ids=["read", "spliced"],
+)
+async def test_a_reset_in_the_body_is_the_per_file_paths_error(
+    kit: _Kit, origin: _Origin, size: int, sent: int, code: int
+) -> None:
+    """A connection reset in the body is an error where the parent would read the rest of
+    the body in memory (BG_E_RECEIVE_FAILURE), and the end of the body where it would splice
+    it (a splice takes a reset as the end: BG_E_CONNECTION_CLOSED), as on the per-file path;
+    the bytes before the reset are held."""
+    body = os.urandom(size)
+    answer = _partial(body)
+    head = len(answer) - size
+
+    async def resets(peer: _Peer) -> bool:
+        await peer.send(answer[: head + sent])
+        await peer.read_by_client()
+        peer.reset()
+        return False
+
+    origin.routes["/reset"] = resets
+    bulk = await kit.open(origin.port)
+    await bulk.add([kit.entry(0, origin.url("/reset"))])
+    failed = _failed(await kit.results.one(0))
+    expected = await kit.per_file_error(origin.url("/reset"))
+    assert _said(failed.error) == _said(expected)
+    assert failed.error.hresult == code
+    assert failed.held == Fetched(size, None, sent)
+    assert _on_disk(kit.temp(0)) == body[:sent]
+
+
+@pytest.mark.parametrize(
     ("fault", "held"),
     [
         (Fault(stall_before_headers=PATIENCE), 0),
@@ -966,6 +1032,42 @@ async def test_a_replacement_connection_ended_too_is_the_per_file_paths_error(
     assert failed.error.hresult == codes.BG_E_CONNECTION_CLOSED
 
 
+@pytest.mark.parametrize(
+    ("version", "fields", "kept"),
+    [
+        ("1.1", "", True),
+        ("1.1", "Connection: close\r\n", False),
+        ("1.0", "", False),
+        ("1.0", "Connection: keep-alive\r\n", True),
+    ],
+    ids=["1.1", "1.1-close", "1.0", "1.0-keep-alive"],
+)
+async def test_a_connection_is_kept_only_where_its_answer_lets_it(
+    kit: _Kit, origin: _Origin, version: str, fields: str, kept: bool
+) -> None:
+    """A connection carries the next file only if its answer lets it, as the per-file path
+    reads it: HTTP/1.1 unless ``Connection: close``, HTTP/1.0 only with a Connection field
+    that does not say close."""
+    for path in ("/a", "/b"):
+        answer = _partial(path.encode(), fields=fields).replace(
+            b"HTTP/1.1", f"HTTP/{version}".encode(), 1
+        )
+
+        async def route(peer: _Peer, answer: bytes = answer) -> bool:
+            await peer.send(answer)
+            return True  # the server would go on: the client decides
+
+        origin.routes[path] = route
+    bulk = await kit.open(origin.port, width=1)
+    await bulk.add([kit.entry(0, origin.url("/a")), kit.entry(1, origin.url("/b"))])
+    assert [_fetched(outcome).size for outcome in await kit.results.of(0, 1)] == [2, 2]
+    for path in ("/a", "/b"):
+        sink = await kit.per_file(origin.url(path))
+        assert sink.content() == path.encode()
+    first, second, third, fourth = origin.requests
+    assert (first[0] == second[0], third[0] == fourth[0]) == (kept, kept)
+
+
 async def test_a_kept_connection_with_bytes_after_its_answer_is_not_used_again(
     kit: _Kit, origin: _Origin
 ) -> None:
@@ -1058,6 +1160,39 @@ async def test_cancel_after_stops_the_later_files_and_leaves_the_helper_none_of_
     assert not any(_on_disk(kit.temp(n)) is not None for n in (2, 3, 4, 5))
     assert [path for _, path in origin.requests] == ["/f0", "/f1", "/f2", "/f3", "/f6"]
     assert bulk.under_way == 0
+
+
+async def test_close_stops_the_files_under_way_and_closes_every_connection(
+    kit: _Kit, origin: _Origin
+) -> None:
+    """``close`` stops every file under way (no result, no descriptor left with the helper)
+    and closes the bulk's kept connections, which the server sees end; the helper goes on
+    serving other bulks."""
+    origin.add("/f0", b"zero")
+
+    async def stalls_in_the_body(peer: _Peer) -> bool:
+        await peer.send(_partial(os.urandom(60 * KiB))[: 30 * KiB])
+        await peer.until_closed()
+        return False
+
+    origin.routes["/f1"] = stalls_in_the_body
+    bulk = await kit.open(origin.port, width=2)
+    await bulk.add([kit.entry(0, origin.url("/f0")), kit.entry(1, origin.url("/f1"))])
+    _fetched(await kit.results.one(0))
+    pid = kit.helper.pid
+    assert pid is not None
+    await _until(lambda: kit.temp(1) in _open_files(pid), "the helper writes file 1")
+    await bulk.close()
+    assert not bulk.alive
+    assert kit.temp(1) not in _open_files(pid)
+    for number in (1, 2):
+        await asyncio.wait_for(origin.ended[number].wait(), PATIENCE)
+    assert sorted(kit.results.got) == [0]
+
+    later = await kit.open(origin.port)
+    await later.add([kit.entry(2, origin.url("/f0"))])
+    assert _fetched(await kit.results.one(2)).size == 4
+    assert kit.helper.pid == pid
 
 
 async def test_a_helper_that_dies_hands_back_every_file_under_way(
