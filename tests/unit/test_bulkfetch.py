@@ -1,24 +1,24 @@
 """Bulks of small files (``bulkfetch.Bulk`` in the daemon, ``bulkfetch_child.py`` in the splice
-helper process) against real loopback servers, real temporary files and a real helper: small
-files are taken whole, each into its temporary file, with the size and validator the per-file
-path records, one request each, on at most ``width`` kept connections; an answer the helper
-does not take (a body larger than the bulk's largest, a chunked 206, an empty file's 416, a
-redirect) is handed back with its connection and the bytes read, and goes on in the per-file
-path without a second request; a connection handed back counts within the width until it is
-released; every failure (a status, a 200 to the Range request, a malformed or inconsistent
-head, a refused connection, a connect or read timeout, a connection closed before the answer,
-closed or reset in the body, a temporary file that cannot be made) is the error the per-file
-path gives for the same server, with the bytes made durable before it; a connection is kept
-only where its answer lets it, and a kept connection that the server ended is replaced once;
-``cancel_after`` and ``close`` stop the files under way and leave the helper none of their
-descriptors; a helper that dies hands every file under way back; a hand-over larger than one
-message goes in several."""
+helper process) against real loopback servers, real temporary files and a real helper: small files
+are taken whole, each into its temporary file, with the size and validator the per-file path
+records, one request each, on at most ``width`` kept connections; an answer the helper does not take
+(a body larger than the bulk's largest, a chunked 206, an empty file's 416, a redirect, a head
+larger than one message) is handed back with its connection and the bytes read, and goes on in the
+per-file path without a second request; a connection handed back counts within the width until it is
+released; every failure (a status, a 200 to the Range request, a malformed or inconsistent head, a
+refused connection, a connect or read timeout, a connection closed before the answer, closed or
+reset in the body, a temporary file that cannot be made) is the error the per-file path gives for
+the same server, with the bytes made durable before it; a connection is kept only where its answer
+lets it, and a kept connection that the server ended is replaced once; ``cancel_after`` and
+``close`` stop the files under way and leave the helper none of their descriptors; a helper that
+dies hands every file under way back; a hand-over larger than one message goes in several."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import email.utils
+import itertools
 import os
 import select
 import signal
@@ -38,7 +38,7 @@ from bitsd._files import open_temp
 from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest, Sink
 from bitsd._transfer.bulkfetch import BULK_MOST, Answered, Bulk, Failed, Fetched, Outcome
-from bitsd._transfer.bulkfetch_child import SPLICE_MIN
+from bitsd._transfer.bulkfetch_child import RAW_MAX, SPLICE_MIN
 from bitsd._transfer.rawhttp import RawHttpTransport, answer_of, head_of, proxy_environment
 from bitsd._transfer.splicehelper import SpliceHelper
 from bitsd._transfer.tls import TlsContexts
@@ -629,6 +629,35 @@ async def test_a_redirect_is_handed_back_with_the_rest_of_its_answer_unread(
     assert sink.content() == b""
     for path in ("/moved0", "/moved1"):
         assert len(server.requests_for(path)) == 1
+
+
+async def test_a_head_too_large_for_one_message_is_handed_back_whole(
+    kit: _Kit, origin: _Origin
+) -> None:
+    """A head larger than ``RAW_MAX`` is handed back with at most ``RAW_MAX`` bytes read, so
+    the helper's message holds every byte it read, whatever the sizes of its reads (here
+    it has read just under ``RAW_MAX`` when a large read comes); the per-file path reads the
+    rest of the head and the body, with one request."""
+    body = os.urandom(300 * KiB)
+    filler = "".join(f"X-Filler-{n}: {'f' * 1000}\r\n" for n in range(150))
+    answer = _partial(body, fields=filler)
+    cuts = [0, 100, 100 + 64 * KiB, RAW_MAX - 100]
+
+    async def in_pieces(peer: _Peer) -> bool:
+        for start, end in itertools.pairwise(cuts):
+            await peer.send(answer[start:end])
+            await peer.read_by_client()
+        await peer.send(answer[cuts[-1] :])
+        return True
+
+    origin.routes["/head"] = in_pieces
+    bulk = await kit.open(origin.port)
+    await bulk.add([kit.entry(0, origin.url("/head"))])
+    answered = _answered(await kit.results.one(0))
+    assert len(answered.raw) <= RAW_MAX
+    assert answer.startswith(answered.raw)
+    await _goes_on(kit, answered, origin.url("/head"), body)
+    assert origin.requests == [(1, "/head")]
 
 
 async def test_a_connection_handed_back_counts_within_the_width_until_released(

@@ -452,7 +452,9 @@ class _Exchange:
         fd = self.sock.fileno()
         while True:
             try:
-                data = os.read(fd, _READ)
+                # Never more than RAW_MAX bytes in all: the RESULT must carry them in one
+                # message (the parent's buffer holds no more).
+                data = os.read(fd, min(_READ, RAW_MAX - len(self.raw)))
             except BlockingIOError:
                 self.wait(selectors.EVENT_READ, self.timeout)
                 return False
