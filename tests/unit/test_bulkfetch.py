@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import errno
 import itertools
 import os
 import select
@@ -172,18 +173,19 @@ class _Kit:
         most: int = BULK_MOST,
         connect_timeout: float = TIMEOUT,
         read_timeout: float = TIMEOUT,
+        host: str = "127.0.0.1",
     ) -> Bulk:
-        """A bulk for 127.0.0.1:``port`` whose results go to :attr:`results`; the per-file
-        path gets the same timeouts."""
+        """A bulk for ``host:port`` (its addresses as the engine resolves them) whose results
+        go to :attr:`results`; the per-file path gets the same timeouts."""
         self.raw.retune(
             chunk_size=64 * KiB, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
         bulk = await Bulk.open(
             self.helper,
             self.clock,
-            "127.0.0.1",
+            host,
             port,
-            [(socket.AF_INET, ("127.0.0.1", port))],
+            await self.raw.addresses(host, port),
             self.results,
             width=width,
             most=most,
@@ -785,26 +787,54 @@ async def test_a_broken_answer_is_the_per_file_paths_error(
     assert failed.held is None
 
 
-def _closed_port() -> int:
-    """A loopback port nobody listens on (a connection to it is refused)."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
+def _closed_port(host: str) -> int:
+    """A port of the loopback address ``host`` nobody listens on (a connection to it is
+    refused); skips the test where ``host`` cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        listener = socket.create_server((host, 0), family=family)
+    except OSError as exc:
+        pytest.skip(f"no {host} here ({exc})")
+    with listener:
         return int(listener.getsockname()[1])
 
 
-async def test_a_refused_connection_is_the_per_file_paths_connect_error(kit: _Kit) -> None:
-    """A connection refused (every address tried) fails each file with the per-file path's
-    connect error: BG_E_CONNECT_FAILURE, the same message (``rawhttp.connect_failed``: the
-    host, the port, the last address's failure)."""
-    port = _closed_port()
-    url = f"http://127.0.0.1:{port}/f"
-    bulk = await kit.open(port)
+def _unreachable_port(host: str) -> int:
+    """A port of ``host`` (a multicast address) whose connect fails at once (ENETUNREACH, no
+    TCP route); skips the test where it does not."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setblocking(False)
+        if sock.connect_ex((host, 9)) != errno.ENETUNREACH:
+            pytest.skip(f"a connection to {host} does not fail at once here")
+    return 9
+
+
+@pytest.mark.parametrize(
+    ("host", "port_of", "failure"),
+    [
+        ("127.0.0.1", _closed_port, "Connect call failed ('127.0.0.1', "),
+        ("::1", _closed_port, "Connect call failed ('::1', "),
+        ("224.0.0.1", _unreachable_port, "] Network is unreachable"),
+    ],
+    ids=["refused-ipv4", "refused-ipv6", "unreachable-at-once"],
+)
+async def test_a_connection_that_fails_is_the_per_file_paths_connect_error(
+    kit: _Kit, host: str, port_of: Callable[[str], int], failure: str
+) -> None:
+    """A connection that cannot be made (every address tried: refused, over IPv4 and IPv6,
+    or failing at once) fails each file with the per-file path's connect error:
+    BG_E_CONNECT_FAILURE, the same message (``rawhttp.connect_failed``: the host, the port,
+    the last address's failure as asyncio words it)."""
+    port = port_of(host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/f"
+    bulk = await kit.open(port, host=host)
     await bulk.add([kit.entry(0, url), kit.entry(1, url)])
     outcomes = [_failed(outcome) for outcome in await kit.results.of(0, 1)]
     expected = await kit.per_file_error(url)
     for failed in outcomes:
         assert _said(failed.error) == _said(expected)
         assert failed.error.hresult == codes.BG_E_CONNECT_FAILURE
-        assert "Connect call failed" in failed.error.message
+        assert failure in failed.error.message
         assert failed.held is None
 
 

@@ -57,6 +57,7 @@ from bitsd._errors import TransferError
 from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest
 from bitsd._transfer.bulkfetch_child import (
+    AT_ONCE,
     BULK_ADD,
     BULK_CANCEL,
     BULK_CLOSE,
@@ -331,12 +332,14 @@ class Bulk:
         held = None
         try:
             if reason == CONNECT_FAILED:
-                address = self._addresses[min(written, len(self._addresses) - 1)][1]
-                failure: OSError = (
-                    TimeoutError()
-                    if number == -1
-                    else OSError(number, f"Connect call failed {address}")
-                )
+                address = _worded(*self._addresses[min(written, len(self._addresses) - 1)])
+                failure: OSError
+                if number == -1:
+                    failure = TimeoutError()
+                elif flags & AT_ONCE:  # asyncio's sock_connect raises connect's own error
+                    failure = OSError(number, os.strerror(number))
+                else:
+                    failure = OSError(number, f"Connect call failed {address}")
                 raise classify.from_network_exception(
                     connect_failed(self._host, self._port, failure), url=url
                 )
@@ -416,6 +419,19 @@ class Bulk:
                     now_wall=self._clock.wall(),
                 )
         return Answered(sock, data)
+
+
+def _worded(family: int, address: tuple[str, int]) -> tuple[object, ...]:
+    """``address`` as asyncio's ``sock_connect`` (the per-file path's) words it in its error:
+    an IPv6 one with its flow information and scope id."""
+    if family != socket.AF_INET6:
+        return address
+    if "%" not in address[0]:
+        return (*address, 0, 0)
+    with contextlib.suppress(OSError):  # a scoped address: asyncio asks getaddrinfo
+        found = socket.getaddrinfo(*address, family, socket.SOCK_STREAM)
+        return tuple(found[0][4])
+    return address
 
 
 def _failure(reason: int, number: int, local_name: str, url: str) -> TransferError:

@@ -12,7 +12,8 @@ Rules:
   new one while the bulk holds fewer than its maximum.
 - A new connection tries the addresses in order, each bounded by the connect timeout, as the
   parent's own client does; when all fail, the file's RESULT is CONNECT_FAILED with the errno
-  of the last failure (-1: it timed out) and the index of its address.
+  of the last failure (-1: it timed out), the index of its address and whether ``connect``
+  itself failed at once (AT_ONCE; the parent's client words that failure otherwise).
 - An exchange sends the request, reads the answer's head and parses it with httptools as the
   parent parses it (a 1xx answer is skipped). The helper takes the body only of a ``206``
   framed by a Content-Length of at most the bulk's largest body (not chunked) when what was
@@ -56,6 +57,7 @@ import time
 from typing import Any, Final, Protocol
 
 __all__ = [
+    "AT_ONCE",
     "BULK_ADD",
     "BULK_CANCEL",
     "BULK_CLOSE",
@@ -103,6 +105,7 @@ DELETED: Final = 6  # the temporary file lost its name during the transfer
 # Flags.
 TAKEN: Final = 1
 GOT_ANY: Final = 2  # bytes of the answer came
+AT_ONCE: Final = 4  # CONNECT_FAILED: the last address's connect failed at once, not later
 UNSET: Final = "\x01"  # a head field the answer did not send (no field value holds it)
 FILE_HEAD: Final = struct.Struct("<IHH")  # position, path bytes, request bytes
 # Bytes of an answer's head (and the body bytes that came with it) read before the answer is
@@ -258,6 +261,7 @@ class _Exchange:
 
     __slots__ = (
         "address",
+        "at_once",
         "bodies",
         "bulk",
         "complete",
@@ -299,6 +303,7 @@ class _Exchange:
         self.phase = _SEND if conn is not None else _CONNECT
         self.address = -1  # the address being connected to
         self.failure = 0  # the errno of the last failed address, -1 if it timed out
+        self.at_once = False  # that failure was connect's own (not the attempt's end)
         self.replaced = False  # a stale connection was replaced once already
         self.timeout = bulk.read_timeout
         self.parser = bulk.parser_class(self)
@@ -361,7 +366,7 @@ class _Exchange:
     def timed_out(self) -> None:
         """The deadline of the current wait passed."""
         if self.phase == _CONNECT:
-            self.failure = -1
+            self.failure, self.at_once = -1, False
             self.next_address()
             if self.phase == _SEND:
                 self.run()
@@ -381,7 +386,7 @@ class _Exchange:
                 self.phase = _SEND
                 self.conn = _Conn(self.sock)
                 return True
-            self.failure = error
+            self.failure, self.at_once = error, False
         self.next_address()
         return self.phase == _SEND
 
@@ -410,7 +415,7 @@ class _Exchange:
                 self.wait(selectors.EVENT_WRITE, self.bulk.connect_timeout)
                 return
             sock.close()
-            self.failure = code
+            self.failure, self.at_once = code, True
         self.finish(CONNECT_FAILED, self.failure, keep=False, index=max(self.address, 0))
 
     def send(self) -> bool:
@@ -584,6 +589,8 @@ class _Exchange:
         bulk.host.unwatch(self)
         conn = self.conn
         flags = (TAKEN if self.taken else 0) | (GOT_ANY if self.got_any else 0)
+        if reason == CONNECT_FAILED and self.at_once:
+            flags |= AT_ONCE
         handed = -1
         if self.taken:
             fields = self.fields
