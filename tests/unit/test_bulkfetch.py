@@ -7,11 +7,12 @@ larger than one message) is handed back with its connection and the bytes read, 
 per-file path without a second request; a connection handed back counts within the width until it is
 released; every failure (a status, a 200 to the Range request, a malformed or inconsistent head, a
 refused connection, a connect or read timeout, a connection closed before the answer, closed or
-reset in the body, a temporary file that cannot be made) is the error the per-file path gives for
-the same server, with the bytes made durable before it; a connection is kept only where its answer
-lets it, and a kept connection that the server ended is replaced once; ``cancel_after`` and
-``close`` stop the files under way and leave the helper none of their descriptors; a helper that
-dies hands every file under way back; a hand-over larger than one message goes in several."""
+reset in the body, a temporary file that cannot be made or is deleted while written) is the error
+the per-file path gives for the same server, with the bytes made durable before it; a connection is
+kept only where its answer lets it, and a kept connection that the server ended is replaced once;
+``cancel_after`` and ``close`` stop the files under way and leave the helper none of their
+descriptors; a helper that dies hands every file under way back; a hand-over larger than one message
+goes in several."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from starlette.responses import Response
 
 from bitsd import FakeClock, codes
 from bitsd._errors import TransferError
-from bitsd._files import open_temp
+from bitsd._files import flush_temp, open_temp
 from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest, Sink
 from bitsd._transfer.bulkfetch import BULK_MOST, Answered, Bulk, Failed, Fetched, Outcome
@@ -1038,6 +1039,51 @@ async def test_a_temporary_file_that_cannot_be_made_is_the_per_file_paths_local_
     assert failed.held is None
     assert _on_disk(str(target)) == b"untouched"
     assert len(server.requests_for("/f")) == 1
+
+
+def _flush_error(local: str) -> TransferError:
+    """The error the per-file path gives for a temporary file deleted while it was written:
+    its sink's, when it makes the file durable (``flush_temp``, as ``FileSink`` classifies
+    it)."""
+    fd, _ = open_temp(local + ".gone", 0)
+    try:
+        os.unlink(local + ".gone")
+        flush_temp(fd)
+    except OSError as exc:
+        return classify.from_local_os_error(exc, local_name=local)
+    finally:
+        os.close(fd)
+    raise AssertionError("a deleted file was flushed without an error")
+
+
+async def test_a_temporary_file_deleted_while_written_is_the_per_file_paths_error(
+    kit: _Kit, origin: _Origin
+) -> None:
+    """A temporary file deleted while the helper writes it fails the file with the error the
+    per-file path gives when it makes such a file durable (LOCAL_FILE, not found), and
+    nothing is held: the bytes went with the file."""
+    body = os.urandom(60 * KiB)
+    answer = _partial(body)
+    go = asyncio.Event()
+
+    async def in_two(peer: _Peer) -> bool:
+        await peer.send(answer[: 30 * KiB])
+        await go.wait()
+        await peer.send(answer[30 * KiB :])
+        return True
+
+    origin.routes["/f"] = in_two
+    bulk = await kit.open(origin.port)
+    await bulk.add([kit.entry(0, origin.url("/f"))])
+    pid = kit.helper.pid
+    assert pid is not None
+    await _until(lambda: kit.temp(0) in _open_files(pid), "the helper writes the file")
+    os.unlink(kit.temp(0))
+    go.set()
+    failed = _failed(await kit.results.one(0))
+    expected = _flush_error(str(kit.folder / "f0"))
+    assert _said(failed.error) == _said(expected)
+    assert failed.held is None
 
 
 # -- kept connections ----------------------------------------------------------------------------

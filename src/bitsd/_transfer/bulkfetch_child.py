@@ -21,7 +21,7 @@ Rules:
   the body, makes it durable (fsync, and the file must still have a name) and answers RESULT
   TAKEN with the head's fields the parent decides with (Content-Length, Content-Range, ETag,
   Last-Modified). A failure after the body was taken answers what was written and made
-  durable.
+  durable (nothing, if the file lost its name: DELETED).
 - Any other answer (another status, chunked, too large, a parse error, a head of more than
   :data:`RAW_MAX` bytes) is answered with every byte read until then and the connection
   (SCM_RIGHTS), the rest of the answer unread: the parent goes on with it as if it had read
@@ -565,6 +565,7 @@ class _Exchange:
                 os.fsync(self.file)
                 if reason == 0 and os.fstat(self.file).st_nlink == 0:
                     reason = DELETED
+                    self.written = 0  # gone with the file: none of it is held
             except OSError as exc:
                 if reason == 0:
                     reason, number = FILE_ERROR, exc.errno or 0
