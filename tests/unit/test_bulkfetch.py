@@ -5,14 +5,14 @@ records, one request each, on at most ``width`` kept connections; an answer the 
 (a body larger than the bulk's largest, a chunked 206, an empty file's 416, a redirect, a head
 larger than one message) is handed back with its connection and the bytes read, and goes on in the
 per-file path without a second request; a connection handed back counts within the width until it is
-released; every failure (a status, a 200 to the Range request, a malformed or inconsistent head, a
-refused connection, a connect or read timeout, a connection closed before the answer, closed or
-reset in the body, a temporary file that cannot be made or is deleted while written) is the error
-the per-file path gives for the same server, with the bytes made durable before it; a connection is
-kept only where its answer lets it, and a kept connection that the server ended is replaced once;
-``cancel_after`` and ``close`` stop the files under way and leave the helper none of their
-descriptors; a helper that dies hands every file under way back; a hand-over larger than one message
-goes in several."""
+released, also one handed back for a file cancelled meanwhile; every failure (a status, a 200 to the
+Range request, a malformed or inconsistent head, a refused connection, a connect or read timeout, a
+connection closed before the answer, closed or reset in the body, a temporary file that cannot be
+made or is deleted while written) is the error the per-file path gives for the same server, with the
+bytes made durable before it; a connection is kept only where its answer lets it, and a kept
+connection that the server ended is replaced once; ``cancel_after`` and ``close`` stop the files
+under way and leave the helper none of their descriptors; a helper that dies hands every file under
+way back; a hand-over larger than one message goes in several."""
 
 from __future__ import annotations
 
@@ -686,6 +686,47 @@ async def test_a_connection_handed_back_counts_within_the_width_until_released(
     await bulk.release(1)
     assert _fetched(await kit.results.one(1)).size == 4
     assert _on_disk(kit.temp(1)) == b"next"
+
+
+async def test_a_connection_handed_back_for_a_file_cancelled_meanwhile_is_released(
+    kit: _Kit, origin: _Origin
+) -> None:
+    """An answer handed back with its connection for a file cancelled while the answer was on
+    its way: the parent closes the connection (the server sees it end) and the helper counts
+    it no more, so a file handed over later still gets a connection within the width."""
+    origin.add("/first", b"first")
+    origin.add("/later", b"later")
+    large = _partial(os.urandom(32 * KiB))
+    go, sent = asyncio.Event(), asyncio.Event()
+
+    async def when_told(peer: _Peer) -> bool:
+        await go.wait()
+        await peer.send(large)
+        sent.set()
+        return True
+
+    origin.routes["/large"] = when_told
+    bulk = await kit.open(origin.port, width=1, most=16 * KiB)
+    await bulk.add([kit.entry(0, origin.url("/first")), kit.entry(1, origin.url("/large"))])
+    _fetched(await kit.results.one(0))
+    await _until(lambda: len(origin.requests) == 2, "the second file asked for")
+    go.set()
+    await sent.wait()
+    # The loop does not run until the helper's answer waits to be read: the file is cancelled
+    # before the bulk hears of it.
+    control = kit.helper._control
+    assert control is not None
+    readable, _, _ = select.select([control], [], [], PATIENCE)
+    assert readable
+    if 1 in kit.results.got:
+        pytest.skip("the answer came before the cancel could be made")
+    cancelled = asyncio.ensure_future(bulk.cancel_after(0))
+    await asyncio.wait_for(cancelled, PATIENCE)
+    await asyncio.wait_for(origin.ended[1].wait(), PATIENCE)
+    assert 1 not in kit.results.got
+
+    await bulk.add([kit.entry(2, origin.url("/later"))])
+    assert _fetched(await kit.results.one(2)).size == 5
 
 
 # -- failures, as the per-file path gives them ---------------------------------------------------

@@ -26,8 +26,9 @@ Rules:
   to the per-file path with its connection and the answer's bytes read so far
   (``rawhttp.Answered``: a body the helper does not take, a redirect, a head too large for
   one message), which goes on with the answer as if it had sent the GET itself, so no file
-  is asked for twice. Its connection counts among the bulk's until :meth:`Bulk.release`: the
-  job's file concurrency bounds both together.
+  is asked for twice. Its connection counts among the bulk's until :meth:`Bulk.release` (one
+  handed back for a file cancelled meanwhile is closed here, and released before the next
+  files): the job's file concurrency bounds both together.
 - A file's error is the per-file path's for the same answer or failure: a connection
   refused or timed out (every address tried), a reset, a silent server (the read timeout), a
   connection closed before the answer or in the body, a malformed head, a status, a failed
@@ -154,6 +155,9 @@ class Bulk:
         self._channel = 0
         self._files: dict[int, _Request] = {}  # under way in the helper, by position
         self._cancelled: dict[int, asyncio.Future[None]] = {}  # by the position asked
+        # Connections handed back for files cancelled meanwhile (closed here): the helper
+        # counts them until a release says so, sent before the next files.
+        self._unreleased = 0
         self.alive = False
 
     @classmethod
@@ -208,6 +212,8 @@ class Bulk:
         local name). False if the bulk is gone (none of them was handed over)."""
         if not self.alive:
             return False
+        if self._unreleased:
+            await self.release(0)
         batch = bytearray(MESSAGE.pack(BULK_ADD, self._channel, 0, 0, 0, 0))
         pending: list[tuple[int, _Request]] = []
         for position, request, temp_name, wire, local_name in files:
@@ -236,6 +242,7 @@ class Bulk:
         """``count`` files handed back with their connection (``Answered``) ended: the bulk
         may use as many connections again (its connections and those it handed back stay
         within its width)."""
+        count, self._unreleased = count + self._unreleased, 0
         if self.alive and count:
             with contextlib.suppress(SpliceHelperError):
                 await self._helper.send(MESSAGE.pack(BULK_RELEASE, self._channel, count, 0, 0, 0))
@@ -295,10 +302,11 @@ class Bulk:
                 answered.set_result(None)
             return
         entry = self._files.pop(a, None)
-        if entry is None:
+        if entry is None:  # cancelled meanwhile
             if sock is not None:
                 sock.close()
-            return  # cancelled meanwhile
+                self._unreleased += 1
+            return
         outcome: Outcome = None
         try:
             outcome = self._outcome(entry, b, c, d, data, sock)
