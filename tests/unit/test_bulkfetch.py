@@ -3,16 +3,17 @@ helper process) against real loopback servers, real temporary files and a real h
 are taken whole, each into its temporary file, with the size and validator the per-file path
 records, one request each, on at most ``width`` kept connections; an answer the helper does not take
 (a body larger than the bulk's largest, a chunked 206, an empty file's 416, a redirect, a head
-larger than one message) is handed back with its connection and the bytes read, and goes on in the
-per-file path without a second request; a connection handed back counts within the width until it is
-released, also one handed back for a file cancelled meanwhile; every failure (a status, a 200 to the
-Range request, a malformed or inconsistent head, a refused connection, a connect or read timeout, a
-connection closed before the answer, closed or reset in the body, a temporary file that cannot be
-made or is deleted while written) is the error the per-file path gives for the same server, with the
-bytes made durable before it; a connection is kept only where its answer lets it, and a kept
-connection that the server ended is replaced once; ``cancel_after`` and ``close`` stop the files
-under way and leave the helper none of their descriptors; a helper that dies hands every file under
-way back; a hand-over larger than one message goes in several."""
+larger than one message) is handed back with its connection (the helper keeps no descriptor of it)
+and the bytes read, and goes on in the per-file path without a second request; a connection handed
+back counts within the width until it is released, also one handed back for a file cancelled
+meanwhile; every failure (a status, a 200 to the Range request, a malformed or inconsistent head, a
+refused connection, a connect or read timeout, a connection closed before the answer, closed or
+reset in the body, a temporary file that cannot be made or is deleted while written) is the error
+the per-file path gives for the same server, with the bytes made durable before it; a connection is
+kept only where its answer lets it, and a kept connection that the server ended is replaced once;
+``cancel_after`` and ``close`` stop the files under way and leave the helper none of their
+descriptors (a helper that does not answer is killed); a helper that dies hands every file under way
+back, and without a helper no bulk opens; a hand-over larger than one message goes in several."""
 
 from __future__ import annotations
 
@@ -296,6 +297,23 @@ def _queued(local: int, remote: int) -> tuple[int, int]:
     raise AssertionError(f"no TCP socket from port {local} to {remote}")
 
 
+def _reaped(pid: int) -> bool:
+    """Whether the child ``pid`` is gone altogether (reaped: not even a zombie)."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+async def _state_becomes(pid: int, state: str) -> None:
+    """Wait until the process ``pid`` is in ``state`` (a letter of /proc/PID/status)."""
+
+    def state_now() -> str:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("State:"):
+                return line.split()[1]
+        return ""
+
+    await _until(lambda: state_now() == state, f"process {pid} in state {state}")
+
+
 async def _until(condition: Callable[[], bool], what: str) -> None:
     """Wait until ``condition()`` holds (polled: /proc and the servers' records have no
     event to wait for)."""
@@ -545,15 +563,19 @@ async def test_a_body_larger_than_the_bulks_largest_goes_on_in_the_per_file_path
     kit: _Kit, server: _PeerServer, size: int
 ) -> None:
     """A 206 longer than the bulk's largest body is handed back (``Answered``) with its
-    connection and the bytes read; the per-file path reads the rest from there into the file
-    exactly, and the server saw one request for it."""
+    connection, which the helper no longer holds, and the bytes read; the per-file path reads
+    the rest from there into the file exactly, and the server saw one request for it."""
     body = os.urandom(size)
     server.add("/large", body)
     bulk = await kit.open(server.port, most=16 * KiB)
     await bulk.add([kit.entry(0, server.url("/large"))])
     answered = _answered(await kit.results.one(0))
     assert answered.raw.startswith(b"HTTP/1.1 206 ")
-    await _goes_on(kit, answered, server.url("/large"), body)
+    sock = answered.take()
+    pid = kit.helper.pid
+    assert pid is not None
+    assert f"socket:[{os.fstat(sock.fileno()).st_ino}]" not in _open_files(pid)
+    await _goes_on(kit, Answered(sock, answered.raw), server.url("/large"), body)
     assert len(server.requests_for("/large")) == 1
     assert _on_disk(kit.temp(0)) is None  # the helper never made it
 
@@ -1339,6 +1361,55 @@ async def test_close_stops_the_files_under_way_and_closes_every_connection(
     await later.add([kit.entry(2, origin.url("/f0"))])
     assert _fetched(await kit.results.one(2)).size == 4
     assert kit.helper.pid == pid
+
+
+async def test_a_helper_that_does_not_answer_a_cancel_is_killed(
+    kit: _Kit, origin: _Origin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cancel_after`` waits for the helper's answer at most ``CANCEL_TIMEOUT``; a helper
+    that does not answer (stopped here) may still hold the files' descriptors, so it is
+    killed and reaped: the files before the position still under way are handed back
+    (outcome None), those after it get no result, and the bulk is gone."""
+    monkeypatch.setattr("bitsd._transfer.bulkfetch.CANCEL_TIMEOUT", SHORT)
+
+    async def silent(peer: _Peer) -> bool:
+        await peer.until_closed()
+        return False
+
+    for n in range(3):
+        origin.routes[f"/f{n}"] = silent
+    bulk = await kit.open(origin.port, width=3)
+    await bulk.add([kit.entry(n, origin.url(f"/f{n}")) for n in range(3)])
+    await _until(lambda: len(origin.requests) == 3, "three files asked for")
+    pid = kit.helper.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    await _state_becomes(pid, "T")
+    await asyncio.wait_for(bulk.cancel_after(0), PATIENCE)
+    assert _reaped(pid)
+    assert kit.helper.pid is None
+    assert kit.results.got == {0: None}
+    assert not bulk.alive
+
+
+async def test_no_bulk_opens_without_a_helper(kit: _Kit) -> None:
+    """Where the splice helper is off, no bulk opens (the files stay on the per-file
+    path)."""
+    off = SpliceHelper(enabled=False)
+    bulk = await Bulk.open(
+        off,
+        kit.clock,
+        "127.0.0.1",
+        80,
+        [(socket.AF_INET, ("127.0.0.1", 80))],
+        kit.results,
+        width=1,
+        most=BULK_MOST,
+        connect_timeout=TIMEOUT,
+        read_timeout=TIMEOUT,
+    )
+    assert bulk is None
+    assert off.pid is None
 
 
 async def test_a_helper_that_dies_hands_back_every_file_under_way(
