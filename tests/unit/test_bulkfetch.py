@@ -1,19 +1,20 @@
 """Bulks of small files (``bulkfetch.Bulk`` in the daemon, ``bulkfetch_child.py`` in the splice
 helper process) against real loopback servers, real temporary files and a real helper: small files
 are taken whole, each into its temporary file, with the size and validator the per-file path
-records, one request each, on at most ``width`` kept connections; an answer the helper does not take
-(a body larger than the bulk's largest, a chunked 206, an empty file's 416, a redirect, a head
-larger than one message) is handed back with its connection (the helper keeps no descriptor of it)
-and the bytes read, and goes on in the per-file path without a second request; a connection handed
-back counts within the width until it is released, also one handed back for a file cancelled
-meanwhile; every failure (a status, a 200 to the Range request, a malformed or inconsistent head, a
-refused connection, a connect or read timeout, a connection closed before the answer, closed or
-reset in the body, a temporary file that cannot be made or is deleted while written) is the error
-the per-file path gives for the same server, with the bytes made durable before it; a connection is
-kept only where its answer lets it, and a kept connection that the server ended is replaced once;
-``cancel_after`` and ``close`` stop the files under way and leave the helper none of their
-descriptors (a helper that does not answer is killed); a helper that dies hands every file under way
-back, and without a helper no bulk opens; a hand-over larger than one message goes in several."""
+records, one request each, on at most ``width`` kept connections, 1xx answers before them skipped;
+an answer the helper does not take (a body larger than the bulk's largest, a chunked 206, an empty
+file's 416, a redirect, a head larger than one message) is handed back with its connection (the
+helper keeps no descriptor of it) and the bytes read, and goes on in the per-file path without a
+second request; a connection handed back counts within the width until it is released, also one
+handed back for a file cancelled meanwhile; every failure (a status, a 200 to the Range request, a
+malformed or inconsistent head, a refused connection, a connect or read timeout, a connection closed
+before the answer, closed or reset in the body, a temporary file that cannot be made or is deleted
+while written) is the error the per-file path gives for the same server, with the bytes made durable
+before it; a connection is kept only where its answer lets it, and a kept connection that the server
+ended is replaced once; ``cancel_after`` and ``close`` stop the files under way and leave the helper
+none of their descriptors (a helper that does not answer is killed); a helper that dies hands every
+file under way back, and without a helper no bulk opens; a hand-over larger than one message goes in
+several."""
 
 from __future__ import annotations
 
@@ -523,6 +524,25 @@ async def test_small_files_are_taken_whole_on_at_most_width_kept_connections(
         assert total == len(bodies[path])
         assert outcomes[n] == Fetched(total, validator, len(bodies[path]))
     assert {validator for _, validator, _ in outcomes} != {None}  # validators were recorded
+
+
+async def test_an_informational_answer_before_the_206_is_skipped(kit: _Kit) -> None:
+    """1xx answers before the 206 (here 100 Continue and 103 Early Hints) are skipped, as the
+    per-file path skips them: the 206's body is taken."""
+    body = os.urandom(3000)
+    answer = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        + b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+        + _partial(body, fields='ETag: "v1"\r\n')
+    )
+    async with RawServer(lambda head, number: answer) as raw_server:
+        bulk = await kit.open(raw_server.port)
+        await bulk.add([kit.entry(0, raw_server.url("/f"))])
+        fetched = _fetched(await kit.results.one(0))
+        sink = await kit.per_file(raw_server.url("/f"))
+    assert fetched == Fetched(len(body), '"v1"', len(body))
+    assert sink.begun == [(len(body), '"v1"', False)]
+    assert _on_disk(kit.temp(0)) == body
 
 
 async def test_a_hand_over_larger_than_one_message_goes_in_several(
