@@ -371,6 +371,17 @@ class _Peer:
             while await self.reader.read(64 * KiB):
                 pass
 
+    async def delivered(self) -> None:
+        """Wait until all that was sent is with the client (in its socket, read or not)."""
+        ours = int(self.writer.get_extra_info("sockname")[1])
+        theirs = int(self.writer.get_extra_info("peername")[1])
+        await _until(
+            lambda: (
+                self.writer.transport.get_write_buffer_size() == 0 and _queued(ours, theirs)[0] == 0
+            ),
+            "the client has all that was sent",
+        )
+
     async def read_by_client(self) -> None:
         """Wait until the client has read all that was sent (nothing is on its way or unread),
         so the next bytes sent come in a read of their own."""
@@ -592,10 +603,12 @@ async def test_a_body_larger_than_the_bulks_largest_goes_on_in_the_per_file_path
     answered = _answered(await kit.results.one(0))
     assert answered.raw.startswith(b"HTTP/1.1 206 ")
     sock = answered.take()
+    answered = kit.results.got[0] = Answered(sock, answered.raw)  # closed after the test
     pid = kit.helper.pid
     assert pid is not None
-    assert f"socket:[{os.fstat(sock.fileno()).st_ino}]" not in _open_files(pid)
-    await _goes_on(kit, Answered(sock, answered.raw), server.url("/large"), body)
+    link = f"socket:[{os.fstat(sock.fileno()).st_ino}]"
+    await _until(lambda: link not in _open_files(pid), "the helper closes its descriptor")
+    await _goes_on(kit, answered, server.url("/large"), body)
     assert len(server.requests_for("/large")) == 1
     assert _on_disk(kit.temp(0)) is None  # the helper never made it
 
@@ -752,16 +765,22 @@ async def test_a_connection_handed_back_for_a_file_cancelled_meanwhile_is_releas
     await bulk.add([kit.entry(0, origin.url("/first")), kit.entry(1, origin.url("/large"))])
     _fetched(await kit.results.one(0))
     await _until(lambda: len(origin.requests) == 2, "the second file asked for")
-    go.set()
-    await sent.wait()
-    # The loop does not run until the helper's answer waits to be read: the file is cancelled
-    # before the bulk hears of it.
+    pid = kit.helper.pid
+    assert pid is not None
     control = kit.helper._control
     assert control is not None
+    # The helper answers only once the loop is held here (it is stopped until then), and the
+    # loop is held until that answer waits to be read: the cancel (the first step of the task
+    # made then) comes before the bulk reads the answer.
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await _state_becomes(pid, "T")
+        go.set()
+        await sent.wait()
+    finally:
+        os.kill(pid, signal.SIGCONT)
     readable, _, _ = select.select([control], [], [], PATIENCE)
     assert readable
-    if 1 in kit.results.got:
-        pytest.skip("the answer came before the cancel could be made")
     cancelled = asyncio.ensure_future(bulk.cancel_after(0))
     await asyncio.wait_for(cancelled, PATIENCE)
     await asyncio.wait_for(origin.ended[1].wait(), PATIENCE)
@@ -1270,6 +1289,7 @@ async def test_a_kept_connection_with_bytes_after_its_answer_is_not_used_again(
         await peer.send(_partial(b"first"))
         await first_read.wait()
         await peer.send(_partial(b"STRAY"))
+        await peer.delivered()
         stray_sent.set()
         return True
 
