@@ -26,8 +26,9 @@ Rules:
   to the per-file path with its connection and the answer's bytes read so far
   (``rawhttp.Answered``: a body the helper does not take, a redirect, a head too large for
   one message), which goes on with the answer as if it had sent the GET itself, so no file
-  is asked for twice. Its connection counts among the bulk's until :meth:`Bulk.release`: the
-  job's file concurrency bounds both together.
+  is asked for twice. Its connection counts among the bulk's until :meth:`Bulk.release` (one
+  handed back for a file cancelled meanwhile is closed here, and released before the next
+  files): the job's file concurrency bounds both together.
 - A file's error is the per-file path's for the same answer or failure: a connection
   refused or timed out (every address tried), a reset, a silent server (the read timeout), a
   connection closed before the answer or in the body, a malformed head, a status, a failed
@@ -58,6 +59,7 @@ from bitsd._errors import TransferError
 from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest
 from bitsd._transfer.bulkfetch_child import (
+    AT_ONCE,
     BULK_ADD,
     BULK_CANCEL,
     BULK_CLOSE,
@@ -154,6 +156,9 @@ class Bulk:
         self._channel = 0
         self._files: dict[int, _Request] = {}  # under way in the helper, by position
         self._cancelled: dict[int, asyncio.Future[None]] = {}  # by the position asked
+        # Connections handed back for files cancelled meanwhile (closed here): the helper
+        # counts them until a release says so, sent before the next files.
+        self._unreleased = 0
         self.alive = False
 
     @classmethod
@@ -208,6 +213,8 @@ class Bulk:
         local name). False if the bulk is gone (none of them was handed over)."""
         if not self.alive:
             return False
+        if self._unreleased:
+            await self.release(0)
         batch = bytearray(MESSAGE.pack(BULK_ADD, self._channel, 0, 0, 0, 0))
         pending: list[tuple[int, _Request]] = []
         for position, request, temp_name, wire, local_name in files:
@@ -236,6 +243,7 @@ class Bulk:
         """``count`` files handed back with their connection (``Answered``) ended: the bulk
         may use as many connections again (its connections and those it handed back stay
         within its width)."""
+        count, self._unreleased = count + self._unreleased, 0
         if self.alive and count:
             with contextlib.suppress(SpliceHelperError):
                 await self._helper.send(MESSAGE.pack(BULK_RELEASE, self._channel, count, 0, 0, 0))
@@ -303,10 +311,11 @@ class Bulk:
                 answered.set_result(None)
             return
         entry = self._files.pop(a, None)
-        if entry is None:
+        if entry is None:  # cancelled meanwhile
             if sock is not None:
                 sock.close()
-            return  # cancelled meanwhile
+                self._unreleased += 1
+            return
         outcome: Outcome = None
         try:
             outcome = self._outcome(entry, b, c, d, data, sock)
@@ -340,12 +349,14 @@ class Bulk:
         held = None
         try:
             if reason == CONNECT_FAILED:
-                address = self._addresses[min(written, len(self._addresses) - 1)][1]
-                failure: OSError = (
-                    TimeoutError()
-                    if number == -1
-                    else OSError(number, f"Connect call failed {address}")
-                )
+                address = _worded(*self._addresses[min(written, len(self._addresses) - 1)])
+                failure: OSError
+                if number == -1:
+                    failure = TimeoutError()
+                elif flags & AT_ONCE:  # asyncio's sock_connect raises connect's own error
+                    failure = OSError(number, os.strerror(number))
+                else:
+                    failure = OSError(number, f"Connect call failed {address}")
                 raise classify.from_network_exception(
                     connect_failed(self._host, self._port, failure), url=url
                 )
@@ -425,6 +436,19 @@ class Bulk:
                     now_wall=self._clock.wall(),
                 )
         return Answered(sock, data)
+
+
+def _worded(family: int, address: tuple[str, int]) -> tuple[object, ...]:
+    """``address`` as asyncio's ``sock_connect`` (the per-file path's) words it in its error:
+    an IPv6 one with its flow information and scope id."""
+    if family != socket.AF_INET6:
+        return address
+    if "%" not in address[0]:
+        return (*address, 0, 0)
+    with contextlib.suppress(OSError):  # a scoped address: asyncio asks getaddrinfo
+        found = socket.getaddrinfo(*address, family, socket.SOCK_STREAM)
+        return tuple(found[0][4])
+    return address
 
 
 def _failure(reason: int, number: int, local_name: str, url: str) -> TransferError:

@@ -12,7 +12,8 @@ Rules:
   new one while the bulk holds fewer than its maximum.
 - A new connection tries the addresses in order, each bounded by the connect timeout, as the
   parent's own client does; when all fail, the file's RESULT is CONNECT_FAILED with the errno
-  of the last failure (-1: it timed out) and the index of its address.
+  of the last failure (-1: it timed out), the index of its address and whether ``connect``
+  itself failed at once (AT_ONCE; the parent's client words that failure otherwise).
 - An exchange sends the request, reads the answer's head and parses it with httptools as the
   parent parses it (a 1xx answer is skipped). The helper takes the body only of a ``206``
   framed by a Content-Length of at most the bulk's largest body (not chunked) when what was
@@ -20,7 +21,7 @@ Rules:
   the body, makes it durable (fsync, and the file must still have a name) and answers RESULT
   TAKEN with the head's fields the parent decides with (Content-Length, Content-Range, ETag,
   Last-Modified). A failure after the body was taken answers what was written and made
-  durable.
+  durable (nothing, if the file lost its name: DELETED).
 - Any other answer (another status, chunked, too large, a parse error, a head of more than
   :data:`RAW_MAX` bytes) is answered with every byte read until then and the connection
   (SCM_RIGHTS), the rest of the answer unread: the parent goes on with it as if it had read
@@ -30,7 +31,9 @@ Rules:
 - A reused connection that the server closed meanwhile (EOF, reset or a broken pipe before any
   byte of the answer) is replaced once by a new connection, as the parent's client does. A
   connection goes back to the bulk after an answer read to its exact end that does not ask
-  to close it (an HTTP/1.0 answer without a Connection field closes it).
+  to close it (an HTTP/1.0 answer without a Connection field closes it); an idle one that
+  holds bytes, or was closed, when a file would take it is closed instead (as the parent's
+  client checks ``PlainStream.alive``).
 - In a taken body a connection reset is the end of the body when more than
   :data:`SPLICE_MIN` bytes were left after the head's read (the parent's client splices
   those, and a splice takes a reset as the end), an error otherwise; the end of the connection
@@ -55,6 +58,7 @@ import time
 from typing import Any, Final, Protocol
 
 __all__ = [
+    "AT_ONCE",
     "BULK_ADD",
     "BULK_CANCEL",
     "BULK_CLOSE",
@@ -102,6 +106,7 @@ DELETED: Final = 6  # the temporary file lost its name during the transfer
 # Flags.
 TAKEN: Final = 1
 GOT_ANY: Final = 2  # bytes of the answer came
+AT_ONCE: Final = 4  # CONNECT_FAILED: the last address's connect failed at once, not later
 UNSET: Final = "\x01"  # a head field the answer did not send (no field value holds it)
 FILE_HEAD: Final = struct.Struct("<IHH")  # position, path bytes, request bytes
 # Bytes of an answer's head (and the body bytes that came with it) read before the answer is
@@ -201,8 +206,13 @@ class Bulk:
 
     def start(self) -> None:
         while self.waiting and (self.idle or self.connections < self.width):
-            position, path, request = self.waiting.popleft()
             conn = self.idle.pop() if self.idle else None
+            if conn is not None and not _alive(conn.sock):
+                # Bytes the server sent after its answer would be read as the next answer.
+                conn.sock.close()
+                self.connections -= 1
+                continue
+            position, path, request = self.waiting.popleft()
             if conn is None:
                 self.connections += 1
             ex = _Exchange(self, position, path, request, conn)
@@ -257,6 +267,7 @@ class _Exchange:
 
     __slots__ = (
         "address",
+        "at_once",
         "bodies",
         "bulk",
         "complete",
@@ -298,6 +309,7 @@ class _Exchange:
         self.phase = _SEND if conn is not None else _CONNECT
         self.address = -1  # the address being connected to
         self.failure = 0  # the errno of the last failed address, -1 if it timed out
+        self.at_once = False  # that failure was connect's own (not the attempt's end)
         self.replaced = False  # a stale connection was replaced once already
         self.timeout = bulk.read_timeout
         self.parser = bulk.parser_class(self)
@@ -360,7 +372,7 @@ class _Exchange:
     def timed_out(self) -> None:
         """The deadline of the current wait passed."""
         if self.phase == _CONNECT:
-            self.failure = -1
+            self.failure, self.at_once = -1, False
             self.next_address()
             if self.phase == _SEND:
                 self.run()
@@ -380,7 +392,7 @@ class _Exchange:
                 self.phase = _SEND
                 self.conn = _Conn(self.sock)
                 return True
-            self.failure = error
+            self.failure, self.at_once = error, False
         self.next_address()
         return self.phase == _SEND
 
@@ -409,7 +421,7 @@ class _Exchange:
                 self.wait(selectors.EVENT_WRITE, self.bulk.connect_timeout)
                 return
             sock.close()
-            self.failure = code
+            self.failure, self.at_once = code, True
         self.finish(CONNECT_FAILED, self.failure, keep=False, index=max(self.address, 0))
 
     def send(self) -> bool:
@@ -451,7 +463,9 @@ class _Exchange:
         fd = self.sock.fileno()
         while True:
             try:
-                data = os.read(fd, _READ)
+                # Never more than RAW_MAX bytes in all: the RESULT must carry them in one
+                # message (the parent's buffer holds no more).
+                data = os.read(fd, min(_READ, RAW_MAX - len(self.raw)))
             except BlockingIOError:
                 self.wait(selectors.EVENT_READ, self.timeout)
                 return False
@@ -557,6 +571,7 @@ class _Exchange:
                 os.fsync(self.file)
                 if reason == 0 and os.fstat(self.file).st_nlink == 0:
                     reason = DELETED
+                    self.written = 0  # gone with the file: none of it is held
             except OSError as exc:
                 if reason == 0:
                     reason, number = FILE_ERROR, exc.errno or 0
@@ -581,6 +596,8 @@ class _Exchange:
         bulk.host.unwatch(self)
         conn = self.conn
         flags = (TAKEN if self.taken else 0) | (GOT_ANY if self.got_any else 0)
+        if reason == CONNECT_FAILED and self.at_once:
+            flags |= AT_ONCE
         handed = -1
         if self.taken:
             fields = self.fields
@@ -610,6 +627,18 @@ class _Exchange:
             self.sock.close()
             self.sock = None
         self.bulk.ended(self, None)
+
+
+def _alive(sock: socket.socket) -> bool:
+    """Whether an idle connection can carry another request: nothing to read on it (no bytes,
+    no end)."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True
+    except OSError:
+        pass
+    return False
 
 
 # The fields an exchange keeps (by lowered name): the helper's choice, the connection's reuse
