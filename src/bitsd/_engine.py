@@ -1918,7 +1918,9 @@ class Engine:
         files = self._files.get(job_id)
         if files is None:
             return
-        self._store.put_files(records)
+        # A transfer changes only the progress of a stored file (a redirect's new remote name
+        # is stored when it comes: FileSink.redirected).
+        self._store.put_progress(records)
         sinks = self._sinks.get(job_id, {})
         for record in records:
             files[record.index] = record

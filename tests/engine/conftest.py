@@ -150,6 +150,10 @@ class WritesSeen(SqliteStore):
         self.writes.append("put_files")
         super().put_files(files)
 
+    def put_progress(self, files: Any) -> None:
+        self.writes.append("put_progress")
+        super().put_progress(files)
+
     def delete_job(self, job_id: str) -> None:
         self.writes.append("delete_job")
         super().delete_job(job_id)

@@ -276,10 +276,17 @@ class _CheckpointsSeen(SqliteStore):
         self.seen: list[tuple[int, int]] = []
 
     def put_files(self, files: Any) -> None:
+        self._note(files)
+        super().put_files(files)
+
+    def put_progress(self, files: Any) -> None:
+        self._note(files)
+        super().put_progress(files)
+
+    def _note(self, files: Any) -> None:
         for record in files:
             if os.path.exists(record.temp_name):
                 self.seen.append((record.bytes_transferred, os.path.getsize(record.temp_name)))
-        super().put_files(files)
 
 
 async def test_a_crash_fetches_again_at_most_the_checkpoint_interval(

@@ -828,8 +828,8 @@ async def test_ended_jobs_kept_in_memory_are_bounded(
 
 
 class _RefusesWrites(SqliteStore):
-    """The real store, refusing the next ``refusals`` calls of ``put_files`` (as sqlite does on
-    a full disk), and noting the offsets it stored."""
+    """The real store, refusing the next ``refusals`` calls of ``put_files`` and
+    ``put_progress`` (as sqlite does on a full disk), and noting the offsets it stored."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -841,6 +841,13 @@ class _RefusesWrites(SqliteStore):
             self.refusals -= 1
             raise sqlite3.OperationalError("database or disk is full")
         super().put_files(files)
+        self.stored.extend(record.bytes_transferred for record in files)
+
+    def put_progress(self, files: Any) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        super().put_progress(files)
         self.stored.extend(record.bytes_transferred for record in files)
 
 

@@ -493,7 +493,8 @@ async def test_concurrent_files_are_reported_in_index_order(
 
 
 class CompletedWrites(SqliteStore):
-    """The real store, noting the indexes of the completed files of each put_files call."""
+    """The real store, noting the indexes of the completed files of each put_files and
+    put_progress call."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -504,6 +505,12 @@ class CompletedWrites(SqliteStore):
         if done:
             self.completed.append(done)
         super().put_files(files)
+
+    def put_progress(self, files: Any) -> None:
+        done = [f.index for f in files if f.completed]
+        if done:
+            self.completed.append(done)
+        super().put_progress(files)
 
 
 async def test_files_reportable_close_together_are_stored_in_one_write(

@@ -218,6 +218,29 @@ def test_put_files_of_a_deleted_job_is_ignored(store: Store) -> None:
     assert store.load().files == {}
 
 
+def test_put_progress_stores_the_progress_of_stored_files(store: Store) -> None:
+    """put_progress stores each file's size, bytes, completion and validator, field for field
+    as put_files would, and nothing of a file or job that is not stored."""
+    first = make_file(0, bytes_total=None, bytes_transferred=0, completed=False, validator=None)
+    second = make_file(1, bytes_total=None, bytes_transferred=0, completed=False, validator=None)
+    store.put_job(make_job(), [first, second])
+    done = make_file(0, bytes_total=16_384, bytes_transferred=16_384, completed=True)
+    store.put_progress([done, make_file(2), make_file(0, OTHER_ID)])
+    assert {JOB_ID: [done, second]} == store.load().files
+    partly = make_file(1, bytes_total=None, bytes_transferred=7, completed=False, validator="v")
+    store.put_progress([partly])
+    assert {JOB_ID: [done, partly]} == store.load().files
+
+
+def test_put_progress_of_a_deleted_job_is_ignored(store: Store) -> None:
+    """A late completion of a deleted job does not bring its files back."""
+    store.put_job(make_job(), [make_file(0)])
+    store.delete_job(JOB_ID)
+    store.put_progress([make_file(0), make_file(1)])
+    store.put_progress([])
+    assert store.load().files == {}
+
+
 def test_put_files_of_nothing_is_harmless(store: Store) -> None:
     """put_files with an empty list changes nothing."""
     store.put_job(make_job(), [make_file(0)])

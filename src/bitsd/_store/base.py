@@ -35,6 +35,13 @@ class Store(Protocol):
         """Insert or replace files (progress checkpoints), in one transaction."""
         ...
 
+    def put_progress(self, files: Sequence[FileRecord]) -> None:
+        """Store the progress of stored files — ``bytes_total``, ``bytes_transferred``,
+        ``completed`` and ``validator`` — in one transaction; the rest of each record must be
+        as stored. Files that are not stored (their job is gone) are ignored. Cheaper than
+        ``put_files`` for the files of a job that are reported transferred together."""
+        ...
+
     def delete_job(self, job_id: str) -> None:
         """Remove a job, its files and its notifications, in one transaction."""
         ...

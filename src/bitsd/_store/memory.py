@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bitsd._model import FileRecord, JobRecord, PendingNotification
+from bitsd._model import FileRecord, JobRecord, PendingNotification, evolve
 from bitsd._store.base import Snapshot
 
 __all__ = ["MemoryStore"]
@@ -42,6 +42,20 @@ class MemoryStore:
         for f in files:
             if f.job_id in self._jobs:
                 self._files[(f.job_id, f.index)] = f
+
+    def put_progress(self, files: Sequence[FileRecord]) -> None:
+        self._check()
+        for f in files:
+            key = (f.job_id, f.index)
+            stored = self._files.get(key)
+            if stored is not None:
+                self._files[key] = evolve(
+                    stored,
+                    bytes_total=f.bytes_total,
+                    bytes_transferred=f.bytes_transferred,
+                    completed=f.completed,
+                    validator=f.validator,
+                )
 
     def delete_job(self, job_id: str) -> None:
         self._check()

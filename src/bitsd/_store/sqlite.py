@@ -107,6 +107,10 @@ def _update_job(columns: tuple[int, ...]) -> str:
 _PUT_FILE = _upsert("files", _FILE_FIELDS, ["job_id", "index"], if_job=False)
 _PUT_FILE_IF_JOB = _upsert("files", _FILE_FIELDS, ["job_id", "index"], if_job=True)
 _PUT_NOTE = _upsert("notifications", _NOTE_FIELDS, ["job_id", "kind"], if_job=True)
+_PUT_PROGRESS = (
+    "UPDATE files SET bytes_total = ?, bytes_transferred = ?, completed = ?, validator = ? "
+    'WHERE job_id = ? AND "index" = ?'
+)
 
 
 def _plain(value: Any) -> Any:
@@ -366,6 +370,18 @@ class SqliteStore:
             return
         with self._transaction() as db:
             db.executemany(_PUT_FILE_IF_JOB, [(*_file_row(f), f.job_id) for f in files])
+
+    def put_progress(self, files: Sequence[FileRecord]) -> None:
+        # Four columns, not the row's sixteen: a 5,000-file job's completions cost a third.
+        rows = [
+            (f.bytes_total, f.bytes_transferred, int(f.completed), f.validator, f.job_id, f.index)
+            for f in files
+        ]
+        if len(rows) == 1:  # one statement: a transaction of its own
+            self._db.execute(_PUT_PROGRESS, rows[0])
+        elif rows:
+            with self._transaction() as db:
+                db.executemany(_PUT_PROGRESS, rows)
 
     # One statement each: a transaction of its own (a delete's cascade included).
 
