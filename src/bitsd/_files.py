@@ -70,12 +70,17 @@ def _cut(name: str, size: int) -> str:
 
 
 def temp_name_for(local_name: str, job_id: str, index: int) -> str:
-    """The temporary file of ``local_name`` for file ``index`` of job ``job_id``."""
-    folder, name = os.path.split(local_name)
+    """The temporary file of ``local_name`` (a normalised absolute name: ``check_local_name``)
+    for file ``index`` of job ``job_id``."""
+    # The folder with its last "/" (os.path.split and join, at a fraction of the cost: a job
+    # of thousands of files names them all at add_file_set).
+    name = local_name[local_name.rfind("/") + 1 :]
+    folder = local_name[: len(local_name) - len(name)]
     # The whole job id makes the name unique per (job, index); the visible part is cut so the
-    # name stays under NAME_MAX (255 bytes) whatever the local name's length.
-    visible = _cut(name, _VISIBLE_NAME_BYTES)
-    return os.path.join(folder, f".{visible}.{job_id.replace('-', '')}-{index}{TEMP_SUFFIX}")
+    # name stays under NAME_MAX (255 bytes) whatever the local name's length (a name of at
+    # most a quarter of that many characters is that short in UTF-8 whatever they are).
+    visible = name if len(name) * 4 <= _VISIBLE_NAME_BYTES else _cut(name, _VISIBLE_NAME_BYTES)
+    return f"{folder}.{visible}.{job_id.replace('-', '')}-{index}{TEMP_SUFFIX}"
 
 
 def check_local_name(local_name: str, good_folders: set[str] | None = None) -> str:
@@ -99,9 +104,12 @@ def check_local_name(local_name: str, good_folders: set[str] | None = None) -> s
         raise InvalidArgumentError(f"the local name must be an absolute path: {local_name!r}")
     if local_name.endswith(os.sep):
         raise InvalidArgumentError(f"the local name names a folder: {local_name!r}")
-    normalised = os.path.normpath(local_name)
+    # A name with no "//" and no segment that starts with "." is normal already.
+    normalised = (
+        os.path.normpath(local_name) if "//" in local_name or "/." in local_name else local_name
+    )
     _check_name_length(normalised)
-    folder = os.path.dirname(normalised)
+    folder = _folder_of(normalised)
     known = good_folders is not None and folder in good_folders
     if not known and not os.path.isdir(folder):
         raise BitsError(
@@ -117,12 +125,24 @@ def check_local_name(local_name: str, good_folders: set[str] | None = None) -> s
     return normalised
 
 
+def _folder_of(normalised: str) -> str:
+    """``os.path.dirname`` of a normalised absolute name, by string operations (the two leading
+    slashes POSIX lets a name keep go to os.path)."""
+    if normalised.startswith("//"):
+        return os.path.dirname(normalised)
+    return normalised[: normalised.rfind("/")] or "/"
+
+
 def _check_name_length(normalised: str) -> None:
     """Refuse a normalised local name the kernel would refuse (ENAMETOOLONG): one whose last
     name is over NAME_MAX bytes, or whose path or temporary file's path reaches PATH_MAX."""
-    folder, name = os.path.split(normalised.encode())
-    temp_path = len(folder) + 1 + min(len(name), _VISIBLE_NAME_BYTES) + _TEMP_NAME_EXTRA
-    if len(name) > _NAME_MAX or max(len(folder) + 1 + len(name), temp_path) >= _PATH_MAX:
+    whole = normalised.encode()
+    cut = whole.rfind(b"/")
+    name = len(whole) - cut - 1
+    # The bytes of os.path.split's head: "/" for the root's names, "//" for those of "//".
+    folder = max(cut, 2 if whole.startswith(b"//") else 1)
+    temp_path = folder + 1 + min(name, _VISIBLE_NAME_BYTES) + _TEMP_NAME_EXTRA
+    if name > _NAME_MAX or max(folder + 1 + name, temp_path) >= _PATH_MAX:
         raise InvalidArgumentError(
             f"the local name is too long for a file name: {normalised!r}",
             hresult=codes.hresult_from_errno(errno.ENAMETOOLONG),

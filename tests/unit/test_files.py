@@ -8,9 +8,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import bitsd
+import bitsd._files
 from bitsd import codes
+from bitsd._errors import InvalidArgumentError
 from bitsd._files import (
     TEMP_SUFFIX,
     check_local_name,
@@ -365,3 +369,42 @@ def test_a_folder_is_memory_backed_as_its_file_system_is(tmp_path: Path) -> None
 def test_folders_of_names_each_folder_once_in_order() -> None:
     pairs = [("/a/.x.tmp", "/a/x"), ("/b/.y.tmp", "/b/y"), ("/a/.z.tmp", "/a/z"), (".w", "w")]
     assert folders_of(pairs) == ["/a", "/b", "."]
+
+
+_NAME_PART = st.lists(
+    st.sampled_from(["a", "é", "\u2100", "😀", ".", "..", "-", " ", "x" * 40]), max_size=8
+).map("".join)
+
+
+@settings(deadline=None)
+@given(parts=st.lists(_NAME_PART, min_size=1, max_size=4), slashes=st.sampled_from(["/", "//"]))
+def test_names_are_cut_and_joined_as_os_path_would(parts: list[str], slashes: str) -> None:
+    """``check_local_name``'s normal form, folder and length check, and ``temp_name_for``, are
+    those of ``os.path`` (normpath, dirname, split and join), found with string operations."""
+    local = "/" + slashes.join(parts)
+    if not parts[-1] or local.endswith("/"):
+        return
+    normal = os.path.normpath(local)
+    fast = os.path.normpath(local) if "//" in local or "/." in local else local
+    assert fast == normal
+    assert bitsd._files._folder_of(normal) == os.path.dirname(normal)
+    folder, name = os.path.split(normal)
+    job = "12345678-aaaa-bbbb-cccc-1234567890ab"
+    visible = bitsd._files._cut(name, bitsd._files._VISIBLE_NAME_BYTES)
+    expected = os.path.join(folder, f".{visible}.{job.replace('-', '')}-7{TEMP_SUFFIX}")
+    assert temp_name_for(normal, job, 7) == expected
+    head, tail = os.path.split(normal.encode())
+    too_long = (
+        len(tail) > 255
+        or max(
+            len(head) + 1 + len(tail),
+            len(head) + 1 + min(len(tail), 180) + bitsd._files._TEMP_NAME_EXTRA,
+        )
+        >= 4096
+    )
+    try:
+        bitsd._files._check_name_length(normal)
+    except InvalidArgumentError:
+        assert too_long
+    else:
+        assert not too_long
