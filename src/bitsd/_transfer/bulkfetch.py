@@ -456,7 +456,7 @@ def _failure(reason: int, number: int, local_name: str, url: str) -> TransferErr
     if reason in (FILE_ERROR, DELETED):
         return _local_failure(reason, number, local_name)
     if reason == TIMED_OUT:
-        exc: OSError = TimeoutError("the server sent nothing within the read timeout")
+        exc: OSError = classify.read_timed_out()
     elif reason == CLOSED:
         exc = classify.closed_before_answer()
     else:

@@ -78,6 +78,7 @@ __all__ = [
     "parse_bits_error",
     "parse_retry_after",
     "protocol_mismatch",
+    "read_timed_out",
 ]
 
 # Seconds. A Retry-After longer than a day is capped (urllib3 caps too); the no-progress timeout
@@ -106,6 +107,11 @@ class DisconnectedError(ConnectionError):
 def closed_before_answer() -> DisconnectedError:
     """The server closed the connection before the answer's head was complete."""
     return DisconnectedError("the server closed the connection before its answer")
+
+
+def read_timed_out() -> TimeoutError:
+    """A wait for the server lasted the read timeout (raw transport, splice helper, bulks)."""
+    return TimeoutError("the server sent nothing within the read timeout")
 
 
 def is_transient_status(status: int) -> bool:

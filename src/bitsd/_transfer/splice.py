@@ -313,4 +313,4 @@ def _set_done(future: asyncio.Future[None]) -> None:
 
 def _time_out(future: asyncio.Future[None]) -> None:
     if not future.done():
-        future.set_exception(TimeoutError("the server sent nothing within the read timeout"))
+        future.set_exception(classify.read_timed_out())

@@ -455,7 +455,7 @@ def _spawn(child_fd: int) -> subprocess.Popen[bytes]:
 def _failure(reason: int, number: int, local_name: str) -> BaseException:
     """What the in-process path raises where the helper reported ``reason``."""
     if reason == TIMED_OUT:
-        return TimeoutError("the server sent nothing within the read timeout")
+        return classify.read_timed_out()
     if reason == FILE_ERROR:
         return classify.from_local_os_error(
             OSError(number, os.strerror(number)), local_name=local_name
