@@ -1370,6 +1370,37 @@ async def test_cancel_after_stops_the_later_files_and_leaves_the_helper_none_of_
     assert bulk.under_way == 0
 
 
+async def test_a_caller_cancelled_during_cancel_after_is_cancelled_once_the_helper_answered(
+    kit: _Kit, origin: _Origin
+) -> None:
+    """A cancel of the task waiting in ``cancel_after`` (a Suspend while a failure stops a
+    bulk) does not cut the wait short, and is not lost: ``cancel_after`` raises it once the
+    helper holds no descriptor of the stopped files."""
+    closed = asyncio.Event()
+
+    async def stalls_in_the_body(peer: _Peer) -> bool:
+        await peer.send(_partial(os.urandom(60 * KiB))[: 30 * KiB])
+        await peer.until_closed()
+        closed.set()
+        return False
+
+    origin.routes["/f0"] = stalls_in_the_body
+    bulk = await kit.open(origin.port, width=1)
+    await bulk.add([kit.entry(0, origin.url("/f0"))])
+    pid = kit.helper.pid
+    assert pid is not None
+    await _until(lambda: kit.temp(0) in _open_files(pid), "the helper writes file 0")
+    waiting = asyncio.create_task(bulk.cancel_after(-1))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert kit.temp(0) not in _open_files(pid)
+    await asyncio.wait_for(closed.wait(), PATIENCE)
+    assert bulk.alive
+    assert kit.helper.pid == pid  # the helper answered: it was not killed
+
+
 async def test_close_stops_the_files_under_way_and_closes_every_connection(
     kit: _Kit, origin: _Origin
 ) -> None:

@@ -258,7 +258,12 @@ class Bulk:
 
     async def cancel_after(self, position: int) -> None:
         """Stop the files after ``position`` (-1: all) and wait until the helper holds none of
-        their descriptors; they get no result."""
+        their descriptors; they get no result. A cancel of the caller meanwhile does not cut
+        the wait short; it is raised once the wait is over.
+
+        Raises:
+            asyncio.CancelledError: the caller was cancelled during the wait.
+        """
         if not self.alive:
             return
         for dropped in [p for p in self._files if p > position]:
@@ -266,15 +271,24 @@ class Bulk:
         loop = asyncio.get_running_loop()
         answered = self._cancelled[position] = loop.create_future()
         deadline = loop.time() + CANCEL_TIMEOUT
+        interrupted = False
         try:
-            with contextlib.suppress(SpliceHelperError, asyncio.CancelledError, TimeoutError):
+            try:
                 async with asyncio.timeout_at(deadline):
                     await self._helper.send(
                         MESSAGE.pack(BULK_CANCEL, self._channel, position, 0, 0, 0)
                     )
+            except (SpliceHelperError, TimeoutError):
+                pass
+            except asyncio.CancelledError:
+                interrupted = True
             while not answered.done() and (remaining := deadline - loop.time()) > 0:
-                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                try:
                     await asyncio.wait_for(asyncio.shield(answered), remaining)
+                except TimeoutError:
+                    pass
+                except asyncio.CancelledError:
+                    interrupted = True
         finally:
             self._cancelled.pop(position, None)
         if self.alive and not answered.done():
@@ -282,17 +296,28 @@ class Bulk:
             self._helper.kill(
                 f"the splice helper did not answer a cancel within {CANCEL_TIMEOUT:g} s"
             )
+        if interrupted:
+            raise asyncio.CancelledError
 
     async def close(self) -> None:
         """Stop what is under way (waiting for the helper, as :meth:`cancel_after`), then
-        forget the bulk in the helper and here."""
-        if self._files:
-            await self.cancel_after(-1)
-        if self.alive:
-            self.alive = False
-            with contextlib.suppress(SpliceHelperError):
-                await self._helper.send(MESSAGE.pack(BULK_CLOSE, self._channel, 0, 0, 0, 0))
-        self._helper.close_channel(self._channel)
+        forget the bulk in the helper and here.
+
+        Raises:
+            asyncio.CancelledError: the caller was cancelled meanwhile (the bulk is closed).
+        """
+        try:
+            if self._files:
+                await self.cancel_after(-1)
+        finally:
+            self._helper.close_channel(self._channel)
+            if self.alive:
+                self.alive = False
+                message = MESSAGE.pack(BULK_CLOSE, self._channel, 0, 0, 0, 0)
+                # Sent even if the caller is cancelled meanwhile: the helper closes the bulk's
+                # connections then.
+                with contextlib.suppress(SpliceHelperError):
+                    await asyncio.shield(self._helper.send(message))
 
     # -- the helper's messages -------------------------------------------------------------
 
