@@ -48,7 +48,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from importlib.util import find_spec
-from typing import Final
+from typing import Final, Protocol
 
 from bitsd._transfer import classify
 from bitsd._transfer.base import Sink
@@ -104,6 +104,12 @@ it and the descriptor that came with it (-1: none; its listener owns it)."""
 DIED: Final[Message] = (FAILED, 0, 0, 0, 0, b"", -1)  # what a pour or bulk hears of a death
 
 
+class _Inbox(Protocol):
+    """Where a pour's or a bulk's messages from the helper go."""
+
+    def put_nowait(self, item: Message, /) -> None: ...
+
+
 class _Listener:
     """A bulk's end of the helper's messages: each goes to its handler at once."""
 
@@ -131,7 +137,7 @@ class SpliceHelper:
         self._control: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Each pour's messages from the helper, in order.
-        self._pours: dict[int, asyncio.Queue[Message]] = {}
+        self._pours: dict[int, _Inbox] = {}
         self._ids = itertools.count(1)
         # Done when the control socket can take a message again: shared by every sender that
         # found it full (one writer callback per descriptor), and by the helper's end.
@@ -225,7 +231,7 @@ class SpliceHelper:
         if not self._bulks:
             return None
         channel = next(self._ids)
-        self._pours[channel] = _Listener(handler)  # type: ignore[assignment]
+        self._pours[channel] = _Listener(handler)
         return channel
 
     def close_channel(self, channel: int) -> None:
