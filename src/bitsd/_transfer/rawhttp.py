@@ -43,6 +43,10 @@ Rules:
 - Failures are classified in ``classify.py``: connecting (refused, unreachable, name not
   resolved, timed out), TLS (untrusted certificate, alerts), reading (reset, closed early,
   timed out, malformed head); writing the temporary file is a LOCAL_FILE error.
+- For bulks (``bulkfetch.py``: the splice helper fetches a job's small files whole) this
+  transport says which files may go in one and makes their GET (``bulk_file``, the bytes
+  ``_fetch`` would send), and goes on with an answer a bulk handed back (``fetch`` with
+  ``answered``) exactly as with one it read itself.
 """
 
 from __future__ import annotations
