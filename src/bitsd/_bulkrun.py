@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 from bitsd._clock import Clock
@@ -25,7 +26,8 @@ from bitsd._transfer.splicehelper import SpliceHelper
 
 __all__ = ["BulkRun"]
 
-_Entry = tuple[FileRequest, str, bytes, str]  # request, temporary name, the GET, local name
+# The request, the temporary file's path (os.fsencode), the GET, the local name.
+_Entry = tuple[FileRequest, bytes, bytes, str]
 
 
 class BulkRun:
@@ -95,9 +97,10 @@ class BulkRun:
             self._origin = origin
         elif origin != self._origin:
             return False
-        if not fits(record.temp_name, wire):
+        path = os.fsencode(record.temp_name)
+        if not fits(path, wire):
             return False
-        self._entries[position] = (request, record.temp_name, wire, record.local_name)
+        self._entries[position] = (request, path, wire, record.local_name)
         return True
 
     async def hand_over(

@@ -56,7 +56,7 @@ PATIENCE = 10.0
 TIMEOUT = 5.0
 SHORT = 0.3
 
-Entry = tuple[int, FileRequest, str, bytes, str]
+Entry = tuple[int, FileRequest, bytes, bytes, str]
 
 
 # -- the per-file path ---------------------------------------------------------------------------
@@ -214,7 +214,7 @@ class _Kit:
         return (
             position,
             request,
-            temp if temp is not None else self.temp(position),
+            os.fsencode(temp if temp is not None else self.temp(position)),
             wire,
             local if local is not None else str(self.folder / f"f{position}"),
         )
@@ -574,7 +574,7 @@ async def test_a_hand_over_larger_than_one_message_goes_in_several(
     assert await bulk.add(entries)
     outcomes = await kit.results.of(*range(count))
     assert all(outcome == Fetched(1, outcome.validator, 1) for outcome in map(_fetched, outcomes))
-    assert all(_on_disk(entry[2]) == b"x" for entry in entries)
+    assert all(_on_disk(os.fsdecode(entry[2])) == b"x" for entry in entries)
     assert len(server.requests_for("/one")) == count
 
 

@@ -98,9 +98,10 @@ log = logging.getLogger(__name__)
 BULK_MOST: Final = HELPER_MIN - 1
 
 
-def fits(temp_name: str, wire: bytes) -> bool:
-    """Whether a file (its temporary name and GET) fits in one message to the helper."""
-    return FILE_HEAD.size + len(os.fsencode(temp_name)) + len(wire) <= MESSAGE_MAX
+def fits(path: bytes, wire: bytes) -> bool:
+    """Whether a file (its temporary file's path, ``os.fsencode``d, and its GET) fits in one
+    message to the helper."""
+    return FILE_HEAD.size + len(path) + len(wire) <= MESSAGE_MAX
 
 
 class Fetched(NamedTuple):
@@ -208,17 +209,16 @@ class Bulk:
         """Files handed over and not answered yet."""
         return len(self._files)
 
-    async def add(self, files: Sequence[tuple[int, FileRequest, str, bytes, str]]) -> bool:
-        """Hand files over: (position, request, temporary file's name, the GET's bytes,
-        local name). False if the bulk is gone (none of them was handed over)."""
+    async def add(self, files: Sequence[tuple[int, FileRequest, bytes, bytes, str]]) -> bool:
+        """Hand files over: (position, request, temporary file's path (``os.fsencode``d), the
+        GET's bytes, local name). False if the bulk is gone (none of them was handed over)."""
         if not self.alive:
             return False
         if self._unreleased:
             await self.release(0)
         batch = bytearray(MESSAGE.pack(BULK_ADD, self._channel, 0, 0, 0, 0))
         pending: list[tuple[int, _Request]] = []
-        for position, request, temp_name, wire, local_name in files:
-            path = os.fsencode(temp_name)
+        for position, request, path, wire, local_name in files:
             entry = FILE_HEAD.pack(position, len(path), len(wire)) + path + wire
             if len(batch) + len(entry) > MESSAGE.size + MESSAGE_MAX and pending:
                 if not await self._send(bytes(batch), pending):
