@@ -837,18 +837,19 @@ class _RefusesWrites(SqliteStore):
         self.stored: list[int] = []
 
     def put_files(self, files: Any) -> None:
-        if self.refusals:
-            self.refusals -= 1
-            raise sqlite3.OperationalError("database or disk is full")
+        self._refuse()
         super().put_files(files)
         self.stored.extend(record.bytes_transferred for record in files)
 
     def put_progress(self, files: Any) -> None:
+        self._refuse()
+        super().put_progress(files)
+        self.stored.extend(record.bytes_transferred for record in files)
+
+    def _refuse(self) -> None:
         if self.refusals:
             self.refusals -= 1
             raise sqlite3.OperationalError("database or disk is full")
-        super().put_progress(files)
-        self.stored.extend(record.bytes_transferred for record in files)
 
 
 @pytest.mark.parametrize("refusals", [1, 2], ids=["checkpoint", "checkpoint-and-close"])

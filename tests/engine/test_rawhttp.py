@@ -501,16 +501,17 @@ class CompletedWrites(SqliteStore):
         self.completed: list[list[int]] = []
 
     def put_files(self, files: Any) -> None:
-        done = [f.index for f in files if f.completed]
-        if done:
-            self.completed.append(done)
+        self._note(files)
         super().put_files(files)
 
     def put_progress(self, files: Any) -> None:
+        self._note(files)
+        super().put_progress(files)
+
+    def _note(self, files: Any) -> None:
         done = [f.index for f in files if f.completed]
         if done:
             self.completed.append(done)
-        super().put_progress(files)
 
 
 async def test_files_reportable_close_together_are_stored_in_one_write(
