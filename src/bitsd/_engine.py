@@ -1610,8 +1610,9 @@ class Engine:
           each reported before the next starts.
         - A file is reported transferred (stored completed, then FileTransferred) only after
           every file before it. Reportable files wait up to ``_PUBLISH_DELAY`` for others
-          while files are in flight, and are stored together in one transaction; they are
-          reported at once when nothing else is in flight or a file failed.
+          while files are in flight (on the per-file path or in the bulk), and are stored
+          together in one transaction; they are reported at once when nothing else is in
+          flight or a file failed.
         - A failure stops starting files; files after the first failing one in order are
           cancelled (checkpointed), the ones before it run to their end; then the first
           failure in order is raised.
@@ -1804,7 +1805,9 @@ class Engine:
                     now = loop.time()
                     if publish_at is None:
                         publish_at = now + _PUBLISH_DELAY
-                    if failed or not tasks or now >= publish_at:
+                    # Files in flight: tasks on the per-file path and the bulk's files.
+                    in_flight = tasks or (bulk is not None and bulk.under_way)
+                    if failed or not in_flight or now >= publish_at:
                         batch = [finished.pop(p) for p in range(reported, ready)]
                         reported = ready
                         publish_at = None

@@ -165,3 +165,25 @@ class WritesSeen(SqliteStore):
     def delete_notification(self, job_id: str, kind: str) -> None:
         self.writes.append("delete_notification")
         super().delete_notification(job_id, kind)
+
+
+class CompletedWrites(SqliteStore):
+    """The real store, noting the indexes of the completed files of each put_files and
+    put_progress call."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.completed: list[list[int]] = []
+
+    def put_files(self, files: Any) -> None:
+        self._note(files)
+        super().put_files(files)
+
+    def put_progress(self, files: Any) -> None:
+        self._note(files)
+        super().put_progress(files)
+
+    def _note(self, files: Any) -> None:
+        done = [f.index for f in files if f.completed]
+        if done:
+            self.completed.append(done)

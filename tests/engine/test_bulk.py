@@ -23,7 +23,14 @@ from bitsd._files import TEMP_SUFFIX
 from bitsd._records import FileInfo
 from bitsd._transfer.bulkfetch import Failed, Fetched, Outcome
 from bitsd.aio import Engine, Job
-from tests.engine.conftest import EngineFactory, advance, body, leftovers, settle
+from tests.engine.conftest import (
+    CompletedWrites,
+    EngineFactory,
+    advance,
+    body,
+    leftovers,
+    settle,
+)
 from tests.servers.faulty import Fault, FaultServer
 from tests.servers.tls import Pki
 
@@ -762,5 +769,43 @@ async def test_files_on_the_per_file_path_and_in_a_bulk_share_the_file_concurren
             assert await settle(job) is JobState.TRANSFERRED
             await job.complete()
         assert proxy.most <= 4, f"{proxy.most} connections at once"
+    for i, d in enumerate(data):
+        assert (dest / "j" / f"f{i}").read_bytes() == d
+
+
+async def test_files_a_bulk_reports_close_together_are_stored_in_one_write(
+    server: FaultServer,
+    make_engine: EngineFactory,
+    dest: Path,
+    state_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Files of a bulk that become reportable within the publish delay of each other, while
+    another file of the bulk is still in flight, are stored completed in one transaction (as
+    on the per-file path), not one write per result; the last file is reported at once."""
+    monkeypatch.setattr(bitsd._engine, "_PUBLISH_DELAY", 1.0)
+    spy = BulkSpy(monkeypatch)
+    data = serve(server, [3_000 + i for i in range(16)] + [60_000])
+    for i in range(16):
+        # Their answers come 20 ms apart: each would be a write of its own without the delay.
+        server.set_fault(f"/f{i}", Fault(stall_before_headers=0.02 * i))
+    server.set_fault("/f16", Fault(rate=20_000))  # about 3 s
+    os.mkdir(state_dir)
+    store = CompletedWrites(state_dir / "jobs.sqlite")
+    try:
+        async with make_engine(store=store, file_concurrency=17) as engine:
+            job = await fetch_job(engine, [server.url(f"/f{i}") for i in range(17)], dest / "j")
+            async with asyncio.timeout(_BOUND):
+                while not store.completed:
+                    await asyncio.sleep(0.01)
+            assert store.completed == [list(range(16))]
+            assert sent(server, "/f16") < 60_000, "the last file was still in flight"
+            assert await settle(job) is JobState.TRANSFERRED
+            assert store.completed == [list(range(16)), [16]]
+            await job.complete()
+    finally:
+        store.close()
+    assert sorted(spy.handed) == list(range(17)), "every file went in the bulk"
+    assert {i for i, outcome in spy.landed if isinstance(outcome, Fetched)} == set(range(17))
     for i, d in enumerate(data):
         assert (dest / "j" / f"f{i}").read_bytes() == d

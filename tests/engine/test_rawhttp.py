@@ -12,7 +12,6 @@ import shutil
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -25,11 +24,10 @@ import bitsd._sink
 from bitsd import ErrorContext, FileInfo, JobState, NotifyFlags, codes
 from bitsd._enums import SecurityFlags
 from bitsd._sink import Flusher
-from bitsd._store.sqlite import SqliteStore
 from bitsd._transfer.base import FileRequest, HttpOptions
 from bitsd._transfer.rawhttp import RawHttpTransport, _target_of, proxy_environment
 from bitsd.aio import Job
-from tests.engine.conftest import EngineFactory, body, settle
+from tests.engine.conftest import CompletedWrites, EngineFactory, body, settle
 from tests.servers.faulty import Fault, FaultServer
 from tests.servers.tls import Pki
 
@@ -490,28 +488,6 @@ async def test_concurrent_files_are_reported_in_index_order(
     assert order.counts == sorted(order.counts)
     for i, data in enumerate([slow, *fast]):
         assert (dest / f"f{i}").read_bytes() == data
-
-
-class CompletedWrites(SqliteStore):
-    """The real store, noting the indexes of the completed files of each put_files and
-    put_progress call."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.completed: list[list[int]] = []
-
-    def put_files(self, files: Any) -> None:
-        self._note(files)
-        super().put_files(files)
-
-    def put_progress(self, files: Any) -> None:
-        self._note(files)
-        super().put_progress(files)
-
-    def _note(self, files: Any) -> None:
-        done = [f.index for f in files if f.completed]
-        if done:
-            self.completed.append(done)
 
 
 async def test_files_reportable_close_together_are_stored_in_one_write(
