@@ -177,6 +177,28 @@ def test_put_job_saves_the_given_files(store: Store) -> None:
     assert {JOB_ID: files} == store.load().files
 
 
+def new_file(index: int, job_id: str = JOB_ID) -> FileRecord:
+    """A file record as add_file_set makes it: names given, every other field its default."""
+    return FileRecord(
+        job_id=job_id,
+        index=index,
+        remote_name=f"https://example.test/files/{index}.bin",
+        local_name=f"/srv/downloads/{index}.bin",
+        temp_name=f"/srv/downloads/.{index}.bin.01234567-{index}.bitsd-tmp",
+    )
+
+
+def test_put_job_saves_new_files_and_others_together(store: Store) -> None:
+    """put_job of new files (only their names given) among files with other values saves each
+    field for field, and a new file written over a stored one replaces every field."""
+    files = [new_file(0), make_file(1), new_file(2), make_file(3, ranges=((0, 10),))]
+    store.put_job(make_job(), files)
+    assert {JOB_ID: files} == store.load().files
+    again = [make_file(0), new_file(1), new_file(2), new_file(3)]
+    store.put_job(make_job(), again)
+    assert {JOB_ID: again} == store.load().files
+
+
 def test_files_load_in_index_order(store: Store) -> None:
     """Files of a job load ordered by index, whatever the order they were saved in."""
     indexes = [5, 0, 3, 11, 2, 1, 10]
@@ -584,6 +606,25 @@ def test_sqlite_put_job_is_all_or_nothing(tmp_path: Path) -> None:
             store.put_job(newer, [make_file(0, bytes_transferred=1), unbindable])
         snapshot = store.load()
         assert ([make_job()], {JOB_ID: [make_file(0)]}) == (snapshot.jobs, snapshot.files)
+    finally:
+        store.close()
+
+
+def test_sqlite_new_files_are_stored_as_every_field_written_would_be(tmp_path: Path) -> None:
+    """A new file's row (only its names bound, the other columns literals) holds exactly the
+    values binding every field stores, type for type."""
+    from bitsd._store import sqlite as module
+
+    store = SqliteStore(tmp_path / "s.db")
+    try:
+        store.put_job(make_job(), [new_file(0)])
+        store.put_job(make_job(OTHER_ID))
+        store._db.execute(module._PUT_FILE, module._file_row(new_file(0, OTHER_ID)))
+        columns = ", ".join(f'"{n}", typeof("{n}")' for n in module._FILE_FIELDS[2:])
+        query = f'SELECT {columns} FROM files WHERE job_id = ? AND "index" = 0'  # noqa: S608
+        stored = store._db.execute(query, (JOB_ID,)).fetchone()
+        bound = store._db.execute(query, (OTHER_ID,)).fetchone()
+        assert tuple(stored) == tuple(bound)
     finally:
         store.close()
 

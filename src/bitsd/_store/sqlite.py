@@ -73,13 +73,21 @@ def _quote(names: Sequence[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
 
 
-def _upsert(table: str, names: Sequence[str], key: Sequence[str], *, if_job: bool) -> str:
-    """An INSERT that updates the row in place on a key conflict.
+def _upsert(
+    table: str,
+    names: Sequence[str],
+    key: Sequence[str],
+    *,
+    if_job: bool,
+    values: Sequence[str] | None = None,
+) -> str:
+    """An INSERT that updates the row in place on a key conflict. ``values``: the SQL of each
+    column's value (``?`` for one bound), all bound when not given.
 
     Never ``INSERT OR REPLACE``: a replace deletes the old row first, and the delete cascades
     to the job's files and notifications.
     """
-    marks = ", ".join("?" * len(names))
+    marks = ", ".join(values if values is not None else "?" * len(names))
     source = (
         f"SELECT {marks} WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?)"
         if if_job
@@ -236,6 +244,29 @@ def _default_sql(record: type[Any], name: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+# A new file (add_file_set's) has its defaults in every field but those it was given: its row
+# binds the given ones only, the others are literals. Binding sixteen values cost as much as
+# the rest of the insert (~40 against ~20 ms for 5,000 files).
+_GIVEN = [f.name for f in dataclasses.fields(FileRecord) if f.default is dataclasses.MISSING]
+_DEFAULTED = [n for n in _FILE_FIELDS if n not in _GIVEN]
+_GIVEN_OF = operator.attrgetter(*_GIVEN)
+_DEFAULTED_OF = operator.attrgetter(*_DEFAULTED)
+_DEFAULTS = tuple(f.default for f in dataclasses.fields(FileRecord) if f.name in _DEFAULTED)
+_PUT_NEW_FILE = _upsert(
+    "files",
+    _GIVEN + _DEFAULTED,
+    ["job_id", "index"],
+    if_job=False,
+    values=["?"] * len(_GIVEN) + [_default_sql(FileRecord, n) for n in _DEFAULTED],
+)
+
+
+def _is_new(f: FileRecord) -> bool:
+    """Whether every field of ``f`` but the given ones holds its default (and is stored as
+    the default's literal)."""
+    return bool(_DEFAULTED_OF(f) == _DEFAULTS)
+
+
 class SqliteStore:
     """A store in one sqlite file.
 
@@ -355,10 +386,14 @@ class SqliteStore:
             if statement is not None:
                 self._db.execute(*statement)  # one statement: a transaction of its own
         else:
+            new = [f for f in files if _is_new(f)]
             with self._transaction() as db:
                 if statement is not None:
                     db.execute(*statement)
-                db.executemany(_PUT_FILE, [_file_row(f) for f in files])
+                if new:
+                    db.executemany(_PUT_NEW_FILE, [_GIVEN_OF(f) for f in new])
+                if len(new) < len(files):
+                    db.executemany(_PUT_FILE, [_file_row(f) for f in files if not _is_new(f)])
         self._written[job.id] = row
 
     def put_files(self, files: Sequence[FileRecord]) -> None:
