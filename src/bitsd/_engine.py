@@ -972,7 +972,7 @@ class Engine:
             checked_ranges = check_ranges(ranges, limit=self.config.max_ranges_per_file)
         if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256)):
             raise InvalidArgumentError(f"not a SHA-256 in hex: {shown(sha256)}")
-        folders: set[str] = set()
+        folders: dict[str, bool] = {}
         for remote, local in pairs:
             remote = check_remote_name(remote)
             local = check_local_name(local, folders)

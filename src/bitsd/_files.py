@@ -83,10 +83,11 @@ def temp_name_for(local_name: str, job_id: str, index: int) -> str:
     return f"{folder}.{visible}.{job_id.replace('-', '')}-{index}{TEMP_SUFFIX}"
 
 
-def check_local_name(local_name: str, good_folders: set[str] | None = None) -> str:
+def check_local_name(local_name: str, good_folders: dict[str, bool] | None = None) -> str:
     """Validate a download's local name and return it normalised. ``good_folders``, when
     given, holds folders that passed these checks already in the same call (a file set in one
-    folder checks it once) and gains this name's.
+    folder checks it once), each with whether it had no subfolder (``_has_no_subfolder``: then
+    no name in it is looked up to see whether it is one), and gains this name's.
 
     Raises:
         InvalidArgumentError: empty, relative, containing NUL or text that is not UTF-8 (a
@@ -110,19 +111,41 @@ def check_local_name(local_name: str, good_folders: set[str] | None = None) -> s
     )
     _check_name_length(normalised)
     folder = _folder_of(normalised)
-    known = good_folders is not None and folder in good_folders
-    if not known and not os.path.isdir(folder):
-        raise BitsError(
-            f"the local folder {folder} does not exist",
-            hresult=codes.hresult_from_errno(errno.ENOTDIR),
-        )
-    if os.path.isdir(normalised):
+    leaf = good_folders.get(folder) if good_folders is not None else None
+    known = leaf is not None
+    if leaf is None:
+        leaf = _has_no_subfolder(folder)
+    if not leaf and os.path.isdir(normalised):
         raise InvalidArgumentError(f"the local name is an existing folder: {normalised}")
     if not known and not os.access(folder, os.W_OK | os.X_OK):
         raise BitsError(f"the local folder {folder} is not writable", hresult=codes.E_ACCESSDENIED)
     if good_folders is not None:
-        good_folders.add(folder)
+        good_folders[folder] = leaf
     return normalised
+
+
+def _has_no_subfolder(folder: str) -> bool:
+    """Whether ``folder`` has no subfolder, as its link count tells on the file systems that
+    count a folder's subfolders in it (``_COUNTING_FILE_SYSTEMS``: 2 = none); False where that
+    cannot be told. GNU find's leaf optimisation, for the same reason: a job of thousands of
+    files in one new folder costs one look at the folder, not one per name.
+
+    Raises:
+        BitsError: ``folder`` does not exist or is no folder
+            (HRESULT_FROM_WIN32(ERROR_PATH_NOT_FOUND)).
+    """
+    try:
+        # O_PATH: the folder's own permissions do not matter (a write-only drop folder).
+        fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        raise BitsError(
+            f"the local folder {folder} does not exist",
+            hresult=codes.hresult_from_errno(errno.ENOTDIR),
+        ) from None
+    try:
+        return os.fstat(fd).st_nlink == 2 and _file_system(fd) in _COUNTING_FILE_SYSTEMS
+    finally:
+        os.close(fd)
 
 
 def _folder_of(normalised: str) -> str:
@@ -212,18 +235,29 @@ def _load_fstatfs() -> object | None:
 _fstatfs = _load_fstatfs()
 
 
-def memory_backed(fd: int) -> bool:
-    """Whether the open file ``fd`` lives on a memory-backed file system (tmpfs, ramfs), where
-    fsync returns at once. False when that cannot be told (no fstatfs)."""
+# statfs(2) f_type of the file systems whose folders count their subfolders in their link count
+# (2 + one per subfolder; linux/magic.h): ext2/3/4, XFS, F2FS, tmpfs, ramfs. Others (btrfs: 1,
+# network and FUSE file systems: what the server says) are not trusted with it.
+_COUNTING_FILE_SYSTEMS = frozenset({0xEF53, 0x58465342, 0xF2F52010, *_MEMORY_FILE_SYSTEMS})
+
+
+def _file_system(fd: int) -> int | None:
+    """The statfs(2) f_type of the file system of the open file ``fd``; None when it cannot
+    be told (no fstatfs)."""
     if _fstatfs is None:
-        return False
+        return None
     # struct statfs begins with f_type, a C long (__fsword_t) on Linux; 256 bytes hold the
     # whole structure (120 on 64-bit systems).
     buffer = ctypes.create_string_buffer(256)
     if _fstatfs(fd, buffer) != 0:  # type: ignore[operator]
-        return False
-    kind = ctypes.c_long.from_buffer(buffer).value & 0xFFFFFFFF
-    return kind in _MEMORY_FILE_SYSTEMS
+        return None
+    return ctypes.c_long.from_buffer(buffer).value & 0xFFFFFFFF
+
+
+def memory_backed(fd: int) -> bool:
+    """Whether the open file ``fd`` lives on a memory-backed file system (tmpfs, ramfs), where
+    fsync returns at once. False when that cannot be told (no fstatfs)."""
+    return _file_system(fd) in _MEMORY_FILE_SYSTEMS
 
 
 def folder_memory_backed(folder: str) -> bool:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -126,17 +129,72 @@ def test_missing_folder_is_path_not_found(tmp_path: Path) -> None:
 def test_good_folders_are_checked_once_per_call(tmp_path: Path) -> None:
     """With good_folders, a folder that passed is not checked again (a file set in one
     folder), a name that is a folder is still refused, and a bad folder is never added."""
-    good: set[str] = set()
+    good: dict[str, bool] = {}
     (tmp_path / "folder").mkdir()
     assert check_local_name(str(tmp_path / "a"), good) == str(tmp_path / "a")
-    assert good == {str(tmp_path)}
+    assert good == {str(tmp_path): False}  # it has a subfolder
     with pytest.raises(bitsd.InvalidArgumentError):
         check_local_name(str(tmp_path / "folder"), good)
     with pytest.raises(bitsd.BitsError):
         check_local_name(str(tmp_path / "missing" / "b"), good)
-    assert good == {str(tmp_path)}
-    good.add(str(tmp_path / "missing"))  # what the caller vouches for is taken as checked
+    with pytest.raises(bitsd.BitsError):
+        check_local_name(str(tmp_path / "a" / "b"), good)  # a file where the folder goes
+    assert good == {str(tmp_path): False}
+    good[str(tmp_path / "missing")] = False  # what the caller vouches for is taken as checked
     assert check_local_name(str(tmp_path / "missing" / "b"), good)
+
+
+@pytest.fixture
+def memory_folder() -> Iterator[Path]:
+    """A new folder on tmpfs (/dev/shm), a file system that counts subfolders in a folder's
+    link count."""
+    if not os.path.isdir("/dev/shm") or not folder_memory_backed("/dev/shm"):
+        pytest.skip("no tmpfs at /dev/shm")
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_a_folder_without_subfolders_is_told_by_its_link_count(memory_folder: Path) -> None:
+    """A folder is known to have no subfolder from its link count where the file system
+    counts them (tmpfs here): its names are then not looked up one by one; once it has one,
+    every name is, and the subfolder's own name is refused."""
+    good: dict[str, bool] = {}
+    names = [str(memory_folder / f"f{i}") for i in range(3)]
+    assert [check_local_name(n, good) for n in names] == names
+    assert good == {str(memory_folder): True}
+    (memory_folder / "sub").mkdir()
+    good.clear()
+    assert check_local_name(names[0], good) == names[0]
+    assert good == {str(memory_folder): False}
+    with pytest.raises(bitsd.InvalidArgumentError):
+        check_local_name(str(memory_folder / "sub"), good)
+    (memory_folder / "sub").rmdir()
+    assert check_local_name(str(memory_folder / "sub"), {}) == str(memory_folder / "sub")
+
+
+def test_a_write_only_folder_is_accepted(memory_folder: Path) -> None:
+    """A folder its owner may write and search but not read (a drop folder) takes files: its
+    link count is read without reading it. Root reads any folder, so as root the check runs
+    in a child process as ``nobody`` (65534), the folder's owner."""
+    drop = memory_folder / "drop"
+    drop.mkdir(mode=0o300)
+    if os.geteuid() != 0:
+        assert check_local_name(str(drop / "a"), {}) == str(drop / "a")
+        return
+    memory_folder.chmod(0o711)
+    os.chown(drop, 65534, 65534)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 2
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            code = 0 if check_local_name(str(drop / "a"), {}) == str(drop / "a") else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_existing_folder_name_is_invalid_argument(tmp_path: Path) -> None:
