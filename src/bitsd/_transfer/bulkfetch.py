@@ -389,6 +389,10 @@ class Bulk:
                 if reason == FILE_ERROR and written == 0:
                     raise _local_failure(FILE_ERROR, number, local_name)
                 length, content_range, etag, modified = data.decode("latin-1").split("\0")
+                if not reason:
+                    whole = _whole(written, length, content_range, etag, modified)
+                    if whole is not None:
+                        return whole
                 fields = {
                     name: value
                     for name, value in (
@@ -461,6 +465,23 @@ class Bulk:
                     now_wall=self._clock.wall(),
                 )
         return Answered(sock, data)
+
+
+def _whole(
+    written: int, length: str, content_range: str, etag: str, modified: str
+) -> Fetched | None:
+    """The common answer taken whole, told by comparing strings: a 206 whose Content-Length
+    is the ``written`` bytes and whose Content-Range is exactly ``bytes 0-{written - 1}/
+    {written}``. What ``decide`` and the checks after it make of such a head (a test pins
+    the two), at a fraction of the cost: a 5,000-file job has 5,000 of them. None for any
+    other head (``decide`` says what it means)."""
+    if not written or length != str(written):
+        return None
+    if content_range != f"bytes 0-{written - 1}/{written}":
+        return None
+    if etag != UNSET and etag and not etag.startswith("W/"):
+        return Fetched(written, etag, written)  # a strong ETag (validator_of)
+    return Fetched(written, modified if modified != UNSET and modified else None, written)
 
 
 def _worded(family: int, address: tuple[str, int]) -> tuple[object, ...]:
