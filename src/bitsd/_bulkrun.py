@@ -21,13 +21,13 @@ from bitsd._clock import Clock
 from bitsd._model import FileRecord
 from bitsd._transfer.base import FileRequest, HttpOptions
 from bitsd._transfer.bulkfetch import Bulk, Outcome, fits
-from bitsd._transfer.rawhttp import RawHttpTransport
+from bitsd._transfer.rawhttp import BulkOrigin, RawHttpTransport
 from bitsd._transfer.splicehelper import SpliceHelper
 
 __all__ = ["BulkRun"]
 
-# The request, the temporary file's path (os.fsencode), the GET, the local name.
-_Entry = tuple[FileRequest, bytes, bytes, str]
+# The URL, the size known, the temporary file's path (os.fsencode), the GET, the local name.
+_Entry = tuple[str, int | None, bytes, bytes, str]
 
 
 class BulkRun:
@@ -64,6 +64,9 @@ class BulkRun:
         self._width = width
         self._most = most
         self._origin: tuple[str, int] | None = None
+        # The GET of the origin's plain paths, from the first file with one (options and
+        # proxy environment are the run's): the next files' GETs without deciding each.
+        self._made: BulkOrigin | None = None
         self._entries: dict[int, _Entry] = {}  # by position: taken, not handed over yet
         self._bulk: Bulk | None = None
         self._unavailable = False  # the bulk could not open, or is gone
@@ -86,21 +89,24 @@ class BulkRun:
             or record.sha256 is not None
         ):
             return False
-        request = FileRequest(
-            record.remote_name, 0, record.bytes_total, None, options=self._options
-        )
-        found = self._raw.bulk_file(request, self._environment)
-        if found is None:
-            return False
-        origin, wire = found
-        if self._origin is None:
-            self._origin = origin
-        elif origin != self._origin:
-            return False
+        url = record.remote_name
+        wire = self._made.get(url) if self._made is not None else None
+        if wire is None:  # not a plain path of the bulk's origin: decided in full
+            request = FileRequest(url, 0, record.bytes_total, None, options=self._options)
+            found = self._raw.bulk_file(request, self._environment)
+            if found is None:
+                return False
+            if self._origin is None:
+                self._origin = found.where
+            elif found.where != self._origin:
+                return False
+            if self._made is None:
+                self._made = found.origin
+            wire = found.wire
         path = os.fsencode(record.temp_name)
         if not fits(path, wire):
             return False
-        self._entries[position] = (request, path, wire, record.local_name)
+        self._entries[position] = (url, record.bytes_total, path, wire, record.local_name)
         return True
 
     async def hand_over(

@@ -41,7 +41,15 @@ from bitsd._errors import TransferError
 from bitsd._files import flush_temp, open_temp
 from bitsd._transfer import classify
 from bitsd._transfer.base import FileRequest, Sink
-from bitsd._transfer.bulkfetch import BULK_MOST, Answered, Bulk, Failed, Fetched, Outcome
+from bitsd._transfer.bulkfetch import (
+    BULK_MOST,
+    Answered,
+    Bulk,
+    BulkEntry,
+    Failed,
+    Fetched,
+    Outcome,
+)
 from bitsd._transfer.bulkfetch_child import RAW_MAX, SPLICE_MIN
 from bitsd._transfer.rawhttp import RawHttpTransport, answer_of, head_of, proxy_environment
 from bitsd._transfer.splicehelper import SpliceHelper
@@ -55,8 +63,6 @@ PATIENCE = 10.0
 # Seconds: the connect and read timeouts of the tests that do not time out, and of those that do.
 TIMEOUT = 5.0
 SHORT = 0.3
-
-Entry = tuple[int, FileRequest, bytes, bytes, str]
 
 
 # -- the per-file path ---------------------------------------------------------------------------
@@ -204,18 +210,17 @@ class _Kit:
 
     def entry(
         self, position: int, url: str, *, temp: str | None = None, local: str | None = None
-    ) -> Entry:
+    ) -> BulkEntry:
         """What ``Bulk.add`` takes for the file at ``position``: the GET the per-file path
         would send, the temporary file ``temp`` (default: :meth:`temp`)."""
-        request = FileRequest(url, 0, None, None)
-        found = self.raw.bulk_file(request, proxy_environment())
+        found = self.raw.bulk_file(FileRequest(url, 0, None, None), proxy_environment())
         assert found is not None
-        _, wire = found
         return (
             position,
-            request,
+            url,
+            None,
             os.fsencode(temp if temp is not None else self.temp(position)),
-            wire,
+            found.wire,
             local if local is not None else str(self.folder / f"f{position}"),
         )
 
@@ -569,12 +574,12 @@ async def test_a_hand_over_larger_than_one_message_goes_in_several(
         kit.entry(n, server.url("/one"), temp=str(folder / f"{'t' * 90}{n}.tmp"))
         for n in range(count)
     ]
-    assert sum(len(entry[2]) + len(entry[3]) for entry in entries) > 64 * KiB
+    assert sum(len(entry[3]) + len(entry[4]) for entry in entries) > 64 * KiB
     bulk = await kit.open(server.port, width=4)
     assert await bulk.add(entries)
     outcomes = await kit.results.of(*range(count))
     assert all(outcome == Fetched(1, outcome.validator, 1) for outcome in map(_fetched, outcomes))
-    assert all(_on_disk(os.fsdecode(entry[2])) == b"x" for entry in entries)
+    assert all(_on_disk(os.fsdecode(entry[3])) == b"x" for entry in entries)
     assert len(server.requests_for("/one")) == count
 
 

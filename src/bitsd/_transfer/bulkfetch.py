@@ -57,7 +57,6 @@ import httptools
 from bitsd._clock import Clock
 from bitsd._errors import TransferError
 from bitsd._transfer import classify
-from bitsd._transfer.base import FileRequest
 from bitsd._transfer.bulkfetch_child import (
     AT_ONCE,
     BULK_ADD,
@@ -89,7 +88,16 @@ from bitsd._transfer.splicehelper import (
 )
 from bitsd._transfer.splicehelper_child import MESSAGE, MESSAGE_MAX
 
-__all__ = ["BULK_MOST", "Answered", "Bulk", "Failed", "Fetched", "Outcome", "fits"]
+__all__ = [
+    "BULK_MOST",
+    "Answered",
+    "Bulk",
+    "BulkEntry",
+    "Failed",
+    "Fetched",
+    "Outcome",
+    "fits",
+]
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +133,15 @@ Outcome = Fetched | Failed | Answered | None
 the answer begun (``Answered``) or from the start (None: the helper died)."""
 
 
+BulkEntry = tuple[int, str, int | None, bytes, bytes, str]
+"""A file handed to a bulk: its position, URL, size known before (``FileRequest.bytes_total``),
+temporary file's path (``os.fsencode``d), GET (``RawHttpTransport.bulk_file``) and local
+name."""
+
+
 class _Request(NamedTuple):
-    request: FileRequest
+    url: str
+    bytes_total: int | None  # the size known before (``FileRequest.bytes_total``)
     local_name: str
 
 
@@ -209,16 +224,16 @@ class Bulk:
         """Files handed over and not answered yet."""
         return len(self._files)
 
-    async def add(self, files: Sequence[tuple[int, FileRequest, bytes, bytes, str]]) -> bool:
-        """Hand files over: (position, request, temporary file's path (``os.fsencode``d), the
-        GET's bytes, local name). False if the bulk is gone (none of them was handed over)."""
+    async def add(self, files: Sequence[BulkEntry]) -> bool:
+        """Hand files over (:data:`BulkEntry`). False if the bulk is gone (none of them was
+        handed over)."""
         if not self.alive:
             return False
         if self._unreleased:
             await self.release(0)
         batch = bytearray(MESSAGE.pack(BULK_ADD, self._channel, 0, 0, 0, 0))
         pending: list[tuple[int, _Request]] = []
-        for position, request, path, wire, local_name in files:
+        for position, url, bytes_total, path, wire, local_name in files:
             entry = FILE_HEAD.pack(position, len(path), len(wire)) + path + wire
             if len(batch) + len(entry) > MESSAGE.size + MESSAGE_MAX and pending:
                 if not await self._send(bytes(batch), pending):
@@ -226,7 +241,7 @@ class Bulk:
                 batch = bytearray(MESSAGE.pack(BULK_ADD, self._channel, 0, 0, 0, 0))
                 pending = []
             batch += entry
-            pending.append((position, _Request(request, local_name)))
+            pending.append((position, _Request(url, bytes_total, local_name)))
         return await self._send(bytes(batch), pending)
 
     async def _send(self, data: bytes, pending: list[tuple[int, _Request]]) -> bool:
@@ -368,8 +383,7 @@ class Bulk:
         data: bytes,
         sock: socket.socket | None,
     ) -> Outcome:
-        request, local_name = entry
-        url = request.url
+        url, bytes_total, local_name = entry
         reason, flags = code & 0xFF, code >> 8
         held = None
         try:
@@ -407,7 +421,7 @@ class Bulk:
                     head,
                     url=url,
                     offset=0,
-                    total=request.bytes_total,
+                    total=bytes_total,
                     validator=None,
                     now_wall=self._clock.wall(),
                 )
@@ -424,13 +438,14 @@ class Bulk:
                 return Fetched(total, answer.validator, written)
             if reason == FILE_ERROR:
                 raise _local_failure(FILE_ERROR, number, local_name)
-            return self._unanswered(request, reason, number, data, sock)
+            return self._unanswered(url, bytes_total, reason, number, data, sock)
         except TransferError as err:
             return Failed(err, held)
 
     def _unanswered(
         self,
-        request: FileRequest,
+        url: str,
+        bytes_total: int | None,
         reason: int,
         number: int,
         data: bytes,
@@ -443,7 +458,6 @@ class Bulk:
         Raises:
             TransferError: the answer, or the failure, is the file's error.
         """
-        url = request.url
         try:
             answer = answer_of(data)
         except httptools.HttpParserError as exc:
@@ -460,7 +474,7 @@ class Bulk:
                     head,
                     url=url,
                     offset=0,
-                    total=request.bytes_total,
+                    total=bytes_total,
                     validator=None,
                     now_wall=self._clock.wall(),
                 )

@@ -69,7 +69,7 @@ from bitsd._clock import Clock
 from bitsd._errors import TransferError
 from bitsd._httphead import request_head
 from bitsd._transfer import classify, proxy
-from bitsd._transfer.base import FileRequest, HttpOptions, Sink, Transport
+from bitsd._transfer.base import FileRequest, Sink, Transport
 from bitsd._transfer.redirects import REDIRECT_STATUSES
 from bitsd._transfer.resume import (
     MAX_RESTARTS,
@@ -90,6 +90,8 @@ from bitsd._urls import http_url_problem
 __all__ = [
     "DEFAULT_MAX_IDLE",
     "Answered",
+    "BulkFile",
+    "BulkOrigin",
     "RawHttpTransport",
     "Stream",
     "answer_of",
@@ -103,8 +105,6 @@ __all__ = [
 DEFAULT_MAX_IDLE = 32
 # Bytes read from the connection at once while waiting for a head.
 _HEAD_READ = 64 * 1024
-# Origins (with their options and proxy environment) whose bulk GET bulk_file keeps.
-_BULK_HEADS_KEPT = 64
 # Custom headers that frame or route the message: a job that sets one goes through aiohttp.
 _HOP_HEADERS: Final = frozenset(
     {
@@ -128,6 +128,38 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 # not empty: yarl drops an empty one), with no "%" to check and no "." segment to remove ("/."
 # is left to yarl, whatever follows).
 _PLAIN_TARGET: Final = re.compile(r"/[\w\-.~!$&'()*+,;=:@/]*(?:\?[\w\-.~!$&'()*+,;=:@/?]+)?", re.A)
+
+
+class BulkOrigin(NamedTuple):
+    """The GET of a bulk's files of one origin, with one job run's options and proxy
+    environment (``RawHttpTransport.bulk_file``): a job's thousands of files of one origin
+    differ only in their path, and the GET of a plain path (``_PLAIN_TARGET``) is the
+    origin's with the path put in (a test pins it to the GET made in full)."""
+
+    prefix: str  # the origin as the URLs spell it (``_origin_of``)
+    where: tuple[str, int]
+    before: bytes
+    after: bytes
+
+    def get(self, url: str) -> bytes | None:
+        """The GET of ``url`` if it has this origin and a plain path; None otherwise (then
+        ``bulk_file`` decides it in full)."""
+        prefix = self.prefix
+        if not url.startswith(prefix):
+            return None
+        path = url[len(prefix) :]  # a plain path starts with "/": the origin is the prefix
+        if "/." in path or not _PLAIN_TARGET.fullmatch(path):
+            return None
+        return self.before + path.encode("ascii") + self.after
+
+
+class BulkFile(NamedTuple):
+    """A file that may go in a bulk: where its GET goes (host, port), the GET, and its
+    origin's GET for the next files (None when this file's path is not plain)."""
+
+    where: tuple[str, int]
+    wire: bytes
+    origin: BulkOrigin | None
 
 
 class Stream(Protocol):
@@ -473,11 +505,6 @@ class RawHttpTransport:
         self._idle: dict[_Key, list[Stream]] = {}
         # Origins (lowered host, port) with a bulk open, and how many: see bulk_opened.
         self._bulk_origins: dict[tuple[str, int], int] = {}
-        # bulk_file's GET around the path, by (origin, options, proxy environment).
-        self._bulk_heads: dict[
-            tuple[str, HttpOptions, tuple[str | None, ...]],
-            tuple[tuple[str, int], bytes, bytes],
-        ] = {}
 
     @staticmethod
     def applies(request: FileRequest, environment: tuple[str | None, ...] | None = None) -> bool:
@@ -516,31 +543,17 @@ class RawHttpTransport:
 
     def bulk_file(
         self, request: FileRequest, environment: tuple[str | None, ...]
-    ) -> tuple[tuple[str, int], bytes] | None:
+    ) -> BulkFile | None:
         """For a file that may go in a bulk (``bulkfetch.py``) — a plain ``http://`` file this
         transport fetches (``applies``) from its start, with nothing learned of it — its host
-        and port and the GET ``_fetch`` would send for it; None for any other file.
-
-        A job's thousands of files of one origin differ only in their path: the GET of a
-        plain path (``_PLAIN_TARGET``) is the origin's, with the path put in (the first file
-        of an origin, options and environment is decided in full; a test pins the two)."""
+        and port, the GET ``_fetch`` would send for it and, when its path is plain, its
+        origin's :class:`BulkOrigin`, which makes the GET of the origin's next files; None for
+        any other file."""
         if request.offset or request.validator is not None or request.ranges is not None:
             return None
-        if request.dynamic:
+        if request.dynamic or not self.applies(request, environment):
             return None
         url = request.url
-        origin = _origin_of(url)
-        if origin is None:
-            return None
-        key = (origin, request.options, environment)
-        known = self._bulk_heads.get(key)
-        if known is not None:
-            path = url[len(origin) :]
-            if "/." not in path and _PLAIN_TARGET.fullmatch(path):
-                where, before, after = known
-                return where, before + path.encode("ascii") + after
-        if not self.applies(request, environment):
-            return None
         try:
             target = _target_of(url)
         except (ValueError, TypeError):
@@ -549,12 +562,12 @@ class RawHttpTransport:
             return None
         wire = _request_bytes(target, request.options.headers, range_headers(0, None))
         where = (target.host, target.port)
-        if known is None and url[len(origin) :] == target.path_qs:
-            if len(self._bulk_heads) >= _BULK_HEADS_KEPT:
-                self._bulk_heads.clear()
+        origin = _origin_of(url)
+        made = None
+        if origin is not None and url[len(origin) :] == target.path_qs:
             line = b"GET " + target.path_qs.encode("ascii")
-            self._bulk_heads[key] = (where, b"GET ", wire[len(line) :])
-        return where, wire
+            made = BulkOrigin(origin, where, b"GET ", wire[len(line) :])
+        return BulkFile(where, wire, made)
 
     @property
     def connect_timeout(self) -> float:
