@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import bitsd._model
 from bitsd import JobState, JobType, Priority
 from bitsd._enums import ErrorContext
 from bitsd._model import ErrorRecord, FileRecord, JobRecord, PendingNotification, evolve
@@ -83,3 +84,16 @@ def test_evolve_of_other_dataclasses_is_replace() -> None:
             object.__setattr__(self, "doubled", self.value * 2)
 
     assert evolve(Checked(1), value=4).doubled == 8
+
+
+def test_evolve_keeps_a_bounded_number_of_makers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A maker is kept per class and set of names changed, at most ``_MAKERS_KEPT`` of them:
+    changes of ever new subsets of fields do not grow it without end."""
+    monkeypatch.setattr(bitsd._model, "_MAKERS", {})
+    monkeypatch.setattr(bitsd._model, "_MAKERS_KEPT", 2)
+    for changes in ({"index": 1}, {"completed": True}, {"index": 2, "completed": True}):
+        assert evolve(_FILE, **changes) == dataclasses.replace(_FILE, **changes)
+        assert len(bitsd._model._MAKERS) <= 2
+    assert evolve(_FILE, completed=True, index=3) == dataclasses.replace(
+        _FILE, index=3, completed=True
+    )
