@@ -118,6 +118,8 @@ SPLICE_MIN: Final = 64 * 1024
 _READ: Final = 64 * 1024
 _OPEN_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_TRUNC
 _STALE: Final = frozenset({errno.EPIPE, errno.ECONNRESET})
+# recv's flags as a plain integer: socket's are IntFlag members, whose "|" runs Python code.
+_PEEK: Final = int(socket.MSG_PEEK) | int(socket.MSG_DONTWAIT)
 # Phases of an exchange.
 _CONNECT, _SEND, _HEAD, _BODY = range(4)
 
@@ -362,7 +364,12 @@ class _Exchange:
         self.deadline = None
         if self.phase == _CONNECT and not self.connect():
             return
-        if self.phase == _SEND and not self.send():
+        if self.phase == _SEND:
+            if not self.send():
+                return
+            # The answer is almost never there yet (the server was only now woken): wait
+            # for it, instead of a read that fails.
+            self.wait(selectors.EVENT_READ, self.timeout)
             return
         if self.phase == _HEAD and not self.read_head():
             return
@@ -600,10 +607,10 @@ class _Exchange:
             flags |= AT_ONCE
         handed = -1
         if self.taken:
-            fields = self.fields
-            data = "\0".join(
-                fields.get(name, UNSET)
-                for name in (b"content-length", b"content-range", b"etag", b"last-modified")
+            get = self.fields.get
+            data = (
+                f"{get(b'content-length', UNSET)}\0{get(b'content-range', UNSET)}\0"
+                f"{get(b'etag', UNSET)}\0{get(b'last-modified', UNSET)}"
             ).encode("latin-1")
         else:
             data = bytes(self.raw)
@@ -615,6 +622,7 @@ class _Exchange:
         if not keep and self.sock is not None:
             self.sock.close()
         self.sock = None
+        self.parser = None  # it refers to the exchange: freed now, not by the cycle collector
         bulk.ended(self, conn if keep else None, lent=handed >= 0)
 
     def drop(self) -> None:
@@ -633,7 +641,7 @@ def _alive(sock: socket.socket) -> bool:
     """Whether an idle connection can carry another request: nothing to read on it (no bytes,
     no end)."""
     try:
-        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        sock.recv(1, _PEEK)
     except BlockingIOError:
         return True
     except OSError:
