@@ -15,6 +15,7 @@ Rules:
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ from bitsd._records import ErrorInfo, FileInfo, FileProgress, JobProgress, JobSn
 
 __all__ = [
     "API_VERSION",
+    "FILE_ROW_FIELDS",
     "JSON",
     "enum_from_json",
     "error_from_json",
@@ -44,6 +46,7 @@ __all__ = [
     "error_to_json",
     "file_info_from_json",
     "file_info_to_json",
+    "files_from_rows",
     "http_status_for",
     "progress_from_json",
     "progress_to_json",
@@ -235,6 +238,66 @@ def ranges_from_json(value: object, what: str = "ranges") -> list[tuple[int, int
             raise InvalidArgumentError(f"{what} must be [offset, length] pairs, not {pair!r}")
         out.append((_int(pair[0], f"{what} offset"), _int(pair[1], f"{what} length")))
     return out
+
+
+# The columns of a file row (FileRows, ``?files=rows`` of Cancel's and Complete's answers), in
+# the order the daemon sends them: a listed File's members, with its progress's three in place
+# of ``progress``.
+FILE_ROW_FIELDS = (
+    "remote_name",
+    "local_name",
+    "temporary_name",
+    "bytes_total",
+    "bytes_transferred",
+    "completed",
+    "ranges",
+    "validated",
+    "filled_ranges",
+)
+
+
+def files_from_rows(value: object) -> list[JSON]:
+    """The listed File objects of a FileRows ``{"fields": [name, ...], "rows": [[value, ...],
+    ...]}``: each row as the object form has it, ``progress`` gathered from its three columns.
+    Columns are found by their names in ``fields`` (a daemon may add columns; they are left
+    out); the values are checked where they are read, as the object form's are
+    (:func:`file_info_from_json`, :func:`ranges_from_json`).
+
+    Raises:
+        InvalidArgumentError: not that shape, a column of FILE_ROW_FIELDS missing, or a row that
+            is not a list of one value per field.
+    """
+    d = _obj(value, "file rows")
+    fields, rows = d.get("fields"), d.get("rows")
+    if not isinstance(fields, list) or not isinstance(rows, list):
+        raise InvalidArgumentError("file rows must have a fields list and a rows list")
+    missing = [name for name in FILE_ROW_FIELDS if name not in fields]
+    if missing:
+        raise InvalidArgumentError(f"file rows have no {missing[0]} column")
+    pick = operator.itemgetter(*(fields.index(name) for name in FILE_ROW_FIELDS))
+    files = []
+    for row in rows:
+        if not isinstance(row, list) or len(row) != len(fields):
+            raise InvalidArgumentError(f"a file row must be a list of {len(fields)} values")
+        remote, local, temporary, total, transferred, completed, ranges, validated, filled = pick(
+            row
+        )
+        files.append(
+            {
+                "remote_name": remote,
+                "local_name": local,
+                "temporary_name": temporary,
+                "progress": {
+                    "bytes_total": total,
+                    "bytes_transferred": transferred,
+                    "completed": completed,
+                },
+                "ranges": ranges,
+                "validated": validated,
+                "filled_ranges": filled,
+            }
+        )
+    return files
 
 
 def error_info_to_json(e: ErrorInfo) -> JSON:

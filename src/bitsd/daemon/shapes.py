@@ -11,8 +11,12 @@ Rules:
   with the job as it is; the setters the job's state can refuse come first. So an error never
   leaves a job half-changed. The setters still check again (the engine is the authority).
 - Credentials are only passed on: nothing here logs, returns or keeps them.
+- Cancel's and Complete's answers list the job's files as File objects, or with ``?files=rows``
+  as FileRows (:func:`file_rows_to_json`): the same values, one array per file in the order of
+  ``bitsd._wire.FILE_ROW_FIELDS``, from which ``bitsd._wire.files_from_rows`` rebuilds the
+  objects exactly.
 - Query parameters are checked the same way (:func:`page_params`, :func:`wait_params`,
-  :func:`brief_view`).
+  :func:`brief_view`, :func:`rows_view`).
 - Every mistake is an InvalidArgumentError naming the field (400), or the code the engine gives
   the value: BG_E_STRING_TOO_LONG for a string over its limit; E_NOTIMPL (501) for a number BITS
   does not define as a priority, notify flags, security flags or a proxy usage (BITS's answer,
@@ -33,7 +37,7 @@ import math
 import os
 import re
 import shlex
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from bitsd import codes
@@ -59,6 +63,7 @@ from bitsd._records import JobSnapshot
 from bitsd._text import is_utf8
 from bitsd._upload import check_download_only
 from bitsd._wire import (
+    FILE_ROW_FIELDS,
     JSON,
     enum_from_json,
     ranges_from_json,
@@ -80,6 +85,7 @@ __all__ = [
     "credentials",
     "download_position",
     "file_index",
+    "file_rows_to_json",
     "file_to_json",
     "job_brief_to_json",
     "job_changes",
@@ -92,6 +98,7 @@ __all__ = [
     "prefixes",
     "reply_file_name",
     "requested_ranges",
+    "rows_view",
     "validation",
     "wait_params",
 ]
@@ -146,6 +153,33 @@ def file_to_json(details: FileDetails) -> JSON:
         "ranges": [[offset, length] for offset, length in f.ranges] if f.ranges else [],
         "validated": f.validated,
         "filled_ranges": None if filled is None else ranges_to_json(filled),
+    }
+
+
+def file_rows_to_json(files: Sequence[FileDetails]) -> JSON:
+    """The FileRows of ``?files=rows`` (Cancel's and Complete's answers): the files of
+    :func:`file_to_json`, each as one array of its values in the order of
+    ``FILE_ROW_FIELDS``, built from the record with no object per file: for thousands of
+    files, about half the object form's bytes, encoded and decoded in about a third of its
+    time (a test pins each row, rebuilt by ``bitsd._wire.files_from_rows``, to file_to_json).
+    Ranges are the record's (offset, length) pairs as they are: arrays once encoded."""
+    unknown = codes.SIZE_UNKNOWN
+    return {
+        "fields": list(FILE_ROW_FIELDS),
+        "rows": [
+            [
+                f.remote_name,
+                f.local_name,
+                f.temp_name,
+                unknown if f.bytes_total is None else f.bytes_total,
+                f.bytes_transferred,
+                f.completed,
+                f.ranges or (),
+                f.validated,
+                filled,
+            ]
+            for f, filled in files
+        ],
     }
 
 
@@ -437,6 +471,15 @@ def brief_view(query: Mapping[str, str]) -> bool:
     if view not in ("full", "brief"):
         raise InvalidArgumentError(f"view must be full or brief, not {view!r}")
     return view == "brief"
+
+
+def rows_view(query: Mapping[str, str]) -> bool:
+    """Whether the query asks ``files=rows`` (``files=objects``, the default, otherwise): the
+    files of Cancel's and Complete's answers as FileRows."""
+    files = query.get("files", "objects")
+    if files not in ("objects", "rows"):
+        raise InvalidArgumentError(f"files must be objects or rows, not {files!r}")
+    return files == "rows"
 
 
 def wait_params(query: Mapping[str, str]) -> tuple[frozenset[JobState], float]:
