@@ -59,6 +59,7 @@ from bitsd.daemon.shapes import (
     credentials,
     download_position,
     file_index,
+    file_rows_to_json,
     file_to_json,
     job_brief_to_json,
     job_changes,
@@ -70,6 +71,7 @@ from bitsd.daemon.shapes import (
     prefixes,
     reply_file_name,
     requested_ranges,
+    rows_view,
     validation,
     wait_params,
 )
@@ -286,11 +288,13 @@ class _Api:
 
     async def cancel(self, request: Request) -> Response:
         job = await self._job(request)
-        return await _end_result(job, await job.cancel())
+        rows = rows_view(request.query_params)  # before the verb: a bad query ends nothing
+        return await _end_result(job, await job.cancel(), rows=rows)
 
     async def complete(self, request: Request) -> Response:
         job = await self._job(request)
-        return await _end_result(job, await job.complete())
+        rows = rows_view(request.query_params)
+        return await _end_result(job, await job.complete(), rows=rows)
 
     async def get_error(self, request: Request) -> Response:
         job = await self._job(request)
@@ -326,19 +330,27 @@ async def _verb_result(job: Job, hresult: int) -> Response:
     return JSONResponse({"hresult": hresult, "name": codes.name_of(hresult), "state": state.name})
 
 
-async def _end_result(job: Job, hresult: int) -> Response:
+async def _end_result(job: Job, hresult: int, *, rows: bool) -> Response:
     """Cancel's and Complete's answer: the verb's result and the job as it ended, with its
     files (and an upload-reply job's reply). The daemon forgets a final job; a client keeps
-    this to answer getters on it, with no request before the verb."""
+    this to answer getters on it, with no request before the verb. The files are File objects
+    (``files``), or with ``rows`` FileRows (``file_rows``): the same values, at a fraction of
+    the cost for a job of thousands of files, on the path of every Complete."""
     shown = await job_to_json(job)
     reply = await _reply_json(job) if shown["type"] == bitsd.JobType.UPLOAD_REPLY.name else None
+    details = await job._file_details()
+    listed: dict[str, object] = (
+        {"file_rows": file_rows_to_json(details)}
+        if rows
+        else {"files": [file_to_json(d) for d in details]}
+    )
     return JSONResponse(
         {
             "hresult": hresult,
             "name": codes.name_of(hresult),
             "state": shown["state"],
             "job": shown,
-            "files": await _files_json(job),
+            **listed,
             "reply": reply,
         }
     )
