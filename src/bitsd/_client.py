@@ -19,7 +19,9 @@ Rules:
   completed or cancelled ended as, and its handles answer the same way; a job another process
   ended is simply not found, as for a second engine. Like the engine, it keeps the most recent
   ended jobs only (``FINAL_JOBS_KEPT`` jobs, ``FINAL_FILES_KEPT`` files); a handle of an older
-  one is not found either.
+  one is not found either. Their files are kept as the rows the daemon answered (``files=rows``)
+  and become File objects only when a getter needs them: ending a job costs nothing per file
+  beyond decoding the answer.
 - Every argument the client converts to send it (job types, priorities, flags, wait's states
   and timeout, seconds, byte counts, BOOL values, file pairs, ranges, file indexes, proxy
   usage, credentials) is checked first with the engine's own checks (``bitsd._args``,
@@ -134,6 +136,9 @@ REQUEST_TIMEOUT: Final = 120.0
 WAIT_SLICE: Final = 60.0
 # Adding files asks for their count, not the files listed back (the client does not use them).
 _BRIEF: Final = {"view": "brief"}
+# Cancel and Complete ask for the ended job's files as rows (FileRows): a third of the objects'
+# time to parse, on the path of every Complete; they become objects only if a getter asks.
+_ROWS: Final = {"files": "rows"}
 # Seconds between connection attempts while the daemon starts (doubling, clamped). A refused
 # attempt on a Unix socket costs microseconds; a wider clamp (0.2 s) made a caller wait up to
 # 0.2 s more than the daemon's start (scenario 6 of bench/suite.py measured 0.52, 0.73 and
@@ -537,6 +542,47 @@ def _job_id(body: object) -> str:
     raise BitsError("the daemon answered a job without an id", hresult=codes.E_FAIL)
 
 
+class _EndedFiles:
+    """The files of a job this manager ended, as Cancel's or Complete's answer carried them:
+    FileRows (``file_rows``), kept as decoded and turned into File objects once, the first time
+    a getter needs them (then only the objects are kept); or File objects (``files``: a daemon
+    that does not know ``files=rows`` ignores it). ``len`` is the number of files, known
+    without building any object (0 for rows too malformed to count; a getter then raises)."""
+
+    __slots__ = ("_count", "_objects", "_rows")
+
+    def __init__(self, answer: Mapping[str, Any]) -> None:
+        rows = answer.get("file_rows")
+        self._rows: object = rows
+        self._objects: list[Any] | None = None
+        if rows is None:
+            files = answer.get("files")
+            self._objects = list(files) if isinstance(files, list) else []
+            self._count = len(self._objects)
+        else:
+            counted = rows.get("rows") if isinstance(rows, Mapping) else None
+            self._count = len(counted) if isinstance(counted, list) else 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def objects(self) -> list[Any]:
+        """The File objects, as ``GET .../files`` lists them.
+
+        Raises:
+            BitsError: E_FAIL, the daemon answered malformed rows.
+        """
+        if self._objects is None:
+            try:
+                self._objects = _wire.files_from_rows(self._rows)
+            except InvalidArgumentError as exc:
+                raise BitsError(
+                    f"the daemon answered malformed file rows: {exc}", hresult=codes.E_FAIL
+                ) from None
+            self._rows = None
+        return self._objects
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Ended:
     """A job this manager completed or cancelled, as it ended: its state, its Job object and
@@ -544,7 +590,7 @@ class _Ended:
 
     state: JobState
     job: Mapping[str, Any]
-    files: list[Any]
+    files: _EndedFiles
     reply: Mapping[str, Any] | None = None  # GET .../reply of an upload-reply job
 
 
@@ -661,21 +707,21 @@ class RemoteJob:
         """Cancel or Complete, keeping what the job ends as: the daemon forgets a final job,
         while the engine's handles still answer getters on it (with its final state), and
         verbs with BG_E_INVALID_STATE. This manager does the same for the jobs it ended, from
-        the job, files and reply the daemon's answer carries (one request, no event loop)."""
-        body = await self._change("POST", f"/{verb}")
+        the job, files (as rows: see :class:`_EndedFiles`) and reply the daemon's answer carries
+        (one request, no event loop)."""
+        body = await self._change("POST", f"/{verb}", params=_ROWS)
         state = body.get("state")
         final = JobState.ACKNOWLEDGED if verb == "complete" else JobState.CANCELLED
         if isinstance(state, str) and state in JobState.__members__:
             final = JobState[state]
         job = body.get("job")
-        files = body.get("files")
         reply = body.get("reply")
         self._manager._ended.keep(
             self.id,
             _Ended(
                 final,
                 {**(job if isinstance(job, Mapping) else {}), "state": final.name, "error": None},
-                list(files) if isinstance(files, list) else [],
+                _EndedFiles(body),
                 reply if isinstance(reply, Mapping) else None,
             ),
         )
@@ -835,7 +881,7 @@ class RemoteJob:
             ended = self._ended()
             if ended is None:
                 raise
-            body = {"files": ended.files}
+            body = {"files": ended.files.objects()}
         items = body.get("files")
         if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
             raise BitsError("the daemon answered a malformed file list", hresult=codes.E_FAIL)

@@ -22,6 +22,7 @@ from bitsd import (
     EmptyJobError,
     ErrorContext,
     ErrorInfoUnavailableError,
+    FileInfo,
     InvalidArgumentError,
     InvalidStateError,
     JobProgress,
@@ -34,6 +35,7 @@ from bitsd import (
     ReadOnlyPropertyError,
     codes,
 )
+from bitsd.aio import Manager
 from tests.client.conftest import AnyJob, Backend
 from tests.servers.faulty import Fault, FaultServer
 
@@ -336,6 +338,88 @@ async def test_ended_jobs_kept_are_bounded_by_their_files(
     assert len(await big.files()) == 6
     for job in (second, third):
         await assert_forgotten(job)
+
+
+# A file's FileInfo, ranges, validation state and filled ranges (or the HRESULT raised).
+FileAnswers = tuple[FileInfo, list[tuple[int, int]], bool, list[tuple[int, int]] | int]
+
+
+async def file_answers(job: AnyJob) -> list[FileAnswers]:
+    """What the getters of each file answer, asked by index and by FileInfo: the FileInfo, its
+    ranges, validation state and filled ranges (or the HRESULT that getter raises)."""
+    answers: list[FileAnswers] = []
+    for i, info in enumerate(await job.files()):
+        for file in (i, info):
+            filled: list[tuple[int, int]] | int
+            try:
+                filled = await job.get_filled_file_ranges(file)
+            except BitsError as exc:
+                filled = exc.hresult
+            ranges = await job.get_file_ranges(file)
+            answers.append((info, ranges, await job.get_validation_state(file), filled))
+    return answers
+
+
+def assert_rows_kept(backend: Backend, job: AnyJob, files: int) -> None:
+    """Through the daemon, a job the manager ended keeps its files as the rows of the verb's
+    answer, no File object built until a getter needs them."""
+    if isinstance(backend, Manager):
+        ended = backend._ended.get(job.id)
+        assert ended is not None
+        assert (len(ended.files), ended.files._objects) == (files, None)
+
+
+async def test_an_ended_jobs_file_getters_answer_what_they_answered_before(
+    backend: Backend, server: FaultServer, dest: Path
+) -> None:
+    """After complete() or cancel(), files(), get_file_ranges(), get_validation_state() and
+    get_filled_file_ranges() of the handle answer, file by file, what they answered just
+    before: a transferred file validated, one added with ranges (no filled ranges), one half
+    transferred (size known), one never started (size unknown). Through the daemon, from the
+    rows of the verb's answer."""
+    whole = unique_path("whole")
+    server.add(whole, body(30_000, seed=4))
+    slow = unique_path("half")
+    server.add(slow, body(2_000_000, seed=3))
+    server.set_fault(slow, Fault(rate=1_000_000))
+    done = await backend.create_job("ended files")
+    await done.add_file(server.url(whole), str(dest / "whole"))
+    await done.add_file_with_ranges(server.url(whole), str(dest / "ranged"), [(100, 50), (0, 9)])
+    await done.resume()
+    assert await done.wait(DONE, timeout=15) is JobState.TRANSFERRED
+    await done.set_validation_state(0, True)
+    half = await backend.create_job("half ended")
+    await half.add_file(server.url(slow), str(dest / "half"))
+    await half.resume()
+    while (await half.get_progress()).bytes_transferred == 0:
+        await asyncio.sleep(0.02)
+    await half.suspend()
+    await half.add_file(server.url(slow), str(dest / "never"))
+
+    completed = await file_answers(done)
+    assert await done.complete() == codes.S_OK
+    assert_rows_kept(backend, done, 2)
+    assert await file_answers(done) == completed
+    cancelled = await file_answers(half)
+    assert await half.cancel() == codes.S_OK
+    assert_rows_kept(backend, half, 2)
+    assert await file_answers(half) == cancelled
+    # What the files above are, so that no case goes unnoticed.
+    [(a, _, a_valid, a_filled), _, (b, b_ranges, b_valid, b_filled), _] = completed
+    assert (a.progress.bytes_total, a.progress.completed, a_valid, a_filled) == (
+        30_000,
+        True,
+        True,
+        [(0, 30_000)],
+    )
+    assert (b.progress.bytes_total, b_ranges, b_valid) == (59, [(100, 50), (0, 9)], False)
+    assert b_filled == codes.BG_E_RANDOM_ACCESS_NOT_SUPPORTED
+    [(c, _, _, c_filled), _, (d, _, _, d_filled), _] = cancelled
+    assert c.progress.bytes_total == 2_000_000
+    assert 0 < c.progress.bytes_transferred < 2_000_000
+    assert c_filled == [(0, c.progress.bytes_transferred)]
+    assert (d.progress.bytes_total, d.progress.bytes_transferred, d_filled) == (SIZE_UNKNOWN, 0, [])
+    assert len({a.temporary_name, b.temporary_name, c.temporary_name, d.temporary_name}) == 4
 
 
 async def test_wait_returns_at_once_or_raises_timeout_error(backend: Backend) -> None:
