@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 import pytest
 
 from bitsd import codes
 from bitsd._wire import FILE_ROW_FIELDS, files_from_rows
+from bitsd.daemon import openapi
 from tests.daemon.test_api import call, error_of, new_job
 from tests.servers.faulty import FaultServer
 
@@ -49,8 +51,18 @@ async def listed(api: aiohttp.ClientSession, base: str) -> list[dict[str, Any]]:
     return list(body["files"])
 
 
+def assert_end_result(ended: dict[str, Any]) -> None:
+    """``ended`` is an EndResult of the OpenAPI document."""
+    schema = {
+        "$ref": "#/components/schemas/EndResult",
+        "components": openapi.DOCUMENT["components"],
+    }
+    jsonschema.Draft202012Validator(schema).validate(ended)
+
+
 def assert_ended(ended: dict[str, Any], hresult: int, state: str) -> None:
-    """The answer's fields but the files, as without ``files=rows``."""
+    """The answer's fields but the files, as without ``files=rows``; an EndResult."""
+    assert_end_result(ended)
     assert set(ended) == {"hresult", "name", "state", "job", "file_rows", "reply"}
     assert (ended["hresult"], ended["name"], ended["state"]) == (
         hresult,
@@ -149,6 +161,7 @@ async def test_cancel_with_rows_lists_the_cancelled_jobs_files(
     assert status == 200
     assert set(ended) == {"hresult", "name", "state", "job", "files", "reply"}
     assert ended["files"] == before
+    assert_end_result(ended)
 
 
 @pytest.mark.parametrize("verb", ["complete", "cancel"])
