@@ -15,7 +15,6 @@ Rules:
 from __future__ import annotations
 
 import enum
-import operator
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -274,27 +273,24 @@ def files_from_rows(value: object) -> list[JSON]:
     missing = [name for name in FILE_ROW_FIELDS if name not in fields]
     if missing:
         raise InvalidArgumentError(f"file rows have no {missing[0]} column")
-    pick = operator.itemgetter(*(fields.index(name) for name in FILE_ROW_FIELDS))
+    at = {name: fields.index(name) for name in FILE_ROW_FIELDS}
     files = []
     for row in rows:
         if not isinstance(row, list) or len(row) != len(fields):
             raise InvalidArgumentError(f"a file row must be a list of {len(fields)} values")
-        remote, local, temporary, total, transferred, completed, ranges, validated, filled = pick(
-            row
-        )
         files.append(
             {
-                "remote_name": remote,
-                "local_name": local,
-                "temporary_name": temporary,
+                "remote_name": row[at["remote_name"]],
+                "local_name": row[at["local_name"]],
+                "temporary_name": row[at["temporary_name"]],
                 "progress": {
-                    "bytes_total": total,
-                    "bytes_transferred": transferred,
-                    "completed": completed,
+                    "bytes_total": row[at["bytes_total"]],
+                    "bytes_transferred": row[at["bytes_transferred"]],
+                    "completed": row[at["completed"]],
                 },
-                "ranges": ranges,
-                "validated": validated,
-                "filled_ranges": filled,
+                "ranges": row[at["ranges"]],
+                "validated": row[at["validated"]],
+                "filled_ranges": row[at["filled_ranges"]],
             }
         )
     return files
