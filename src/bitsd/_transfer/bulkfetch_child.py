@@ -127,8 +127,6 @@ _CONNECT, _SEND, _HEAD, _BODY = range(4)
 class Host(Protocol):
     """What a bulk needs of the helper process."""
 
-    selector: selectors.BaseSelector
-
     def queue(self, item: Any) -> None:
         """Run ``item.run()`` at the loop's next turn."""
         ...

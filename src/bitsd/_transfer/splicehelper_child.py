@@ -47,7 +47,9 @@ import contextlib
 import ctypes
 import fcntl
 import importlib
+import math
 import os
+import select
 import selectors
 import signal
 import socket
@@ -170,8 +172,11 @@ class _Helper:
         # The bulkfetch_child module and httptools.HttpResponseParser (None: no bulks).
         self.bulk_module = bulks
         self.parser_class = parser_class
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(control, selectors.EVENT_READ, None)
+        # epoll itself, not ``selectors``: a bulk registers and unregisters a socket per file,
+        # and the wrapper's keys and lookups cost more than the two system calls.
+        self.epoll = select.epoll()
+        self.epoll.register(control.fileno(), select.EPOLLIN)
+        self.watching: dict[int, Any] = {control.fileno(): None}  # the item of each fd
         self.pours: dict[int, _Pour] = {}
         self.bulks: dict[int, Any] = {}  # bulkfetch_child.Bulk by id
         self.outbox: list[bytes] = []  # messages to send at the end of this turn (``post``)
@@ -188,12 +193,15 @@ class _Helper:
             if not self.runnable:
                 deadlines = [w.deadline for w in self.waits() if w.deadline is not None]
                 timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            for key, _ in self.selector.select(timeout):
-                if key.data is None:
-                    if not self.read_control():
-                        return
-                else:
-                    self.queue(key.data)
+            # Whole milliseconds, rounded up (as ``selectors`` does): a wait never ends early.
+            wait = -1.0 if timeout is None else math.ceil(timeout * 1e3) * 1e-3
+            watching = self.watching
+            for fd, _ in self.epoll.poll(wait, len(watching)):
+                item = watching.get(fd)
+                if item is not None:
+                    self.queue(item)
+                elif fd == self.control.fileno() and not self.read_control():
+                    return
             for _ in range(len(self.runnable)):
                 item = self.runnable.popleft()
                 item.queued = False
@@ -392,19 +400,26 @@ class _Helper:
 
     def watch(self, pour: Any, events: int = selectors.EVENT_READ) -> None:
         """Wake ``pour`` (a pour, or a bulk's exchange) when its socket is ready for
-        ``events``; a pour's wait to read lasts at most its read timeout."""
+        ``events`` (``selectors.EVENT_READ`` or ``EVENT_WRITE``); a pour's wait to read lasts
+        at most its read timeout."""
         if pour.watched != events:
+            fd = _fd_of(pour.sock)
+            mask = select.EPOLLIN if events == selectors.EVENT_READ else select.EPOLLOUT
             if pour.watched:
-                self.selector.modify(pour.sock, events, pour)
+                self.epoll.modify(fd, mask)
             else:
-                self.selector.register(pour.sock, events, pour)
+                self.epoll.register(fd, mask)
+            self.watching[fd] = pour
             pour.watched = events
         if events == selectors.EVENT_READ and isinstance(pour, _Pour):
             pour.deadline = time.monotonic() + pour.timeout
 
     def unwatch(self, pour: Any) -> None:
         if pour.watched:
-            self.selector.unregister(pour.sock)
+            fd = _fd_of(pour.sock)
+            del self.watching[fd]
+            with contextlib.suppress(OSError):  # closed meanwhile: epoll forgot it itself
+                self.epoll.unregister(fd)
             pour.watched = 0
 
     def fail(self, pour: _Pour, reason: int, number: int) -> None:
@@ -422,6 +437,11 @@ class _Helper:
         self.flush()  # in order
         # Blocking: the parent reads all the time, and no message may be dropped.
         self.control.send(MESSAGE.pack(message, pour_id, a, b, 0, 0))
+
+
+def _fd_of(sock: int | socket.socket) -> int:
+    """The descriptor of a pour's socket (a descriptor) or an exchange's (a socket)."""
+    return sock if isinstance(sock, int) else sock.fileno()
 
 
 def new_pipe(size: int) -> tuple[int, int, int]:
