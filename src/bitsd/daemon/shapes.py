@@ -341,7 +341,15 @@ def _file_entries(
         raise InvalidArgumentError("files must be a non-empty list of {remote_name, local_name}")
     entries: list[tuple[tuple[str, str], Mapping[str, Any]]] = []
     allowed = ("remote_name", "local_name", *extra)
+    known = frozenset(allowed)
     for i, item in enumerate(files):
+        # The usual entry, told in a few operations (a create may list thousands); any other
+        # goes through the checks below, which say what is wrong.
+        if isinstance(item, dict) and item.keys() <= known:
+            remote, local = item.get("remote_name"), item.get("local_name")
+            if isinstance(remote, str) and isinstance(local, str):
+                entries.append(((remote, local), item))
+                continue
         where = f"files[{i}]"
         entry = object_body(item)
         _only(entry, allowed, where=where)
