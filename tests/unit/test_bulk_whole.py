@@ -1,5 +1,6 @@
 """``bulkfetch._whole``, the bulk's common answer told by comparing strings, pinned to what
-``resume.decide`` and the checks after it in ``Bulk._outcome`` make of the same head."""
+``bulkfetch.taken_answer`` (``resume.decide``) and the check of the bytes written in
+``Bulk._outcome`` make of the same head."""
 
 from __future__ import annotations
 
@@ -7,43 +8,25 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bitsd._errors import TransferError
-from bitsd._transfer.bulkfetch import Fetched, _whole
+from bitsd._transfer.bulkfetch import Fetched, _whole, taken_answer
 from bitsd._transfer.bulkfetch_child import UNSET
-from bitsd._transfer.resume import Head, decide
 
 URL = "http://example.test/f"
 
 
 def decided(written: int, length: str, content_range: str, etag: str, modified: str) -> object:
-    """What the per-file path's decision makes of a taken 206 with these head fields (the
-    slow path of ``Bulk._outcome``): a Fetched, or the error's code."""
-    fields = {
-        name: value
-        for name, value in (
-            ("Content-Range", content_range),
-            ("ETag", etag),
-            ("Last-Modified", modified),
-        )
-        if value != UNSET
-    }
+    """What the slow path of ``Bulk._outcome`` makes of a taken 206 with these head fields and
+    ``written`` bytes: a Fetched, or why not (the error's code, or "short")."""
     try:
-        answer = decide(
-            Head(206, fields, int(length)),
-            url=URL,
-            offset=0,
-            total=None,
-            validator=None,
-            now_wall=0,
+        answer = taken_answer(
+            (length, content_range, etag, modified), url=URL, bytes_total=None, now_wall=0
         )
     except TransferError as err:
         return err.hresult
-    end = answer.body_end
-    assert end is not None
-    if int(length) > end or written != end:
-        return "refused"
-    return Fetched(
-        answer.bytes_total if answer.bytes_total is not None else written, answer.validator, written
-    )
+    if written != answer.body_end:
+        return "short"
+    total = answer.bytes_total if answer.bytes_total is not None else written
+    return Fetched(total, answer.validator, written)
 
 
 sizes = st.integers(min_value=0, max_value=2**40)
