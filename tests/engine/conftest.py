@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import bitsd._files
-from bitsd import FakeClock, JobState
+from bitsd import FakeClock, JobState, JobType
 from bitsd._store import SqliteStore
 from bitsd.aio import Engine, Job
 from tests.servers.faulty import FaultServer
@@ -135,6 +135,37 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p for p in os.listdir(folder) if p.endswith(bitsd._files.TEMP_SUFFIX))
 
 
+async def jobs_of_every_kind(
+    engine: Engine, server: FaultServer, dest: Path, tmp_path: Path
+) -> tuple[Job, Job, Job, Job]:
+    """Jobs whose files show every kind of listed value: TRANSFERRED (a file validated, one
+    added with ranges), fresh (files of unknown size), on-demand (a range from the middle of
+    one file held, another file untouched, SUSPENDED) and an upload (no filled ranges). Serves
+    ``/a`` (50,000 bytes) and ``/b`` (40,000)."""
+    server.add("/a", body(50_000))
+    server.add("/b", body(40_000, 2))
+    source = tmp_path / "up"
+    source.write_bytes(b"x" * 10)
+    done = await engine.create_job("transferred")
+    await done.add_file(server.url("/a"), str(dest / "a"))
+    await done.add_file_with_ranges(server.url("/b"), str(dest / "b"), [(0, 100), (1000, 10)])
+    await done.resume()
+    assert await settle(done) is JobState.TRANSFERRED
+    await done.set_validation_state(0, True)
+    fresh = await engine.create_job("fresh")
+    await fresh.add_file_set([(server.url("/a"), str(dest / f"f{i}")) for i in range(3)])
+    on_demand = await engine.create_job("on demand")
+    await on_demand.set_on_demand(True)
+    await on_demand.add_file(server.url("/a"), str(dest / "od"))
+    await on_demand.add_file(server.url("/b"), str(dest / "od2"))
+    await on_demand.request_file_ranges(0, [(1000, 500)])
+    await on_demand.resume()
+    assert await settle(on_demand, (JobState.SUSPENDED, JobState.ERROR)) is JobState.SUSPENDED
+    upload = await engine.create_job("upload", JobType.UPLOAD)
+    await upload.add_file("http://127.0.0.1:1/u", str(source))
+    return done, fresh, on_demand, upload
+
+
 class WritesSeen(SqliteStore):
     """The real store, noting the name of every write call."""
 
@@ -167,7 +198,29 @@ class WritesSeen(SqliteStore):
         super().delete_notification(job_id, kind)
 
 
-class CompletedWrites(SqliteStore):
+class FileWritesSpy(SqliteStore):
+    """The real store, showing the records of each ``put_files`` and ``put_progress`` call to
+    :meth:`before` (which may raise, refusing the write) and, once written, to :meth:`after`.
+    Spies override either."""
+
+    def put_files(self, files: Any) -> None:
+        self.before(files)
+        super().put_files(files)
+        self.after(files)
+
+    def put_progress(self, files: Any) -> None:
+        self.before(files)
+        super().put_progress(files)
+        self.after(files)
+
+    def before(self, files: Any) -> None:
+        pass
+
+    def after(self, files: Any) -> None:
+        pass
+
+
+class CompletedWrites(FileWritesSpy):
     """The real store, noting the indexes of the completed files of each put_files and
     put_progress call."""
 
@@ -175,15 +228,7 @@ class CompletedWrites(SqliteStore):
         super().__init__(path)
         self.completed: list[list[int]] = []
 
-    def put_files(self, files: Any) -> None:
-        self._note(files)
-        super().put_files(files)
-
-    def put_progress(self, files: Any) -> None:
-        self._note(files)
-        super().put_progress(files)
-
-    def _note(self, files: Any) -> None:
+    def before(self, files: Any) -> None:
         done = [f.index for f in files if f.completed]
         if done:
             self.completed.append(done)

@@ -10,8 +10,14 @@ from typing import Any
 import pytest
 
 from bitsd import ErrorContext, FakeClock, JobState, codes
-from bitsd._store import SqliteStore
-from tests.engine.conftest import EngineFactory, advance, body, leftovers, settle
+from tests.engine.conftest import (
+    EngineFactory,
+    FileWritesSpy,
+    advance,
+    body,
+    leftovers,
+    settle,
+)
 from tests.servers.faulty import Fault, FaultServer
 
 # The key download behaviours hold on every HTTP transport: bitsd's own client over HTTP
@@ -267,7 +273,7 @@ async def test_missing_local_source_is_a_remote_file_error(
         assert err.file.local_name == str(dest / "x")
 
 
-class _CheckpointsSeen(SqliteStore):
+class _CheckpointsSeen(FileWritesSpy):
     """The real store, noting at each write of a file's record the bytes it stores and the
     bytes its temporary file holds at that moment."""
 
@@ -275,15 +281,7 @@ class _CheckpointsSeen(SqliteStore):
         super().__init__(path)
         self.seen: list[tuple[int, int]] = []
 
-    def put_files(self, files: Any) -> None:
-        self._note(files)
-        super().put_files(files)
-
-    def put_progress(self, files: Any) -> None:
-        self._note(files)
-        super().put_progress(files)
-
-    def _note(self, files: Any) -> None:
+    def before(self, files: Any) -> None:
         for record in files:
             if os.path.exists(record.temp_name):
                 self.seen.append((record.bytes_transferred, os.path.getsize(record.temp_name)))

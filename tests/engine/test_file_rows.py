@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from starlette.responses import JSONResponse
 
-from bitsd import JobState, JobType, codes
+from bitsd import codes
 from bitsd._engine import FileDetails
 from bitsd._errors import InvalidArgumentError
 from bitsd._model import FileRecord
 from bitsd._wire import FILE_ROW_FIELDS, files_from_rows
 from bitsd.daemon.shapes import file_rows_to_json, file_to_json
-from tests.engine.conftest import EngineFactory, body, settle
+from tests.engine.conftest import EngineFactory, jobs_of_every_kind
 from tests.servers.faulty import FaultServer
 
 
@@ -40,28 +40,8 @@ async def test_rows_rebuild_the_file_objects_of_every_kind_of_job(
     """File by file, the rows rebuild the object form: a transferred file validated, one with
     ranges (no filled ranges), files of unknown size, an on-demand file holding a range from
     its middle, an upload's file (no filled ranges)."""
-    server.add("/a", body(50_000))
-    server.add("/b", body(40_000, 2))
-    source = tmp_path / "up"
-    source.write_bytes(b"x" * 10)
     async with make_engine() as engine:
-        done = await engine.create_job("transferred")
-        await done.add_file(server.url("/a"), str(dest / "a"))
-        await done.add_file_with_ranges(server.url("/b"), str(dest / "b"), [(0, 100), (1000, 10)])
-        await done.resume()
-        assert await settle(done) is JobState.TRANSFERRED
-        await done.set_validation_state(0, True)
-        fresh = await engine.create_job("fresh")
-        await fresh.add_file_set([(server.url("/a"), str(dest / f"f{i}")) for i in range(3)])
-        on_demand = await engine.create_job("on demand")
-        await on_demand.set_on_demand(True)
-        await on_demand.add_file(server.url("/a"), str(dest / "od"))
-        await on_demand.add_file(server.url("/b"), str(dest / "od2"))
-        await on_demand.request_file_ranges(0, [(1000, 500)])
-        await on_demand.resume()
-        assert await settle(on_demand, (JobState.SUSPENDED, JobState.ERROR)) is JobState.SUSPENDED
-        upload = await engine.create_job("upload", JobType.UPLOAD)
-        await upload.add_file("http://127.0.0.1:1/u", str(source))
+        done, fresh, on_demand, upload = await jobs_of_every_kind(engine, server, dest, tmp_path)
         for job in (done, fresh, on_demand, upload):
             assert_rows_rebuild_the_objects(await job._file_details())
         # What the cases above cover, so that none of them goes unnoticed.

@@ -16,10 +16,18 @@ import pytest
 
 import bitsd
 from bitsd import ErrorContext, FakeClock, JobState, JobType, NotifyFlags, Priority, codes
-from bitsd._store import SqliteStore
 from bitsd._wire import file_info_to_json, ranges_to_json
 from bitsd.daemon.shapes import file_to_json
-from tests.engine.conftest import EngineFactory, WritesSeen, advance, body, leftovers, settle
+from tests.engine.conftest import (
+    EngineFactory,
+    FileWritesSpy,
+    WritesSeen,
+    advance,
+    body,
+    jobs_of_every_kind,
+    leftovers,
+    settle,
+)
 from tests.servers.faulty import Fault, FaultServer
 
 
@@ -702,25 +710,9 @@ async def test_file_details_answer_what_each_files_getters_answer(
     (built from the record); it must answer, file by file, what the file's FileInfo,
     GetFileRanges, the validation state and GetFilledFileRanges answer (None where that
     getter fails with BG_E_RANDOM_ACCESS_NOT_SUPPORTED), for every kind of job."""
-    server.add("/a", body(50_000))
-    server.add("/b", body(40_000, 2))
-    source = tmp_path / "up"
-    source.write_bytes(b"x" * 10)
     async with make_engine() as engine:
-        done = await engine.create_job("transferred")
-        await done.add_file(server.url("/a"), str(dest / "a"))
-        await done.add_file_with_ranges(server.url("/b"), str(dest / "b"), [(0, 100), (1000, 10)])
-        await done.resume()
-        assert await settle(done) is JobState.TRANSFERRED
-        await done.set_validation_state(0, True)
-        fresh = await engine.create_job("fresh")
-        await fresh.add_file_set([(server.url("/a"), str(dest / f"f{i}")) for i in range(3)])
-        on_demand = await engine.create_job("on demand")
-        await on_demand.set_on_demand(True)
-        await on_demand.add_file(server.url("/a"), str(dest / "od"))
-        upload = await engine.create_job("upload", JobType.UPLOAD)
-        await upload.add_file("http://127.0.0.1:1/u", str(source))
-        for job in (done, fresh, on_demand, upload):
+        done, *others = await jobs_of_every_kind(engine, server, dest, tmp_path)
+        for job in (done, *others):
             expected = []
             for i, info in enumerate(await job.files()):
                 filled: list[tuple[int, int]] | None
@@ -827,7 +819,7 @@ async def test_ended_jobs_kept_in_memory_are_bounded(
                 await job.get_state()
 
 
-class _RefusesWrites(SqliteStore):
+class _RefusesWrites(FileWritesSpy):
     """The real store, refusing the next ``refusals`` calls of ``put_files`` and
     ``put_progress`` (as sqlite does on a full disk), and noting the offsets it stored."""
 
@@ -836,20 +828,13 @@ class _RefusesWrites(SqliteStore):
         self.refusals = 0
         self.stored: list[int] = []
 
-    def put_files(self, files: Any) -> None:
-        self._refuse()
-        super().put_files(files)
-        self.stored.extend(record.bytes_transferred for record in files)
-
-    def put_progress(self, files: Any) -> None:
-        self._refuse()
-        super().put_progress(files)
-        self.stored.extend(record.bytes_transferred for record in files)
-
-    def _refuse(self) -> None:
+    def before(self, files: Any) -> None:
         if self.refusals:
             self.refusals -= 1
             raise sqlite3.OperationalError("database or disk is full")
+
+    def after(self, files: Any) -> None:
+        self.stored.extend(record.bytes_transferred for record in files)
 
 
 @pytest.mark.parametrize("refusals", [1, 2], ids=["checkpoint", "checkpoint-and-close"])
