@@ -66,7 +66,7 @@ class BulkRun:
         self._origin: tuple[str, int] | None = None
         # The GET of the origin's plain paths, from the first file with one (options and
         # proxy environment are the run's): the next files' GETs without deciding each.
-        self._made: BulkOrigin | None = None
+        self._gets: BulkOrigin | None = None
         self._entries: dict[int, _Entry] = {}  # by position: taken, not handed over yet
         self._bulk: Bulk | None = None
         self._unavailable = False  # the bulk could not open, or is gone
@@ -90,7 +90,7 @@ class BulkRun:
         ):
             return False
         url = record.remote_name
-        wire = self._made.get(url) if self._made is not None else None
+        wire = self._gets.get(url) if self._gets is not None else None
         if wire is None:  # not a plain path of the bulk's origin: decided in full
             request = FileRequest(url, 0, record.bytes_total, None, options=self._options)
             found = self._raw.bulk_file(request, self._environment)
@@ -100,8 +100,8 @@ class BulkRun:
                 self._origin = found.where
             elif found.where != self._origin:
                 return False
-            if self._made is None:
-                self._made = found.origin
+            if self._gets is None:
+                self._gets = found.origin
             wire = found.wire
         path = os.fsencode(record.temp_name)
         if not fits(path, wire):

@@ -175,8 +175,11 @@ class _Helper:
         # epoll itself, not ``selectors``: a bulk registers and unregisters a socket per file,
         # and the wrapper's keys and lookups cost more than the two system calls.
         self.epoll = select.epoll()
-        self.epoll.register(control.fileno(), select.EPOLLIN)
-        self.watching: dict[int, Any] = {control.fileno(): None}  # the item of each fd
+        self.control_fd = control.fileno()
+        self.epoll.register(self.control_fd, select.EPOLLIN)
+        self.watching: dict[int, Any] = {self.control_fd: None}  # the item of each fd watched
+        # The fd each item is watched by: found again when its socket was closed meanwhile.
+        self.fd_of: dict[Any, int] = {}
         self.pours: dict[int, _Pour] = {}
         self.bulks: dict[int, Any] = {}  # bulkfetch_child.Bulk by id
         self.outbox: list[bytes] = []  # messages to send at the end of this turn (``post``)
@@ -200,7 +203,7 @@ class _Helper:
                 item = watching.get(fd)
                 if item is not None:
                     self.queue(item)
-                elif fd == self.control.fileno() and not self.read_control():
+                elif fd == self.control_fd and not self.read_control():
                     return
             for _ in range(len(self.runnable)):
                 item = self.runnable.popleft()
@@ -403,20 +406,21 @@ class _Helper:
         ``events`` (``selectors.EVENT_READ`` or ``EVENT_WRITE``); a pour's wait to read lasts
         at most its read timeout."""
         if pour.watched != events:
-            fd = _fd_of(pour.sock)
             mask = select.EPOLLIN if events == selectors.EVENT_READ else select.EPOLLOUT
             if pour.watched:
-                self.epoll.modify(fd, mask)
+                self.epoll.modify(self.fd_of[pour], mask)
             else:
+                fd = _fd_of(pour.sock)
                 self.epoll.register(fd, mask)
-            self.watching[fd] = pour
+                self.watching[fd] = pour
+                self.fd_of[pour] = fd
             pour.watched = events
         if events == selectors.EVENT_READ and isinstance(pour, _Pour):
             pour.deadline = time.monotonic() + pour.timeout
 
     def unwatch(self, pour: Any) -> None:
         if pour.watched:
-            fd = _fd_of(pour.sock)
+            fd = self.fd_of.pop(pour)
             del self.watching[fd]
             with contextlib.suppress(OSError):  # closed meanwhile: epoll forgot it itself
                 self.epoll.unregister(fd)
