@@ -137,6 +137,7 @@ def test_good_folders_are_checked_once_per_call(tmp_path: Path) -> None:
         check_local_name(str(tmp_path / "folder"), good)
     with pytest.raises(bitsd.BitsError):
         check_local_name(str(tmp_path / "missing" / "b"), good)
+    (tmp_path / "a").write_bytes(b"")
     with pytest.raises(bitsd.BitsError):
         check_local_name(str(tmp_path / "a" / "b"), good)  # a file where the folder goes
     assert good == {str(tmp_path): False}
