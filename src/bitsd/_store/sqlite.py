@@ -386,14 +386,17 @@ class SqliteStore:
             if statement is not None:
                 self._db.execute(*statement)  # one statement: a transaction of its own
         else:
-            new = [f for f in files if _is_new(f)]
+            new: list[FileRecord] = []
+            others: list[FileRecord] = []
+            for f in files:
+                (new if _is_new(f) else others).append(f)
             with self._transaction() as db:
                 if statement is not None:
                     db.execute(*statement)
                 if new:
                     db.executemany(_PUT_NEW_FILE, [_GIVEN_OF(f) for f in new])
-                if len(new) < len(files):
-                    db.executemany(_PUT_FILE, [_file_row(f) for f in files if not _is_new(f)])
+                if others:
+                    db.executemany(_PUT_FILE, [_file_row(f) for f in others])
         self._written[job.id] = row
 
     def put_files(self, files: Sequence[FileRecord]) -> None:
