@@ -10,7 +10,7 @@ import os
 import select
 import signal
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -213,6 +213,15 @@ async def until_reported(job: Job, count: int) -> None:
         pytest.fail(f"not within {_BOUND} s: {count} files reported")
 
 
+def retry_delay(seconds: float) -> Callable[[Job], Awaitable[None]]:
+    """A ``fetch_job`` set-up giving the job a minimum retry delay of ``seconds``."""
+
+    async def configure(job: Job) -> None:
+        await job.set_minimum_retry_delay(seconds)
+
+    return configure
+
+
 def helper_fds(engine: Engine) -> list[str]:
     """What the splice helper's descriptors point to (none while no helper runs)."""
     pid = engine._splice_helper.pid
@@ -338,12 +347,11 @@ async def test_dropped_body_is_transient_and_the_retry_fetches_only_the_rest(
     data = serve(server, sizes)
     server.set_fault("/f19", Fault(drop_after=20_000, times=1))
     async with make_engine() as engine:
-
-        async def delay(job: Job) -> None:
-            await job.set_minimum_retry_delay(30)
-
         job = await fetch_job(
-            engine, [server.url(f"/f{i}") for i in range(20)], dest / "j", configure=delay
+            engine,
+            [server.url(f"/f{i}") for i in range(20)],
+            dest / "j",
+            configure=retry_delay(30),
         )
         assert await settle(job, (JobState.TRANSIENT_ERROR,)) is JobState.TRANSIENT_ERROR
         err = await job.get_error()
@@ -435,12 +443,11 @@ async def test_retry_after_in_a_bulk_is_honoured_and_done_files_stay_done(
     data = serve(server, [2_000 + 13 * i for i in range(20)])
     server.set_fault("/f5", Fault(status=503, retry_after="120", times=1))
     async with make_engine() as engine:
-
-        async def delay(job: Job) -> None:
-            await job.set_minimum_retry_delay(5)
-
         job = await fetch_job(
-            engine, [server.url(f"/f{i}") for i in range(20)], dest / "j", configure=delay
+            engine,
+            [server.url(f"/f{i}") for i in range(20)],
+            dest / "j",
+            configure=retry_delay(5),
         )
         assert await settle(job, (JobState.TRANSIENT_ERROR,)) is JobState.TRANSIENT_ERROR
         err = await job.get_error()

@@ -1439,6 +1439,12 @@ async def test_close_stops_the_files_under_way_and_closes_every_connection(
     assert kit.helper.pid == pid
 
 
+async def _silent(peer: _Peer) -> bool:
+    """A route that never answers: it waits until the client closes the connection."""
+    await peer.until_closed()
+    return False
+
+
 async def test_a_helper_that_does_not_answer_a_cancel_is_killed(
     kit: _Kit, origin: _Origin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1448,12 +1454,8 @@ async def test_a_helper_that_does_not_answer_a_cancel_is_killed(
     (outcome None), those after it get no result, and the bulk is gone."""
     monkeypatch.setattr("bitsd._transfer.bulkfetch.CANCEL_TIMEOUT", SHORT)
 
-    async def silent(peer: _Peer) -> bool:
-        await peer.until_closed()
-        return False
-
     for n in range(3):
-        origin.routes[f"/f{n}"] = silent
+        origin.routes[f"/f{n}"] = _silent
     bulk = await kit.open(origin.port, width=3)
     await bulk.add([kit.entry(n, origin.url(f"/f{n}")) for n in range(3)])
     await _until(lambda: len(origin.requests) == 3, "three files asked for")
@@ -1495,12 +1497,8 @@ async def test_a_helper_that_dies_hands_back_every_file_under_way(
     connection) hands each back to be fetched from the start (outcome None); the bulk is gone:
     it takes no more files, and cancelling or closing it returns at once."""
 
-    async def silent(peer: _Peer) -> bool:
-        await peer.until_closed()
-        return False
-
     for n in range(4):
-        origin.routes[f"/f{n}"] = silent
+        origin.routes[f"/f{n}"] = _silent
     bulk = await kit.open(origin.port, width=2)
     await bulk.add([kit.entry(n, origin.url(f"/f{n}")) for n in range(4)])
     await _until(lambda: len(origin.requests) == 2, "two files asked for")
